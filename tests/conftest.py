@@ -1,0 +1,34 @@
+"""Test configuration shared by the whole suite.
+
+Triton reads TRITON_INTERPRET when a kernel is decorated, so the switch must be set before
+anything imports avsdk.kernels (TOOLCHAIN.md, interpreter pitfall 1). Without a GPU every
+Triton kernel runs under the interpreter on CPU tensors.
+"""
+import os
+
+import pytest
+
+try:
+    import torch
+
+    _HAS_CUDA = torch.cuda.is_available()
+except ImportError:  # pragma: no cover - torch is a hard dependency
+    _HAS_CUDA = False
+
+if not _HAS_CUDA:
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture
+def device() -> str:
+    """The device kernel tests run on: CUDA when present, else the CPU (interpreter)."""
+    return "cuda" if _HAS_CUDA else "cpu"
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device; none is present")
+    for item in items:
+        if "gpu" in item.keywords and not _HAS_CUDA:
+            item.add_marker(skip_gpu)
