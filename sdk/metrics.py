@@ -78,6 +78,8 @@ def resize_bilinear(maps: np.ndarray, size: int | tuple[int, int] = IMAGE_SIZE) 
     height, width = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
     if height < 1 or width < 1:
         raise bad_input("size", "positive output height and width", size)
+    if maps.shape[-2:] == (height, width):  # scale 1 samples every pixel at its own centre
+        return maps.astype(np.float32)
     rows = _interpolation_matrix(maps.shape[-2], int(height))
     cols = _interpolation_matrix(maps.shape[-1], int(width))
     out = rows @ maps.astype(np.float64) @ cols.T
