@@ -1,0 +1,388 @@
+"""Build the real-parts asset pack from Debian packages (run once by a developer).
+
+    python -m avsdk.datasets.make_asset_pack                      # the committed pack (< 10 MB)
+    python -m avsdk.datasets.make_asset_pack --full --out ~/avsdk-assets-full
+
+Fetches the packages named in catalogue.PACKAGES with ``apt-get download`` into
+``<cache>/debs`` and unpacks them with ``dpkg -x`` into ``<cache>/unpacked`` (never into /),
+then writes cut-outs, background photos, sound clips, licence texts and ``manifest.json``.
+
+The default build is the small pack committed under sdk/datasets/assets/: cut-outs at most
+160 px, backgrounds 256 px on the short side (JPEG q85), clips as 16 kHz mono Ogg Vorbis.
+``--full`` keeps cut-outs and backgrounds at full resolution, adds more background photos and
+writes lossless FLAC clips; point ``build_benchmark(..., assets=that_folder)`` at it.
+
+Long recordings are cut into distinct segments (at quiet points) so that the train, val and
+test splits can use disjoint audio; every clip records its recording and time range in the
+manifest. Recordings that repeat another one (same audio under another stamp name) are dropped.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from PIL import Image
+
+from . import catalogue
+from .qt_rcc import RccArchive
+
+RATE = 16000
+MIN_SEGMENT_S = 1.2  # shorter pieces of one sound would no longer be a recognisable call
+MAX_CLIP_S = 4.0
+MAX_SEGMENTS = 4
+DUPLICATE_CORRELATION = 0.8
+DEFAULT_OUT = Path(__file__).resolve().parent / "assets"
+DEFAULT_CACHE = Path.home() / ".cache" / "avsdk" / "debian"
+LICENCE_TEXTS = {
+    "GPL-2.0-or-later": ["/usr/share/common-licenses/GPL-2"],
+    "GPL-3.0-or-later": ["/usr/share/common-licenses/GPL-3"],
+    "CC0-1.0": ["/usr/share/common-licenses/CC0-1.0"],
+    "CC-BY-SA-4.0": [
+        "/usr/share/common-licenses/CC-BY-SA-4.0",
+        str(Path.home() / ".rustup/toolchains/stable-x86_64-unknown-linux-gnu/share/doc/rust/licenses/CC-BY-SA-4.0.txt"),
+    ],
+}
+LICENCE_URLS = {
+    "CC-BY-SA-3.0": "https://creativecommons.org/licenses/by-sa/3.0/legalcode",
+    "CC-BY-SA-4.0": "https://creativecommons.org/licenses/by-sa/4.0/legalcode",
+    "Public-Domain": "",
+}
+
+
+# ----------------------------------------------------------------------------- packages
+def fetch_packages(cache: Path) -> dict[str, dict]:
+    """apt-get download + dpkg -x each package into the cache; returns name -> {version, root}."""
+    debs, unpacked = cache / "debs", cache / "unpacked"
+    debs.mkdir(parents=True, exist_ok=True)
+    found = {}
+    for name in catalogue.PACKAGES:
+        deb = next(iter(sorted(debs.glob(f"{name}_*.deb"))), None)
+        if deb is None:
+            subprocess.run(["apt-get", "download", name], cwd=debs, check=True)
+            deb = next(iter(sorted(debs.glob(f"{name}_*.deb"))))
+        root = unpacked / name
+        if not root.exists():
+            root.mkdir(parents=True)
+            subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+        version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], check=True,
+                                 capture_output=True, text=True).stdout.strip()
+        found[name] = {"version": version, "root": root, "deb": deb.name}
+    return found
+
+
+def parse_attributions(text: str) -> dict[str, dict]:
+    """gcompris resource README blocks (Copyright/License/Source/Files) -> file name -> fields."""
+    result = {}
+    for block in re.split(r"\n\s*\n", text):
+        fields, files, key = {}, [], None
+        for line in block.splitlines():
+            match = re.match(r"^(\w+):\s*(.*)$", line)
+            if match:
+                key = match.group(1).lower()
+                if key == "files":
+                    files += match.group(2).split()
+                else:
+                    fields[key] = match.group(2).strip()
+            elif key == "files" and line.strip():
+                files += line.split()
+        for name in files:
+            result[Path(name).name] = fields
+    return result
+
+
+class Sources:
+    """Resolves catalogue references to bytes plus a record of where they came from."""
+
+    def __init__(self, packages: dict[str, dict]):
+        self.packages = packages
+        self._archives: dict[str, RccArchive] = {}
+
+    def archive(self, name: str) -> RccArchive:
+        if name not in self._archives:
+            root = self.packages["gcompris-qt-data"]["root"]
+            self._archives[name] = RccArchive(root / catalogue.GC_RCC / f"{name}.rcc")
+        return self._archives[name]
+
+    def gc_member(self, archive: str, relative: str) -> str:
+        matches = [n for n in self.archive(archive).names() if n.endswith("/resource/" + relative)]
+        if len(matches) != 1:
+            raise FileNotFoundError(f"{archive}.rcc: {len(matches)} members end in resource/{relative}")
+        return matches[0]
+
+    def _origin(self, package: str, path: str, member: str | None = None) -> dict:
+        origin = {"package": package, "version": self.packages[package]["version"], "path": path}
+        if member:
+            origin["member"] = member
+        return origin
+
+    def sound(self, ref: str) -> tuple[bytes, dict]:
+        kind, _, rest = ref.partition(":")
+        if kind == "tux":
+            path = f"{catalogue.TUX_STAMPS}/{rest}.ogg"
+            root = self.packages["tuxpaint-stamps-default"]["root"]
+            origin = self._origin("tuxpaint-stamps-default", path)
+            origin["licence"] = catalogue.LICENCES["tuxpaint-stamps-default"]
+            return (root / path).read_bytes(), origin
+        if kind == "gc":
+            archive, relative = rest.split(":", 1)
+            member = self.gc_member(archive, relative)
+            origin = self._origin("gcompris-qt-data", f"{catalogue.GC_RCC}/{archive}.rcc", member)
+            origin["licence"] = catalogue.LICENCES[("gcompris-qt-data", archive)]
+            return self.archive(archive).read(member), origin
+        if kind == "fd":
+            path = f"{catalogue.FD_SOUNDS}/{rest}.oga"
+            root = self.packages["sound-theme-freedesktop"]["root"]
+            origin = self._origin("sound-theme-freedesktop", path)
+            origin["licence"] = catalogue.LICENCES[("sound-theme-freedesktop", rest)]
+            return (root / path).read_bytes(), origin
+        raise ValueError(f"unknown sound reference {ref!r}")
+
+    def stamp(self, stamp: str) -> tuple[Image.Image, dict]:
+        path = f"{catalogue.TUX_STAMPS}/{stamp}.png"
+        root = self.packages["tuxpaint-stamps-default"]["root"]
+        origin = self._origin("tuxpaint-stamps-default", path)
+        origin["licence"] = catalogue.LICENCES["tuxpaint-stamps-default"]
+        return Image.open(root / path), origin
+
+    def backgrounds(self, build: str):
+        """Yields (id, PIL image, origin) for every background photo of the build."""
+        for archive, folder in catalogue.BACKGROUND_ARCHIVES[build]:
+            rcc = self.archive(archive)
+            readmes = [n for n in rcc.names() if n.endswith(f"resource/{folder}README")]
+            credits = parse_attributions(rcc.read(readmes[0]).decode("utf-8")) if readmes else {}
+            for member in rcc.names():
+                if not (member.endswith(".webp") and f"/resource/{folder}" in member):
+                    continue
+                name = Path(member).stem
+                credit = credits.get(Path(member).name, {})
+                origin = self._origin("gcompris-qt-data", f"{catalogue.GC_RCC}/{archive}.rcc", member)
+                origin["licence"] = _spdx(credit.get("license", "unknown"))
+                origin["attribution"] = {k: credit[k] for k in ("copyright", "source") if k in credit}
+                yield f"{archive}-{name}", Image.open(io.BytesIO(rcc.read(member))), origin
+
+
+def _spdx(text: str) -> str:
+    cleaned = text.strip().replace(" ", "-")
+    return {"Public-Domain": "Public-Domain", "CC-BY-SA-4.0": "CC-BY-SA-4.0"}.get(cleaned, cleaned)
+
+
+# ----------------------------------------------------------------------------- audio
+def decode_16k_mono(blob: bytes) -> np.ndarray:
+    import soxr
+
+    audio, rate = sf.read(io.BytesIO(blob), dtype="float32", always_2d=True)
+    return soxr.resample(audio.mean(axis=1), rate, RATE).astype(np.float32)
+
+
+def _frame_db(x: np.ndarray, hop: int = 160) -> np.ndarray:
+    frames = max(-(-len(x) // hop), 1)
+    padded = np.pad(x, (0, frames * hop - len(x)))
+    energy = np.sqrt(np.mean(padded.reshape(frames, hop) ** 2, axis=1) + 1e-12)
+    return 20 * np.log10(energy / energy.max())
+
+
+def trim_silence(x: np.ndarray, floor_db: float = -40.0, hop: int = 160) -> np.ndarray:
+    loud = np.flatnonzero(_frame_db(x, hop) > floor_db)
+    start, stop = max(loud[0] - 5, 0) * hop, min((loud[-1] + 6) * hop, len(x))
+    return x[start:stop]
+
+
+def segment_bounds(x: np.ndarray) -> list[tuple[int, int]]:
+    """Cut a recording into 1..4 pieces of >= MIN_SEGMENT_S, <= MAX_CLIP_S where it can.
+
+    Cuts are snapped to the quietest 10 ms frame within 0.25 s of the even split, so a
+    piece rarely starts mid-call. A piece longer than MAX_CLIP_S keeps only its start.
+    """
+    duration = len(x) / RATE
+    count = int(np.clip(duration // MIN_SEGMENT_S, 1, MAX_SEGMENTS))
+    db, hop = _frame_db(x), 160
+    cuts = [0]
+    for i in range(1, count):
+        centre = int(i * len(x) / count) // hop
+        lo, hi = max(centre - 25, 1), min(centre + 25, len(db) - 1)
+        cuts.append((lo + int(np.argmin(db[lo:hi]))) * hop)
+    cuts.append(len(x))
+    return [(a, min(b, a + int(MAX_CLIP_S * RATE))) for a, b in zip(cuts[:-1], cuts[1:])]
+
+
+def is_duplicate(x: np.ndarray, seen: list[np.ndarray]) -> bool:
+    for y in seen:
+        n = min(len(x), len(y))
+        corr = float(np.dot(x[:n], y[:n]) / (np.linalg.norm(x[:n]) * np.linalg.norm(y[:n]) + 1e-9))
+        if corr > DUPLICATE_CORRELATION:
+            return True
+    return False
+
+
+# ----------------------------------------------------------------------------- images
+def cutout(image: Image.Image, longest: int | None) -> Image.Image:
+    """RGBA, cropped to the alpha bounding box, longest side <= ``longest`` (None: as is)."""
+    rgba = image.convert("RGBA")
+    rgba = rgba.crop(rgba.getchannel("A").point(lambda a: 255 if a > 0 else 0).getbbox())
+    if longest and max(rgba.size) > longest:
+        scale = longest / max(rgba.size)
+        rgba = rgba.resize((max(1, round(rgba.width * scale)), max(1, round(rgba.height * scale))),
+                           Image.LANCZOS)
+    return rgba
+
+
+def background(image: Image.Image, short_side: int | None) -> Image.Image:
+    rgb = image.convert("RGB")
+    if short_side and min(rgb.size) > short_side:
+        scale = short_side / min(rgb.size)
+        rgb = rgb.resize((round(rgb.width * scale), round(rgb.height * scale)), Image.LANCZOS)
+    return rgb
+
+
+# ----------------------------------------------------------------------------- the pack
+def build_pack(out: Path, cache: Path = DEFAULT_CACHE, full: bool = False) -> Path:
+    """Write the asset pack to ``out`` (replacing it) and return the manifest path."""
+    from tqdm import tqdm
+
+    packages = fetch_packages(cache)
+    sources = Sources(packages)
+    if out.exists():
+        shutil.rmtree(out)
+    for folder in ("cutouts", "backgrounds", "sounds", "licences"):
+        (out / folder).mkdir(parents=True)
+    files: dict[str, dict] = {}
+    classes: dict[str, dict] = {}
+    skipped: list[dict] = []
+    sound_ext, sound_format = ("flac", "FLAC") if full else ("ogg", "OGG")
+    sound_subtype = "PCM_16" if full else "VORBIS"
+    seen_audio: list[np.ndarray] = []
+
+    for label, (stamps, refs) in tqdm(sorted(catalogue.CLASSES.items()), desc="classes"):
+        entry = classes.setdefault(label, {"cutouts": [], "clips": []})
+        for stamp in stamps:
+            image, origin = sources.stamp(stamp)
+            rel = f"cutouts/{label}/{Path(stamp).name}.png"
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            cutout(image, None if full else 160).save(out / rel, optimize=True)
+            origin["processing"] = ("cropped to the alpha bounding box"
+                                    + ("" if full else ", longest side <= 160 px (Lanczos)") + ", PNG RGBA")
+            files[rel] = {"kind": "cutout", "label": label, **origin}
+            entry["cutouts"].append(rel)
+        for ref in refs:
+            blob, origin = sources.sound(ref)
+            audio = trim_silence(decode_16k_mono(blob))
+            if is_duplicate(audio, seen_audio):
+                skipped.append({"reference": ref, "reason": "same audio as an earlier recording"})
+                continue
+            seen_audio.append(audio)
+            recording = re.sub(r"[^a-z0-9]+", "-", ref.lower()).strip("-")
+            bounds = segment_bounds(audio)
+            for index, (a, b) in enumerate(bounds):
+                piece = audio[a:b]
+                piece = 0.89 * piece / (np.abs(piece).max() + 1e-9)  # peak at -1 dBFS
+                rel = f"sounds/{label}/{_clip_name(ref)}-{index}.{sound_ext}"
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                sf.write(out / rel, piece, RATE, format=sound_format, subtype=sound_subtype)
+                files[rel] = {
+                    "kind": "clip", "label": label, "recording": recording,
+                    "segment_s": [round(a / RATE, 3), round(b / RATE, 3)], **origin,
+                    "processing": (f"decoded, mixed to mono, resampled to {RATE} Hz (soxr), silence "
+                                   f"trimmed at -40 dB, segment {index + 1} of {len(bounds)} "
+                                   f"(times after trimming), peak-normalised to -1 dBFS, "
+                                   f"{sound_format} {sound_subtype}"),
+                }
+                entry["clips"].append(rel)
+
+    backgrounds = []
+    for name, image, origin in tqdm(list(sources.backgrounds("full" if full else "default")),
+                                    desc="backgrounds"):
+        if origin["licence"] == "unknown":  # not credited in gcompris' README: leave it out
+            skipped.append({"reference": origin["member"], "reason": "no licence recorded upstream"})
+            continue
+        rel = f"backgrounds/{name}.jpg"
+        background(image, None if full else 256).save(out / rel, quality=95 if full else 85)
+        origin["processing"] = ("decoded from WebP" + ("" if full else ", short side 256 px (Lanczos)")
+                                + f", JPEG q{95 if full else 85}")
+        files[rel] = {"kind": "background", **origin}
+        backgrounds.append(rel)
+
+    licences = _write_licences(out, packages, sources, files)
+    manifest = {
+        "format": "avsdk.realparts.assets", "version": 1, "build": "full" if full else "default",
+        "packages": {n: {"version": p["version"], "deb": p["deb"]} for n, p in packages.items()},
+        "licences": licences, "classes": classes, "backgrounds": backgrounds,
+        "skipped": skipped, "files": files,
+    }
+    path = out / "manifest.json"
+    path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def _clip_name(ref: str) -> str:
+    kind, _, rest = ref.partition(":")
+    stem = Path(rest.split(":")[-1]).stem
+    return f"{kind}-{re.sub(r'[^A-Za-z0-9]+', '_', stem)}"
+
+
+def _write_licences(out: Path, packages: dict, sources: Sources, files: dict) -> dict[str, str]:
+    """Copy licence texts and each package's copyright file; returns licence -> file."""
+    written = {}
+    for name, package in packages.items():
+        copyright_file = package["root"] / f"usr/share/doc/{name}/copyright"
+        rel = f"licences/{name}.copyright"
+        shutil.copyfile(copyright_file, out / rel)
+        files[rel] = {"kind": "licence", "package": name, "version": package["version"],
+                      "path": f"usr/share/doc/{name}/copyright", "licence": "n/a (licence text)"}
+    # gcompris keeps its per-file credits in resource/README files and the Free Art License
+    # of the memory-sound recordings in resource/Licence.txt.
+    used_archives = {f["path"].rsplit("/", 1)[-1].removesuffix(".rcc") for f in files.values()
+                     if f.get("path", "").endswith(".rcc")}
+    for archive in sorted(used_archives):
+        rcc = sources.archive(archive)
+        for member in rcc.names():
+            if member.endswith(("/README", "resource/Licence.txt")):
+                tag = "LAL-1.2" if member.endswith("Licence.txt") else "README"
+                folder = member.split("/resource", 1)[-1].strip("/").replace("/", "-")
+                folder = folder.removesuffix("README").removesuffix("Licence.txt").strip("-")
+                rel = f"licences/gcompris-{archive}{'-' + folder if folder else ''}-{tag}.txt"
+                (out / rel).write_bytes(rcc.read(member))
+                files[rel] = {"kind": "licence", "package": "gcompris-qt-data",
+                              "version": packages["gcompris-qt-data"]["version"],
+                              "path": f"{catalogue.GC_RCC}/{archive}.rcc", "member": member,
+                              "licence": "n/a (licence text)"}
+                if tag == "LAL-1.2":
+                    written["LAL-1.2"] = rel
+    used = sorted({f["licence"] for f in files.values() if f["kind"] != "licence"})
+    for licence in used:
+        if licence in written:
+            continue
+        rel = f"licences/{licence}.txt"
+        text = next((Path(p).read_text() for p in LICENCE_TEXTS.get(licence, []) if Path(p).exists()), None)
+        if text is None:
+            url = LICENCE_URLS.get(licence, "")
+            text = (f"{licence}\n\nThe full text was not available offline when this pack was built"
+                    + (f"; it is published at {url}" if url else "") + ".\n"
+                    + ("Public domain: no licence conditions apply.\n" if licence == "Public-Domain" else ""))
+        (out / rel).write_text(text)
+        files[rel] = {"kind": "licence", "licence": "n/a (licence text)", "package": "",
+                      "version": "", "path": ""}
+        written[licence] = rel
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=None, help="default: sdk/datasets/assets (or ./avsdk-assets-full with --full)")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where .debs are downloaded and unpacked")
+    parser.add_argument("--full", action="store_true", help="full resolution, more backgrounds, FLAC clips")
+    args = parser.parse_args(argv)
+    out = args.out or (Path("avsdk-assets-full") if args.full else DEFAULT_OUT)
+    manifest = build_pack(out.resolve(), args.cache, args.full)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"wrote {manifest} ({size / 1e6:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()
