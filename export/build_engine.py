@@ -1,0 +1,181 @@
+"""Checkpoint or ONNX -> (FP16 / Q/DQ INT8 ONNX) -> TensorRT engine, with a manifest per artifact.
+
+    python export/build_engine.py --checkpoint runs/edge/best.pt --int8 --calib-data bench/
+    python export/build_engine.py --onnx best.int8.onnx --int8          # on the Jetson
+
+Where TensorRT is not importable the ONNX artifacts are still written, and the script exits
+with status 3 after printing the trtexec command that builds the same engine on the device.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_NO_TENSORRT = 3
+
+EPILOG = """\
+TensorRT engines are NOT portable: an engine runs only with the TensorRT version and on the
+GPU it was built with. Build it on the device that will run it, and again after every
+JetPack/TensorRT upgrade; engines are cached under names holding the TensorRT version, the
+GPU, the precision and the ONNX hash, so a mismatch rebuilds instead of failing.
+Supported: TensorRT 8.5/8.6 (JetPack 5.1/6.0), 10.x (JetPack 6.1+, 7.x), 11.x (JetPack 7.2.2+).
+Precision always comes from the ONNX graph (fp32, FP16-typed, or Q/DQ INT8); the engine is
+never built at another precision than asked.
+Exit status: 0 built, 1 error, 2 bad arguments, 3 TensorRT not found (ONNX written)."""
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="build_engine.py",
+        description="Export an avsdk model to ONNX, quantize it and build a TensorRT engine.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path, help="avsdk checkpoint (.pt) to export")
+    source.add_argument("--onnx", type=Path, help="an ONNX file written by avsdk.export (with its .json manifest)")
+    precision = parser.add_mutually_exclusive_group()
+    for name, text in (("fp32", "float32 engine (default)"), ("fp16", "engine from an FP16-typed ONNX"),
+                       ("int8", "engine from a Q/DQ INT8 ONNX (calibrated with --calib-data)")):
+        precision.add_argument(f"--{name}", dest="precision", action="store_const", const=name, help=text)
+    parser.set_defaults(precision="fp32")
+    parser.add_argument("--calib-data", type=Path, help="benchmark root; INT8 calibrates on its train/val splits")
+    parser.add_argument("--calib-size", type=int, default=512, help="calibration samples (default 512)")
+    parser.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"), default="minmax",
+                        help="activation range method (default minmax)")
+    parser.add_argument("--calib-seed", type=int, default=0, help="seed of the calibration draw")
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17, parsed by TensorRT >= 8.5)")
+    parser.add_argument("--batch", type=int, default=None, help="static batch size (default: dynamic batch)")
+    parser.add_argument("--opt-batch", type=int, default=1, help="batch the engine is tuned for (dynamic batch)")
+    parser.add_argument("--max-batch", type=int, default=8, help="largest batch of the engine (dynamic batch)")
+    parser.add_argument("--workspace", type=int, default=1024, help="builder workspace in MiB (default 1024)")
+    parser.add_argument("--with-embedding", action="store_true", help="also output audio_embedding [B, 512]")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: beside the input)")
+    parser.add_argument("--engine", type=Path, default=None,
+                        help="engine path (default: <out>/<name>.<precision>.trt<version>.<gpu>.<hash>.engine)")
+    return parser.parse_args(argv)
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def onnx_for(args) -> Path:
+    """Write (or reuse) the ONNX file of the asked precision and return its path."""
+    from avsdk.errors import bad_input
+
+    from avsdk.export.manifest import read_manifest
+    from avsdk.export.tensorrt_build import onnx_precision
+
+    out = args.out or (args.checkpoint or args.onnx).parent
+    out.mkdir(parents=True, exist_ok=True)
+    if args.checkpoint is not None:
+        from avsdk.export.onnx_export import export_onnx
+        from avsdk.models import load_checkpoint
+
+        model, _meta = load_checkpoint(args.checkpoint)
+        model.eval()
+        stem = args.checkpoint.stem
+        common = dict(
+            opset=args.opset or 17, dynamic_batch=args.batch is None, batch_size=args.batch or 1,
+            with_embedding=args.with_embedding, checkpoint=args.checkpoint,
+        )
+        fp32 = export_onnx(model, out / f"{stem}.onnx", precision="fp32", **common)
+        _say(f"wrote {fp32} (+ .json manifest)")
+        if args.precision == "fp16":
+            fp16 = export_onnx(model, out / f"{stem}.fp16.onnx", precision="fp16", **common)
+            _say(f"wrote {fp16} (+ .json manifest)")
+            return fp16
+        if args.precision == "fp32":
+            return fp32
+        return quantize(args, fp32, out / f"{stem}.int8.onnx")
+
+    read_manifest(args.onnx)  # an avsdk artifact, with its manifest
+    found = onnx_precision(args.onnx)
+    opset = read_manifest(args.onnx).build.get("opset")
+    if args.opset is not None and opset != args.opset:
+        raise bad_input("--opset", f"the opset of {args.onnx.name} ({opset}); re-export from the checkpoint",
+                        args.opset)
+    if found == args.precision:
+        return args.onnx
+    if found == "fp32" and args.precision == "int8":
+        stem = args.onnx.name[: -len(".onnx")]
+        return quantize(args, args.onnx, out / f"{stem}.int8.onnx")
+    raise bad_input(
+        "--onnx", f"an ONNX file of precision {args.precision} (or fp32 to quantize for --int8); "
+        f"FP16 needs the checkpoint: --checkpoint ... --fp16", f"a {found} ONNX file", described=True,
+    )
+
+
+def quantize(args, fp32: Path, target: Path) -> Path:
+    from avsdk.errors import bad_input
+
+    from avsdk.export.quantize import calibration_inputs, quantize_int8
+
+    if args.calib_data is None:
+        raise bad_input("--calib-data", "a benchmark root for INT8 calibration (train/val splits)", None)
+    _say(f"calibrating on {args.calib_size} train/val samples of {args.calib_data} ({args.calib_method})")
+    inputs = calibration_inputs(args.calib_data, args.calib_size, seed=args.calib_seed)
+    path = quantize_int8(fp32, target, inputs, method=args.calib_method)
+    _say(f"wrote {path} (+ .json manifest)")
+    return path
+
+
+def engine_config(args):
+    from avsdk.export.tensorrt_build import EngineConfig
+
+    if args.batch is not None:
+        return EngineConfig(args.precision, args.workspace, args.batch, args.batch, args.batch)
+    return EngineConfig(args.precision, args.workspace, 1, args.opt_batch, args.max_batch)
+
+
+def tensorrt_or_none():
+    """(module, None) or (None, why it could not be imported)."""
+    try:
+        import tensorrt
+
+        return tensorrt, None
+    except Exception as exc:  # ImportError, or OSError from missing libnvinfer/libnvonnxparser
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from avsdk.errors import AvsdkError
+
+    from avsdk.export.manifest import read_manifest
+    from avsdk.export.tensorrt_build import build_engine, cached_engine, trtexec_commands
+
+    try:
+        config = engine_config(args)
+        onnx_path = onnx_for(args)
+        trt, why = tensorrt_or_none()
+        if trt is None:
+            engine = args.engine or onnx_path.with_name(
+                onnx_path.name[: -len(".onnx")].removesuffix(f".{args.precision}") + f".{args.precision}.engine")
+            commands = trtexec_commands(onnx_path.name, engine.name, config, read_manifest(onnx_path),
+                                        timing_cache="timing.cache")
+            print(f"error: TensorRT was not found ({why}).", file=sys.stderr)
+            print(f"The ONNX artifacts and their manifests are in {onnx_path.parent}. "
+                  "Copy them to the device and build the engine there, with", file=sys.stderr)
+            print(f"  python export/build_engine.py --onnx {onnx_path.name} --{args.precision}", file=sys.stderr)
+            print("or with the exact trtexec command for its TensorRT version "
+                  "(run it in the folder holding the ONNX file):", file=sys.stderr)
+            for label, command in commands.items():
+                print(f"  # {label}\n  {command}", file=sys.stderr)
+            return EXIT_NO_TENSORRT
+        if args.engine is not None:
+            engine = build_engine(onnx_path, args.engine, config,
+                                  timing_cache=args.engine.with_name("timing.cache"))
+        else:
+            engine = cached_engine(onnx_path, onnx_path.parent, config)
+        _say(f"wrote {engine} (+ .json manifest), TensorRT {trt.__version__}, {args.precision}")
+        return 0
+    except AvsdkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

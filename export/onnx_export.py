@@ -1,0 +1,306 @@
+"""Export the inference graph to ONNX: (frame, log_mel) -> similarity [, audio_embedding].
+
+Graph contract (shared with every runtime of avsdk):
+    inputs   "frame"    [B, 3, 224, 224] float32, ImageNet-normalised (avsdk.frames.frame_tensor)
+             "log_mel"  [B, N, 1, 96, 64] float32, N = 3 for a 3 s clip (avsdk.frontend)
+    outputs  "similarity"       [B, h, w] float32, the raw cosine map S of SPEC section 3
+             "audio_embedding"  [B, 512] float32, optional (``with_embedding=True``)
+
+Precision policy:
+    fp32  the model as trained.
+    fp16  an FP16-typed graph (weights and convolutions in float16) for TensorRT 10/11's
+          strongly typed networks, which take precision from the graph, not from builder
+          flags. Inputs and outputs stay float32 so every artifact has the same interface;
+          the graph casts on entry. The L2 normalisation and the cosine run in float32 (the
+          kernels' reference casts there): a sum of 512 squared activations overflows
+          float16's 65504.
+    int8  is made from the fp32 graph by ``avsdk.export.quantize`` (Q/DQ ONNX).
+
+Exporter: opset 17 is the default because TensorRT 8.5 (JetPack 5) parses opset <= 17. The
+dynamo exporter of torch 2.13 writes opset 18 and its down-conversion to 17 fails on the
+Reduce ops of F.normalize (observed with onnxscript 0.7.2), so opset <= 17 uses the
+TorchScript exporter and opset >= 18 the dynamo one (``external_data=False``: one file).
+Either way the written ``opset_import`` is checked and a mismatch is an error.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from avsdk.errors import AvsdkError, bad_input, require
+
+from .manifest import Manifest, Preprocessing, TensorSpec, sha256_file, tool_versions, write_manifest
+
+log = logging.getLogger(__name__)
+
+INPUT_NAMES = ("frame", "log_mel")
+SIMILARITY = "similarity"
+EMBEDDING = "audio_embedding"
+BATCH_AXIS = "batch"
+EXPORTERS = ("auto", "torchscript", "dynamo")
+ONNX_PRECISIONS = ("fp32", "fp16")
+MIN_OPSET = 17
+
+# ONNX Runtime vs PyTorch on the similarity map (cosine values in [-1, 1]): fp32 differs only
+# by summation order; fp16 carries ~1e-3 relative error per layer through ~20 layers.
+PARITY_ATOL = {"fp32": 1e-4, "fp16": 3e-2}
+
+
+class ExportError(AvsdkError):
+    """An export produced something other than what was asked (opset, parity, structure)."""
+
+
+class InferenceGraph(nn.Module):
+    """The exported function: casts on entry for fp16, returns float32 outputs."""
+
+    def __init__(self, model: nn.Module, with_embedding: bool = False, half: bool = False):
+        super().__init__()
+        self.model = model
+        self.with_embedding = with_embedding
+        self.half = half
+
+    def forward(self, frame: torch.Tensor, log_mel: torch.Tensor):
+        if self.half:
+            frame, log_mel = frame.half(), log_mel.half()
+        if not self.with_embedding:
+            return self.model(frame, log_mel).float()
+        from avsdk.kernels.reference import av_similarity
+
+        if hasattr(self.model, "forward_features"):  # AVNet: after the PCM, if any
+            visual, _, audio = self.model.forward_features(frame, log_mel)
+        else:
+            visual = self.model.visual_features(frame)  # [B, C, h, w]
+            _, audio = self.model.audio_features(log_mel)  # [B, C]
+        similarity = av_similarity(visual, audio)[0]  # [B, h, w]
+        return similarity.float(), audio.float()
+
+
+def example_inputs(batch: int = 2, examples: int = 3, image_size: int = 224, seed: int = 0):
+    """Seeded random inputs of the graph's shapes: ([B,3,S,S], [B,N,1,96,64]) float32."""
+    generator = torch.Generator().manual_seed(seed)
+    frame = torch.randn(batch, 3, image_size, image_size, generator=generator)
+    log_mel = torch.randn(batch, examples, 1, 96, 64, generator=generator) - 2.0
+    return frame, log_mel
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    opset: int = 17,
+    dynamic_batch: bool = True,
+    batch_size: int = 1,
+    precision: str = "fp32",
+    with_embedding: bool = False,
+    checkpoint: str | os.PathLike | None = None,
+    preprocessing: Preprocessing | None = None,
+    exporter: str = "auto",
+    verify: bool = True,
+) -> Path:
+    """Export ``model`` to ``path`` and write its manifest beside it (``path + ".json"``).
+
+    Args:
+        model: an AVNet (or any module with ``forward(frame, log_mel) -> [B, h, w]``; with
+            ``with_embedding`` also ``visual_features`` and ``audio_features``).
+        path: the .onnx file to write (one file: no external weight data).
+        opset: ONNX opset, >= 17. 17 is parsed by every supported TensorRT (8.5 .. 11).
+        dynamic_batch: a symbolic batch axis "batch"; else the batch is fixed to ``batch_size``.
+        precision: "fp32" or "fp16" (module docstring). INT8 comes from ``quantize_int8``.
+        with_embedding: also output "audio_embedding" [B, 512].
+        checkpoint: the checkpoint the model came from; its sha256 goes into the manifest.
+        preprocessing: recorded in the manifest; defaults to the SPEC's (3 s, 16 kHz, 224).
+        exporter: "auto" (TorchScript for opset <= 17, dynamo above), "torchscript", "dynamo".
+        verify: run the file in ONNX Runtime and compare with PyTorch (``PARITY_ATOL``).
+
+    Returns:
+        the path of the written .onnx file.
+
+    Raises:
+        InputError: a bad argument.
+        ExportError: the file's opset is not ``opset``, or ONNX Runtime disagrees with PyTorch.
+    """
+    onnx = require("onnx", "export", "ONNX export")
+    if not isinstance(opset, int) or opset < MIN_OPSET:
+        raise bad_input("opset", f"an int >= {MIN_OPSET} (TensorRT 8.5 parses <= 17)", opset)
+    if precision not in ONNX_PRECISIONS:
+        hint = " (INT8 is made from the fp32 ONNX by avsdk.export.quantize_int8)" if precision == "int8" else ""
+        raise bad_input("precision", f"one of {ONNX_PRECISIONS}{hint}", precision)
+    if exporter not in EXPORTERS:
+        raise bad_input("exporter", f"one of {EXPORTERS}", exporter)
+    if not dynamic_batch and (not isinstance(batch_size, int) or batch_size < 1):
+        raise bad_input("batch_size", "an int >= 1", batch_size)
+    path = Path(path)
+    if path.suffix != ".onnx":
+        raise bad_input("path", "a file name ending in .onnx", str(path), described=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    preprocessing = preprocessing or Preprocessing()
+
+    reference = InferenceGraph(model, with_embedding).eval()
+    graph = InferenceGraph(copy.deepcopy(model).half() if precision == "fp16" else model,
+                           with_embedding, half=precision == "fp16").eval()
+    inputs = example_inputs(2 if dynamic_batch else batch_size, preprocessing.examples,
+                            preprocessing.image_size)
+    output_names = [SIMILARITY] + ([EMBEDDING] if with_embedding else [])
+    with torch.no_grad():
+        expected = _as_tuple(reference(*inputs))
+    if with_embedding:
+        _check_embedding_path(model, inputs, expected[0])
+
+    use_dynamo = exporter == "dynamo" or (exporter == "auto" and opset >= 18)
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        if use_dynamo:
+            _export_dynamo(graph, inputs, tmp, opset, dynamic_batch, output_names)
+        else:
+            _export_torchscript(graph, inputs, tmp, opset, dynamic_batch, output_names)
+        proto = onnx.load(str(tmp))
+        check_opset(proto, opset)
+        onnx.checker.check_model(proto, full_check=True)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+    spatial = tuple(expected[0].shape[1:])
+    batch = BATCH_AXIS if dynamic_batch else batch_size
+    outputs = [TensorSpec(SIMILARITY, (batch, *spatial), "float32")]
+    if with_embedding:
+        outputs.append(TensorSpec(EMBEDDING, (batch, expected[1].shape[1]), "float32"))
+    manifest = Manifest(
+        artifact=path.name,
+        kind="onnx",
+        precision=precision,
+        inputs=(
+            TensorSpec("frame", (batch, 3, preprocessing.image_size, preprocessing.image_size), "float32"),
+            TensorSpec("log_mel", (batch, preprocessing.examples, 1, 96, 64), "float32"),
+        ),
+        outputs=tuple(outputs),
+        artifact_sha256=sha256_file(path),
+        preprocessing=preprocessing,
+        source=checkpoint_source(checkpoint),
+        versions=tool_versions(),
+        build={
+            "opset": opset,
+            "exporter": "dynamo" if use_dynamo else "torchscript",
+            "dynamic_batch": dynamic_batch,
+            "model_config": _model_config(model),
+        },
+    )
+    if verify:
+        parity = _verify(path, inputs, expected, precision)
+        manifest = _with_build(manifest, parity_max_abs_error=parity)
+    write_manifest(manifest, path)
+    return path
+
+
+def checkpoint_source(checkpoint: str | os.PathLike | None) -> dict:
+    if checkpoint is None:
+        return {"checkpoint": None, "checkpoint_sha256": None}
+    checkpoint = Path(checkpoint)
+    return {"checkpoint": checkpoint.name, "checkpoint_sha256": sha256_file(checkpoint)}
+
+
+def check_opset(proto, opset: int) -> None:
+    """Raise ExportError unless the default-domain opset of ``proto`` is exactly ``opset``."""
+    found = [entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")]
+    if found != [opset]:
+        raise ExportError(
+            f"asked for ONNX opset {opset} but the exporter wrote opset_import {found}; "
+            "TensorRT 8.5 (JetPack 5) parses opset <= 17 only, so this is not accepted silently"
+        )
+
+
+def _as_tuple(value):
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+def _check_embedding_path(model, inputs, similarity):
+    """with_embedding rebuilds forward from its parts; make sure it is the same function."""
+    with torch.no_grad():
+        direct = model.eval()(*inputs).float()
+    if direct.shape != similarity.shape or not torch.allclose(direct, similarity, atol=1e-5):
+        raise ExportError(
+            "with_embedding=True computes the map as av_similarity of the model's visual and "
+            "audio features, but this model's forward gives another result; export without "
+            "the embedding output"
+        )
+
+
+def _dynamic_axes(output_names):
+    axes = {name: {0: BATCH_AXIS} for name in INPUT_NAMES}
+    axes.update({name: {0: BATCH_AXIS} for name in output_names})
+    return axes
+
+
+def _export_torchscript(graph, inputs, path, opset, dynamic_batch, output_names):
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of dynamo, which cannot write 17.
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        warnings.simplefilter("ignore", category=FutureWarning)
+        torch.onnx.export(
+            graph,
+            inputs,
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=list(INPUT_NAMES),
+            output_names=output_names,
+            dynamic_axes=_dynamic_axes(output_names) if dynamic_batch else None,
+            do_constant_folding=True,
+        )
+
+
+def _export_dynamo(graph, inputs, path, opset, dynamic_batch, output_names):
+    dynamic_shapes = None
+    if dynamic_batch:
+        batch = torch.export.Dim(BATCH_AXIS, min=1, max=1024)
+        dynamic_shapes = {"frame": {0: batch}, "log_mel": {0: batch}}
+    torch.onnx.export(
+        graph,
+        inputs,
+        str(path),
+        dynamo=True,
+        external_data=False,
+        opset_version=opset,
+        input_names=list(INPUT_NAMES),
+        output_names=output_names,
+        dynamic_shapes=dynamic_shapes,
+    )
+
+
+def _verify(path, inputs, expected, precision) -> float:
+    from .onnx_runtime import OnnxRunner
+
+    runner = OnnxRunner(path)
+    got = runner.run_all(*inputs)
+    worst = 0.0
+    for name, want in zip(runner.output_names, expected):
+        err = float((torch.as_tensor(got[name]) - want).abs().max())
+        worst = max(worst, err)
+        if not err <= PARITY_ATOL[precision]:
+            raise ExportError(
+                f"{path.name}: ONNX Runtime output {name!r} differs from PyTorch by {err:.3g} "
+                f"(allowed {PARITY_ATOL[precision]} for {precision})"
+            )
+    return worst
+
+
+def _with_build(manifest: Manifest, **extra) -> Manifest:
+    import dataclasses
+
+    return dataclasses.replace(manifest, build={**manifest.build, **extra})
+
+
+def _model_config(model) -> dict | None:
+    import dataclasses
+
+    config = getattr(model, "config", None)
+    if config is not None and dataclasses.is_dataclass(config):
+        return dataclasses.asdict(config)
+    return None

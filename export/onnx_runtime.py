@@ -1,0 +1,53 @@
+"""Run an exported avsdk ONNX graph (fp32, fp16 or Q/DQ int8) with ONNX Runtime."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from avsdk.errors import bad_input, require
+
+from .runner_inputs import graph_inputs
+
+
+class OnnxRunner:
+    """``OnnxRunner("model.onnx").run(frame, log_mel) -> similarity [B, h, w] float32``.
+
+    Args:
+        path: an .onnx file written by ``avsdk.export`` (inputs "frame", "log_mel").
+        providers: ONNX Runtime execution providers, CPU by default.
+        threads: intra-op threads (None: ONNX Runtime's default, one per core).
+    """
+
+    backend = "onnxruntime"
+
+    def __init__(self, path: str | os.PathLike, providers=("CPUExecutionProvider",), threads: int | None = None):
+        ort = require("onnxruntime", "export", "running ONNX models")
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise bad_input("path", "an existing .onnx file", str(self.path), described=True)
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+        self.session = ort.InferenceSession(str(self.path), options, providers=list(providers))
+        names = [i.name for i in self.session.get_inputs()]
+        if names != ["frame", "log_mel"]:
+            raise bad_input(str(self.path), "an avsdk graph with inputs ['frame', 'log_mel']", names)
+        frame_shape = self.session.get_inputs()[0].shape
+        self.image_size = frame_shape[-1] if isinstance(frame_shape[-1], int) else 224
+        examples = self.session.get_inputs()[1].shape[1]
+        self.examples = examples if isinstance(examples, int) else None
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run_all(self, frame, log_mel) -> dict:
+        """All outputs by name: "similarity" [B, h, w] and, if exported, "audio_embedding" [B, 512]."""
+        frame, log_mel = graph_inputs(frame, log_mel, self.image_size, self.examples)
+        values = self.session.run(self.output_names, {"frame": frame, "log_mel": log_mel})
+        return {name: np.asarray(v, dtype=np.float32) for name, v in zip(self.output_names, values)}
+
+    def run(self, frame, log_mel) -> np.ndarray:
+        """frame [B, 3, 224, 224], log_mel [B, N, 1, 96, 64] -> similarity [B, h, w] float32."""
+        return self.run_all(frame, log_mel)["similarity"]
+
+    __call__ = run

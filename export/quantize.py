@@ -1,0 +1,259 @@
+"""Static post-training INT8 quantization to an explicitly quantized (Q/DQ) ONNX.
+
+The quantizer is ONNX Runtime's (``onnxruntime.quantization``); this module only feeds it:
+a calibration set drawn from the benchmark's train/val splits (never test), and the settings
+TensorRT's explicit quantization expects:
+  - QDQ format (QuantizeLinear/DequantizeLinear pairs), the form TensorRT 10 and 11 build from;
+  - int8 weights, symmetric, per output channel (the ``axis`` attribute on the weights' DQ);
+  - int8 activations, symmetric (zero point 0: TensorRT supports no other);
+  - biases left in float (``QuantizeBias: False``): TensorRT fuses them itself;
+  - only Conv, Gemm and MatMul-with-constant-weight nodes are quantized. The cosine map
+    (L2 norms, division, the audio-visual dot product) stays float: its inputs are unit
+    vectors whose products a single int8 scale would flatten.
+The same file runs in ONNX Runtime on the CPU, which is how it is judged here (cIoU, latency).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from avsdk.errors import bad_input, require
+
+from .manifest import Manifest, read_manifest, sha256_file, tool_versions, write_manifest
+
+METHODS = ("minmax", "entropy", "percentile")
+CALIBRATION_SPLITS = ("train", "val")
+QUANTIZED_OPS = ("Conv", "Gemm", "MatMul")
+
+
+def calibration_samples(root: str | os.PathLike, size: int, seed: int = 0,
+                        splits: Sequence[str] = CALIBRATION_SPLITS) -> list:
+    """``size`` samples drawn (seeded) from the benchmark's train and val splits.
+
+    Raises:
+        InputError: a split other than train/val is asked for (the test and unheard splits
+            judge the quantized model and must not shape it), or there are too few samples.
+    """
+    from avsdk.datasets import load_split
+
+    bad = [s for s in splits if s not in CALIBRATION_SPLITS]
+    if bad:
+        raise bad_input("splits", f"a subset of {CALIBRATION_SPLITS} (never the test split)", list(splits))
+    if not isinstance(size, int) or size < 1:
+        raise bad_input("size", "an int >= 1", size)
+    pool = [sample for split in splits for sample in load_split(root, split)]
+    if len(pool) < size:
+        raise bad_input("size", f"at most {len(pool)} (the samples in {list(splits)})", size)
+    random.Random(seed).shuffle(pool)
+    return pool[:size]
+
+
+def sample_inputs(sample, transform: str = "sacl") -> dict:
+    """One benchmark sample as graph inputs: frame [1,3,224,224], log_mel [1,N,1,96,64] float32,
+    prepared exactly as the evaluation prepares them (``avsdk.evaluation.sample_inputs``)."""
+    from avsdk.evaluation import sample_inputs as model_inputs
+
+    frame, log_mel = model_inputs(sample, transform)
+    return {
+        "frame": np.ascontiguousarray(np.asarray(frame, dtype=np.float32)[None]),
+        "log_mel": np.ascontiguousarray(np.asarray(log_mel, dtype=np.float32)[None]),
+    }
+
+
+def calibration_inputs(root: str | os.PathLike, size: int, seed: int = 0,
+                       transform: str = "sacl", progress: bool = True) -> list:
+    """Graph inputs of ``calibration_samples(root, size, seed)``, loaded with a progress bar."""
+    samples = calibration_samples(root, size, seed)
+    if progress:
+        from tqdm import tqdm
+
+        samples = tqdm(samples, desc="calibration samples", unit="sample", leave=False)
+    return [sample_inputs(s, transform) for s in samples]
+
+
+def batched(items: Iterable[dict], batch_size: int) -> Iterator[dict]:
+    """Concatenate input dicts along the batch axis, ``batch_size`` at a time."""
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == batch_size:
+            yield {k: np.concatenate([c[k] for c in chunk]) for k in chunk[0]}
+            chunk = []
+    if chunk:
+        yield {k: np.concatenate([c[k] for c in chunk]) for k in chunk[0]}
+
+
+def _reader(batches: Sequence[dict]):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._items = list(batches)
+            self._at = 0
+
+        def get_next(self):
+            if self._at >= len(self._items):
+                return None
+            self._at += 1
+            return self._items[self._at - 1]
+
+        def __len__(self):
+            return len(self._items)
+
+        def rewind(self):
+            self._at = 0
+
+    return Reader()
+
+
+def quantize_int8(
+    onnx_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    calibration: Iterable[dict],
+    *,
+    method: str = "minmax",
+    batch_size: int = 8,
+    percentile: float = 99.999,
+    exclude_nodes: Sequence[str] = (),
+) -> Path:
+    """Quantize an fp32 avsdk ONNX to a Q/DQ int8 ONNX and write its manifest.
+
+    Args:
+        onnx_path: the fp32 .onnx written by ``export_onnx`` (with its manifest).
+        out_path: the int8 .onnx to write.
+        calibration: graph input dicts {"frame": [b,3,224,224], "log_mel": [b,N,1,96,64]}
+            (e.g. ``sample_inputs`` over ``calibration_samples``); re-batched to ``batch_size``.
+        method: "minmax", "entropy" or "percentile" (activation ranges).
+        percentile: the percentile for method "percentile".
+        exclude_nodes: node names to keep in float (e.g. a sensitive first convolution).
+
+    Returns:
+        ``out_path``.
+
+    Raises:
+        InputError: bad arguments, an input that is not fp32, or no calibration data.
+    """
+    require("onnx", "export", "INT8 quantization")
+    require("onnxruntime", "export", "INT8 quantization")
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if method not in METHODS:
+        raise bad_input("method", f"one of {METHODS}", method)
+    onnx_path, out_path = Path(onnx_path), Path(out_path)
+    source = read_manifest(onnx_path)
+    if source.precision != "fp32":
+        raise bad_input("onnx_path", "an fp32 avsdk ONNX to quantize", f"a {source.precision} one", described=True)
+    batches = list(batched(calibration, batch_size))
+    if not batches:
+        raise bad_input("calibration", "at least one input dict", "an empty iterable", described=True)
+    samples = sum(len(b["frame"]) for b in batches)
+    if not source.build.get("dynamic_batch", True) and any(
+        len(b["frame"]) != source.inputs[0].shape[0] for b in batches
+    ):
+        raise bad_input("batch_size", f"the static batch of {onnx_path.name}", batch_size)
+
+    calibrate = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[method]
+    extra = {
+        "ActivationSymmetric": True,
+        "WeightSymmetric": True,
+        "QuantizeBias": False,
+        "CalibPercentile": percentile,
+    }
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    # Work beside the output so the final os.replace is atomic (same file system).
+    with tempfile.TemporaryDirectory(prefix=".avsdk-quant-", dir=out_path.parent) as work:
+        prepared = Path(work) / "prepared.onnx"
+        # Symbolic shape inference fails on the dynamic-batch graph (Expand from
+        # F.normalize); ONNX's own shape inference is enough for the quantizer.
+        quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
+        staged = Path(work) / "int8.onnx"
+        quantize_static(
+            model_input=str(prepared),
+            model_output=str(staged),
+            calibration_data_reader=_reader(batches),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(QUANTIZED_OPS),
+            nodes_to_exclude=list(exclude_nodes) + _matmuls_without_weights(prepared),
+            per_channel=True,
+            reduce_range=False,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=calibrate,
+            extra_options=extra,
+        )
+        os.replace(staged, out_path)
+
+    manifest = dataclasses.replace(
+        source,
+        artifact=out_path.name,
+        precision="int8",
+        artifact_sha256=sha256_file(out_path),
+        versions=tool_versions(),
+        source={**source.source, "fp32_onnx": onnx_path.name, "fp32_onnx_sha256": source.artifact_sha256},
+        build={
+            **{k: v for k, v in source.build.items() if k != "parity_max_abs_error"},
+            "quantizer": "onnxruntime.quantization.quantize_static",
+            "format": "QDQ",
+            "weights": "int8 symmetric per-channel",
+            "activations": "int8 symmetric per-tensor",
+            "quantize_bias": False,
+            "quantized_ops": list(QUANTIZED_OPS),
+            "calibration_method": method,
+            "calibration_samples": samples,
+            **({"calibration_percentile": percentile} if method == "percentile" else {}),
+        },
+    )
+    write_manifest(manifest, out_path)
+    return out_path
+
+
+def _matmuls_without_weights(path: Path) -> list:
+    """MatMul nodes whose operands are both activations (e.g. an attention-style product)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    constants = {t.name for t in model.graph.initializer}
+    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    return [
+        n.name for n in model.graph.node
+        if n.op_type == "MatMul" and not any(i in constants for i in n.input)
+    ]
+
+
+def qdq_summary(path: str | os.PathLike) -> dict:
+    """Count the Q/DQ structure of an ONNX file (for tests and reports)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    nodes = model.graph.node
+    init = {t.name: t for t in model.graph.initializer}
+    weight_dq = [
+        n for n in nodes
+        if n.op_type == "DequantizeLinear" and n.input[0] in init
+    ]
+    return {
+        "quantize": sum(n.op_type == "QuantizeLinear" for n in nodes),
+        "dequantize": sum(n.op_type == "DequantizeLinear" for n in nodes),
+        "weight_dequantize": len(weight_dq),
+        "per_channel_weights": sum(
+            any(a.name == "axis" for a in n.attribute) and init[n.input[1]].dims not in ([], [1])
+            for n in weight_dq
+        ),
+        "int8_weights": sum(init[n.input[0]].data_type == onnx.TensorProto.INT8 for n in weight_dq),
+        "zero_points_nonzero": sum(
+            np.any(onnx.numpy_helper.to_array(init[n.input[2]]) != 0)
+            for n in nodes
+            if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2 and n.input[2] in init
+        ),
+    }
