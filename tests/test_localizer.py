@@ -1,0 +1,242 @@
+"""Localizer on every backend that runs here, its typed result, the region box and the overlay."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from avsdk import overlay
+from avsdk.errors import InputError
+from avsdk.localizer import LocalizationResult, Localizer, result_from_similarity
+from avsdk.regions import component_box
+
+
+def _needs_inputs():
+    for name in ("avsdk.audio", "avsdk.frames", "avsdk.frontend"):
+        pytest.importorskip(name, reason=f"{name} (input helper) has not landed yet")
+
+
+# ------------------------------------------------------------------ regions
+
+
+def test_component_box_matches_scipy_label():
+    ndimage = pytest.importorskip("scipy.ndimage")
+    rng = np.random.default_rng(3)
+    for trial in range(30):
+        mask = rng.random((int(rng.integers(1, 40)), int(rng.integers(1, 40)))) > 0.45
+        ys, xs = np.nonzero(mask)
+        if ys.size == 0:
+            continue
+        seed_index = int(rng.integers(ys.size))
+        seed = (int(xs[seed_index]), int(ys[seed_index]))
+        labels, _ = ndimage.label(mask)  # default structure: 4-connectivity
+        cy, cx = np.nonzero(labels == labels[seed[1], seed[0]])
+        expected = (cx.min(), cy.min(), cx.max() + 1, cy.max() + 1)
+        assert component_box(mask, seed) == expected, f"trial {trial}"
+
+
+def test_component_box_ignores_diagonal_neighbours_and_bad_seed():
+    mask = np.eye(4, dtype=bool)
+    assert component_box(mask, (1, 1)) == (1, 1, 2, 2)
+    with pytest.raises(InputError, match="seed"):
+        component_box(mask, (0, 1))
+
+
+# ------------------------------------------------------------------ result
+
+
+def test_result_from_similarity_at_original_size():
+    raw = np.full((14, 14), -0.2, np.float32)
+    raw[2:5, 9:12] = 0.8  # one hot region at the top right
+    raw[11, 1] = 0.5  # a weaker, separate blob
+    result = result_from_similarity(raw, 300, 500, "sacl")
+    assert isinstance(result, LocalizationResult)
+    assert result.heatmap.shape == (300, 500) and result.heatmap.dtype == np.float32
+    assert result.heatmap.min() == 0.0 and result.heatmap.max() == 1.0
+    assert result.score == pytest.approx(0.8)
+    np.testing.assert_array_equal(result.similarity, raw)
+    x0, y0, x1, y1 = result.box
+    px, py = result.peak
+    assert x0 <= px < x1 and y0 <= py < y1
+    # the hot cells span x in [9/14, 12/14) and y in [2/14, 5/14) of the image
+    assert 500 * 8 / 14 < x0 < 500 * 10 / 14 < 500 * 11 / 14 < x1 < 500 * 13 / 14
+    assert 300 * 1 / 14 < y0 < 300 * 3 / 14 and 300 * 4 / 14 < y1 < 300 * 6 / 14
+    assert y1 < 300 * 10 / 14  # the second blob is not in the box
+    with pytest.raises(Exception):
+        result.score = 1.0  # frozen
+
+
+def test_sspl_transform_maps_the_centre_square_only():
+    raw = np.zeros((14, 14), np.float32)
+    raw[:, :7] = 1.0
+    result = result_from_similarity(raw, 100, 200, "sspl")
+    assert result.heatmap[:, :50].max() == 0.0 and result.heatmap[:, 150:].max() == 0.0
+    assert result.box[0] == 50 and result.box[2] < 110
+
+
+def test_constant_map_boxes_the_whole_image():
+    result = result_from_similarity(np.zeros((14, 14)), 64, 80)
+    assert result.box == (0, 0, 80, 64) and result.heatmap.min() == 1.0
+
+
+# ------------------------------------------------------------------ overlay
+
+
+def test_colorize_endpoints_and_overlay_png(tmp_path):
+    colours = overlay.colorize(np.array([[0.0, 0.5, 1.0]]))
+    assert colours[0, 0].tolist() == [0, 0, 128]  # dark blue
+    assert colours[0, 1].tolist() == [128, 255, 128] or colours[0, 1][1] == 255  # green peak
+    assert colours[0, 2].tolist() == [128, 0, 0]  # dark red
+    image = np.zeros((40, 60, 3), np.uint8)
+    heat = np.tile(np.linspace(0, 1, 60, dtype=np.float32), (40, 1))
+    path = overlay.save_overlay(tmp_path / "o.png", image, heat, box=(10, 5, 30, 25), peak=(20, 15))
+    written = np.asarray(Image.open(path))
+    assert written.shape == (40, 60, 3)
+    assert written[5, 10].tolist() == [255, 255, 255]  # box corner
+    with pytest.raises(InputError, match="heatmap"):
+        overlay.blend(image, heat[:10])
+    with pytest.raises(InputError, match="path"):
+        overlay.save_overlay(tmp_path / "o.jpg", image, heat)
+
+
+# ------------------------------------------------------------------ Localizer
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from avsdk.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    return build_model(ModelConfig(), pretrained=False).eval()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_model, tmp_path_factory):
+    from avsdk.models import save_checkpoint
+
+    path = tmp_path_factory.mktemp("ckpt") / "edge.pt"
+    save_checkpoint(path, tiny_model, transform="sacl")
+    return path
+
+
+@pytest.fixture
+def picture(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "frame.png"
+    Image.fromarray(rng.integers(0, 255, (180, 240, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def sound(tmp_path):
+    import soundfile
+
+    path = tmp_path / "clip.wav"
+    t = np.arange(2 * 22050) / 22050
+    soundfile.write(path, (0.4 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 22050)
+    return path
+
+
+def test_predict_matches_the_model(tiny_model):
+    loc = Localizer.from_model(tiny_model)
+    frames, log_mel = torch.randn(2, 3, 224, 224), torch.randn(2, 3, 1, 96, 64)
+    with torch.no_grad():
+        ref = tiny_model(frames, log_mel).numpy()
+    np.testing.assert_allclose(loc.predict(frames, log_mel), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_checkpoint_localizer_end_to_end(checkpoint, tiny_model, picture, sound, tmp_path):
+    _needs_inputs()
+    loc = Localizer.load(checkpoint)
+    assert loc.backend_name == "torch" and loc.transform == "sacl"
+    result = loc(picture, sound)
+    assert result.heatmap.shape == (180, 240) and result.similarity.shape == (14, 14)
+    assert -1.0 <= result.score <= 1.0
+    assert 0.0 <= result.heatmap.min() and result.heatmap.max() == 1.0
+    # arrays give the same answer as files
+    import soundfile
+
+    waveform, rate = soundfile.read(sound, dtype="float32")
+    same = loc(np.asarray(Image.open(picture)), waveform, sample_rate=rate)
+    np.testing.assert_allclose(same.similarity, result.similarity, atol=1e-5)
+    path = result.save_overlay(tmp_path / "overlay.png", picture)
+    assert Image.open(path).size == (240, 180)
+
+
+def test_onnx_localizer_matches_checkpoint(checkpoint, tiny_model, tmp_path):
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is not installed")
+    export = pytest.importorskip("avsdk.export.onnx_export", reason="the ONNX exporter has not landed")
+    path = export.export_onnx(tiny_model, tmp_path / "edge.onnx", checkpoint=checkpoint)
+    loc = Localizer.load(path)
+    assert loc.backend_name == "onnxruntime"
+    frames, log_mel = torch.randn(3, 3, 224, 224), torch.randn(3, 3, 1, 96, 64)
+    ref = Localizer.load(checkpoint).predict(frames, log_mel)
+    np.testing.assert_allclose(loc.predict(frames, log_mel), ref, atol=1e-4)
+
+
+def test_bad_inputs_name_the_argument(checkpoint, picture, sound, tmp_path):
+    _needs_inputs()
+    loc = Localizer.load(checkpoint)
+    with pytest.raises(InputError, match="sample_rate"):
+        loc(picture, np.zeros(16000, np.float32))
+    with pytest.raises(InputError, match="sample_rate"):
+        loc(picture, sound, sample_rate=16000)
+    with pytest.raises(InputError):
+        loc(tmp_path / "missing.png", sound)
+    with pytest.raises(InputError, match="path"):
+        Localizer.load(tmp_path / "missing.pt")
+    (tmp_path / "model.h5").write_bytes(b"x")
+    with pytest.raises(InputError, match="path"):
+        Localizer.load(tmp_path / "model.h5")
+    with pytest.raises(InputError, match="transform"):
+        Localizer(lambda f, a: None, transform="crop")
+
+
+def test_engine_needs_tensorrt(tmp_path):
+    pytest.importorskip("avsdk.export.tensorrt_runtime", reason="the TensorRT runner has not landed")
+    try:
+        import tensorrt  # noqa: F401
+
+        pytest.skip("TensorRT is installed: the missing-dependency path cannot be checked")
+    except ImportError:
+        pass
+    (tmp_path / "m.engine").write_bytes(b"not an engine")
+    with pytest.raises((ImportError, InputError)):
+        Localizer.load(tmp_path / "m.engine")
+
+
+def test_localize_video(checkpoint, tmp_path):
+    _needs_inputs()
+    av = pytest.importorskip("av", reason="PyAV (extra 'video') is not installed")
+    path = tmp_path / "clip.mkv"
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("mpeg4", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = container.add_stream("pcm_s16le", rate=16000)
+        sound.layout = "mono"
+        for i in range(40):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 6 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        ramp = (np.arange(4 * 16000) / 16000 / 10 * 32767).astype(np.int16)  # value = t / 10
+        for start in range(0, ramp.size, 1024):
+            chunk = av.AudioFrame.from_ndarray(ramp[None, start : start + 1024], format="s16", layout="mono")
+            chunk.sample_rate, chunk.pts = 16000, start
+            for packet in sound.encode(chunk):
+                container.mux(packet)
+        for packet in sound.encode():
+            container.mux(packet)
+
+    from avsdk.video import read_clip
+
+    clip = read_clip(path, time=2.0)
+    assert clip.frame.shape == (48, 64, 3) and abs(int(clip.frame.mean()) - 120) <= 4
+    assert clip.audio.shape == (48000,) and clip.audio[0] == pytest.approx(0.05, abs=1e-3)
+    early = read_clip(path, time=1.0)  # the window is clipped at the start of the video
+    assert early.audio.shape == (40000,) and early.audio[0] == pytest.approx(0.0, abs=1e-3)
+    with pytest.raises(InputError, match="time"):
+        read_clip(path, time=10.0)
+    result = Localizer.load(checkpoint).localize_video(path)
+    assert result.heatmap.shape == (48, 64)
