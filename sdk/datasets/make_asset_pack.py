@@ -38,6 +38,7 @@ MIN_SEGMENT_S = 1.2  # shorter pieces of one sound would no longer be a recognis
 MAX_CLIP_S = 4.0
 MAX_SEGMENTS = 4
 DUPLICATE_CORRELATION = 0.8
+MIN_OPAQUE = 0.5  # fraction of a cut-out's visible pixels that must be opaque (alpha >= 128)
 DEFAULT_OUT = Path(__file__).resolve().parent / "assets"
 DEFAULT_CACHE = Path.home() / ".cache" / "avsdk" / "debian"
 LICENCE_TEXTS = {
@@ -223,9 +224,10 @@ def is_duplicate(x: np.ndarray, seen: list[np.ndarray]) -> bool:
 
 # ----------------------------------------------------------------------------- images
 def cutout(image: Image.Image, longest: int | None) -> Image.Image:
-    """RGBA, cropped to the alpha bounding box, longest side <= ``longest`` (None: as is)."""
+    """RGBA, cropped to the box of alpha >= 128, longest side <= ``longest`` (None: as is)."""
     rgba = image.convert("RGBA")
-    rgba = rgba.crop(rgba.getchannel("A").point(lambda a: 255 if a > 0 else 0).getbbox())
+    # the builder's masks are alpha >= 128, so faint halos and shadows are cropped away
+    rgba = rgba.crop(rgba.getchannel("A").point(lambda a: 255 if a >= 128 else 0).getbbox())
     if longest and max(rgba.size) > longest:
         scale = longest / max(rgba.size)
         rgba = rgba.resize((max(1, round(rgba.width * scale)), max(1, round(rgba.height * scale))),
@@ -263,16 +265,24 @@ def build_pack(out: Path, cache: Path = DEFAULT_CACHE, full: bool = False) -> Pa
         entry = classes.setdefault(label, {"cutouts": [], "clips": []})
         for stamp in stamps:
             image, origin = sources.stamp(stamp)
+            opaque = np.asarray(image.convert("RGBA").getchannel("A")) >= 128
+            if opaque.sum() < MIN_OPAQUE * (np.asarray(image.convert("RGBA").getchannel("A")) > 0).sum():
+                skipped.append({"reference": f"tux:{stamp}", "reason": "mostly translucent: no exact mask"})
+                continue
             rel = f"cutouts/{label}/{Path(stamp).name}.png"
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             cutout(image, None if full else 160).save(out / rel, optimize=True)
-            origin["processing"] = ("cropped to the alpha bounding box"
+            origin["processing"] = ("cropped to the box of alpha >= 128"
                                     + ("" if full else ", longest side <= 160 px (Lanczos)") + ", PNG RGBA")
             files[rel] = {"kind": "cutout", "label": label, **origin}
             entry["cutouts"].append(rel)
         for ref in refs:
             blob, origin = sources.sound(ref)
-            audio = trim_silence(decode_16k_mono(blob))
+            audio = decode_16k_mono(blob)
+            if np.abs(audio).max() < 1e-3:
+                skipped.append({"reference": ref, "reason": "silent upstream"})
+                continue
+            audio = trim_silence(audio)
             if is_duplicate(audio, seen_audio):
                 skipped.append({"reference": ref, "reason": "same audio as an earlier recording"})
                 continue
@@ -295,6 +305,13 @@ def build_pack(out: Path, cache: Path = DEFAULT_CACHE, full: bool = False) -> Pa
                 }
                 entry["clips"].append(rel)
 
+    for label in [label for label, entry in classes.items() if not entry["cutouts"] or not entry["clips"]]:
+        dropped = classes.pop(label)
+        for rel in dropped["cutouts"] + dropped["clips"]:
+            del files[rel]
+        for folder in ("cutouts", "sounds"):
+            shutil.rmtree(out / folder / label, ignore_errors=True)
+        skipped.append({"reference": label, "reason": "class left without cut-out or clip"})
     backgrounds = []
     for name, image, origin in tqdm(list(sources.backgrounds("full" if full else "default")),
                                     desc="backgrounds"):

@@ -1,0 +1,22 @@
+"""The real-parts localization benchmark (real cut-outs, their own recorded sounds).
+
+    from avsdk.datasets import BenchmarkConfig, build_benchmark, load_split
+    root = build_benchmark("data/realparts", BenchmarkConfig(seed=0))
+    test = load_split(root, "test")          # list[Sample]
+
+ASSETS_DIR is the committed asset pack (manifest.json lists every file's origin and licence);
+make_asset_pack.py rebuilds it, or a larger one, from the Debian packages.
+Needs only numpy, Pillow and soundfile.
+"""
+from .realparts import (
+    ASSETS_DIR,
+    SPLITS,
+    BenchmarkConfig,
+    Sample,
+    build_benchmark,
+    load_split,
+    read_manifest,
+)
+
+__all__ = ["ASSETS_DIR", "SPLITS", "BenchmarkConfig", "Sample", "build_benchmark", "load_split",
+           "read_manifest"]

@@ -1,0 +1,212 @@
+"""The real-parts benchmark: determinism, split hygiene, exact masks, audio, the asset pack."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from avsdk.datasets import ASSETS_DIR, SPLITS, BenchmarkConfig, build_benchmark, load_split, read_manifest
+from avsdk.datasets import compose
+from avsdk.datasets.realparts import plan_splits
+from avsdk.errors import InputError
+
+SMALL = BenchmarkConfig(seed=7, train=24, val=12, test=12, unheard=12)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    return build_benchmark(tmp_path_factory.mktemp("realparts"), SMALL, progress=False)
+
+
+@pytest.fixture(scope="module")
+def splits(built) -> dict:
+    return {split: load_split(built, split) for split in SPLITS}
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_gives_identical_bytes(built, tmp_path):
+    again = build_benchmark(tmp_path / "again", SMALL, progress=False)
+    assert _tree_digest(again) == _tree_digest(built)
+
+
+def test_other_seed_gives_other_samples(built, tmp_path):
+    other = build_benchmark(tmp_path / "other", BenchmarkConfig(seed=8, train=4, val=4, test=4, unheard=4),
+                            progress=False)
+    a = [s.box for s in load_split(built, "test")[:4]]
+    b = [s.box for s in load_split(other, "test")]
+    assert a != b
+
+
+def test_rebuild_is_skipped_when_config_matches(built):
+    index = built / "index.json"
+    before = index.stat().st_mtime_ns
+    build_benchmark(built, SMALL, progress=False)
+    assert index.stat().st_mtime_ns == before
+
+
+def test_rebuild_happens_when_config_changes(tmp_path):
+    root = build_benchmark(tmp_path, BenchmarkConfig(train=2, val=2, test=2, unheard=2), progress=False)
+    assert len(load_split(root, "train")) == 2
+    build_benchmark(root, BenchmarkConfig(train=3, val=2, test=2, unheard=2), progress=False)
+    assert len(load_split(root, "train")) == 3
+
+
+def test_split_sizes_and_ids(splits):
+    for split, samples in splits.items():
+        assert len(samples) == getattr(SMALL, split)
+        assert all(s.split == split for s in samples)
+        assert len({s.id for s in samples}) == len(samples)
+
+
+def test_backgrounds_are_disjoint_across_splits(built, splits):
+    index = json.loads((built / "index.json").read_text())
+    allowed = {split: set(index["splits"][split]["backgrounds"]) for split in SPLITS}
+    for split, samples in splits.items():
+        assert {s.background for s in samples} <= allowed[split]
+    for a, b in [("train", "val"), ("train", "test"), ("val", "test"), ("train", "unheard"), ("val", "unheard")]:
+        assert not allowed[a] & allowed[b], (a, b)
+
+
+def test_clips_are_disjoint_across_splits(built, splits):
+    index = json.loads((built / "index.json").read_text())
+    allowed = {split: set(index["splits"][split]["clips"]) for split in SPLITS}
+    for split, samples in splits.items():
+        assert {s.clip for s in samples} <= allowed[split]
+        assert all(Path(s.clip).parts[1] == s.label for s in samples)  # sounds/<label>/...
+    for a in SPLITS:
+        for b in SPLITS:
+            if a < b:
+                assert not allowed[a] & allowed[b], (a, b)
+
+
+def test_unheard_classes_never_appear_elsewhere(built, splits):
+    index = json.loads((built / "index.json").read_text())
+    heard, unheard = set(index["classes"]["heard"]), set(index["classes"]["unheard"])
+    assert not heard & unheard
+    for split in ("train", "val", "test"):
+        seen = {s.label for s in splits[split]} | {s.distractor_label for s in splits[split]}
+        assert seen <= heard, split
+    assert {s.label for s in splits["unheard"]} <= unheard
+    assert {s.distractor_label for s in splits["unheard"]} <= unheard
+
+
+def test_default_plan_has_enough_classes():
+    _, manifest, _ = read_manifest()
+    plan = plan_splits(manifest, BenchmarkConfig())
+    assert len(manifest["classes"]) >= 20
+    assert len(plan["heard"]) >= 20
+    assert len(plan["unheard"]) >= 3
+
+
+def _mask(path: Path) -> np.ndarray:
+    image = Image.open(path)
+    assert image.mode == "L" and image.size == (224, 224)
+    values = np.asarray(image)
+    assert set(np.unique(values)) <= {0, 255}
+    return values == 255
+
+
+def test_masks_match_boxes_exactly_and_never_overlap(splits):
+    for samples in splits.values():
+        for s in samples:
+            mask, dmask = _mask(s.mask), _mask(s.distractor_mask)
+            assert compose.mask_box(mask) == s.box
+            assert compose.mask_box(dmask) == s.distractor_box
+            assert not (mask & dmask).any()
+            (x0, y0, x1, y1), (a0, b0, a1, b1) = s.box, s.distractor_box
+            assert x1 <= a0 or a1 <= x0 or y1 <= b0 or b1 <= y0, s.id  # boxes disjoint too
+            side = max(x1 - x0, y1 - y0)
+            assert 0.25 * 224 - 2 <= side <= 0.55 * 224 + 1, (s.id, side)
+
+
+def test_images_and_audio_have_the_promised_format(splits):
+    for samples in splits.values():
+        for s in samples[:6]:
+            with Image.open(s.image) as image:
+                assert image.mode == "RGB" and image.size == (224, 224)
+            info = sf.info(s.audio)
+            assert (info.samplerate, info.channels, info.frames) == (16000, 1, 48000)
+            wave, _ = sf.read(s.audio, dtype="float32")
+            assert 0.05 < np.abs(wave).max() <= 1.0
+
+
+def test_place_pair_separates_any_feasible_sizes():
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        sounding, distractor = tuple(rng.integers(10, 130, 2)), tuple(rng.integers(10, 130, 2))
+        corners = compose.place_pair(sounding, distractor, 224, rng)
+        if corners is None:
+            continue
+        (sx, sy), (dx, dy) = corners
+        (sw, sh), (dw, dh) = sounding, distractor
+        assert 0 <= min(sx, sy, dx, dy) and max(sx + sw, dx + dw, sy + sh, dy + dh) <= 224
+        assert sx + sw <= dx or dx + dw <= sx or sy + sh <= dy or dy + dh <= sy
+
+
+def test_asset_pack_is_small_and_every_file_is_listed_with_a_licence():
+    folder, manifest, _ = read_manifest()
+    on_disk = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} - {"manifest.json"}
+    assert sum((folder / p).stat().st_size for p in on_disk) + (folder / "manifest.json").stat().st_size < 10e6
+    assert on_disk == set(manifest["files"])
+    for rel, entry in manifest["files"].items():
+        if entry["kind"] == "licence":
+            continue
+        assert entry["package"] in manifest["packages"], rel
+        assert entry["version"] == manifest["packages"][entry["package"]]["version"], rel
+        assert entry["path"] and entry["processing"], rel
+        assert (folder / manifest["licences"][entry["licence"]]).is_file(), rel
+        if entry["kind"] == "clip":
+            assert entry["recording"] and len(entry["segment_s"]) == 2, rel
+            assert sf.info(folder / rel).samplerate == 16000
+            assert sf.info(folder / rel).duration <= 4.05
+
+
+@pytest.mark.parametrize("field, value", [
+    ("seed", -1), ("train", 0), ("val", 2.5), ("image_size", 8), ("min_scale", 0.7),
+    ("max_scale", 0.1), ("clip_seconds", 0.0), ("unheard_classes", -1), ("unheard_classes", True),
+    ("background_fractions", (0.5, 0.5, 0.5)), ("image_format", "gif"),
+])
+def test_bad_config_values_name_the_argument(field, value):
+    with pytest.raises(InputError, match=field.split("_")[0]):
+        BenchmarkConfig(**{field: value})
+
+
+def test_bad_unheard_labels_and_bad_split_are_reported(tmp_path, built):
+    with pytest.raises(InputError, match="unheard_classes"):
+        build_benchmark(tmp_path, BenchmarkConfig(unheard_classes=("unicorn",)), progress=False)
+    with pytest.raises(InputError, match="split"):
+        load_split(built, "dev")
+    with pytest.raises(InputError, match="root"):
+        load_split(tmp_path / "nothing", "test")
+    with pytest.raises(InputError, match="assets"):
+        build_benchmark(tmp_path, SMALL, assets=tmp_path, progress=False)
+
+
+def test_explicit_unheard_classes_are_held_out(tmp_path):
+    config = BenchmarkConfig(train=4, val=2, test=2, unheard=4, unheard_classes=("cow", "violin"))
+    root = build_benchmark(tmp_path, config, progress=False)
+    index = json.loads((root / "index.json").read_text())
+    assert {"cow", "violin"} <= set(index["classes"]["unheard"])
+    assert not {"cow", "violin"} & set(index["classes"]["heard"])
+
+
+def test_import_needs_no_torch_or_scikit_image():
+    code = ("import sys, avsdk.datasets; "
+            "print(sorted(m for m in ('torch', 'skimage', 'scipy', 'triton') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_assets_dir_is_the_committed_pack():
+    assert ASSETS_DIR.is_dir() and (ASSETS_DIR / "manifest.json").is_file()
