@@ -210,3 +210,50 @@ def test_import_needs_no_torch_or_scikit_image():
 
 def test_assets_dir_is_the_committed_pack():
     assert ASSETS_DIR.is_dir() and (ASSETS_DIR / "manifest.json").is_file()
+
+
+def _tiny_rcc() -> bytes:
+    """A format-3 archive: root/ -> dir "a"/ -> "x.txt" (stored), "y.txt" (zlib)."""
+    import struct
+    import zlib
+
+    names, name_offsets = b"", {}
+    for name in ("a", "x.txt", "y.txt"):
+        name_offsets[name] = len(names)
+        encoded = name.encode("utf-16-be")
+        names += struct.pack(">HI", len(name), 0) + encoded
+    stored, packed = b"plain", struct.pack(">I", 6) + zlib.compress(b"zipped")
+    data = struct.pack(">I", len(stored)) + stored
+    y_offset = len(data)
+    data += struct.pack(">I", len(packed)) + packed
+    node = lambda name_off, flags, a, b: struct.pack(">IHII", name_off, flags, a, b) + bytes(8)  # noqa: E731
+    file_node = lambda name_off, flags, off: struct.pack(">IHHHI", name_off, flags, 0, 0, off) + bytes(8)  # noqa: E731
+    tree = (node(0, 2, 1, 1) + node(name_offsets["a"], 2, 2, 2)
+            + file_node(name_offsets["x.txt"], 0, 0) + file_node(name_offsets["y.txt"], 1, y_offset))
+    header_size = 24
+    tree_at, data_at = header_size, header_size + len(tree)
+    names_at = data_at + len(data)
+    return struct.pack(">4s5I", b"qres", 3, tree_at, data_at, names_at, 0) + tree + data + names
+
+
+def test_rcc_reader_lists_and_inflates(tmp_path):
+    from avsdk.datasets.qt_rcc import RccArchive
+
+    path = tmp_path / "tiny.rcc"
+    path.write_bytes(_tiny_rcc())
+    archive = RccArchive(path)
+    assert archive.names() == ["a/x.txt", "a/y.txt"]
+    assert archive.read("a/x.txt") == b"plain"
+    assert archive.read("a/y.txt") == b"zipped"
+
+
+def test_segments_are_disjoint_and_bounded():
+    from avsdk.datasets.pack_audio import MAX_CLIP_S, RATE, segment_bounds
+
+    rng = np.random.default_rng(1)
+    for seconds in (0.5, 2.0, 5.0, 13.0):
+        x = rng.standard_normal(int(seconds * RATE)).astype(np.float32)
+        bounds = segment_bounds(x)
+        assert bounds[0][0] == 0 and all(b <= len(x) for _, b in bounds)
+        assert all(b0 <= a1 for (_, b0), (a1, _) in zip(bounds, bounds[1:]))
+        assert all(0 < b - a <= MAX_CLIP_S * RATE for a, b in bounds)

@@ -14,7 +14,10 @@ writes lossless FLAC clips; point ``build_benchmark(..., assets=that_folder)`` a
 
 Long recordings are cut into distinct segments (at quiet points) so that the train, val and
 test splits can use disjoint audio; every clip records its recording and time range in the
-manifest. Recordings that repeat another one (same audio under another stamp name) are dropped.
+manifest. Recordings that repeat another one (same audio under another stamp name), silent
+recordings, mostly translucent cut-outs and photos without a recorded licence are dropped and
+listed under "skipped". Ogg streams carry a random serial number, so a rerun changes the bytes
+of the .ogg files (not their audio): commit a rebuilt pack only when its content changed.
 """
 from __future__ import annotations
 
@@ -31,13 +34,9 @@ import soundfile as sf
 from PIL import Image
 
 from . import catalogue
+from .pack_audio import RATE, decode_16k_mono, is_duplicate, segment_bounds, trim_silence
 from .qt_rcc import RccArchive
 
-RATE = 16000
-MIN_SEGMENT_S = 1.2  # shorter pieces of one sound would no longer be a recognisable call
-MAX_CLIP_S = 4.0
-MAX_SEGMENTS = 4
-DUPLICATE_CORRELATION = 0.8
 MIN_OPAQUE = 0.5  # fraction of a cut-out's visible pixels that must be opaque (alpha >= 128)
 DEFAULT_OUT = Path(__file__).resolve().parent / "assets"
 DEFAULT_CACHE = Path.home() / ".cache" / "avsdk" / "debian"
@@ -174,54 +173,6 @@ def _spdx(text: str) -> str:
     return {"Public-Domain": "Public-Domain", "CC-BY-SA-4.0": "CC-BY-SA-4.0"}.get(cleaned, cleaned)
 
 
-# ----------------------------------------------------------------------------- audio
-def decode_16k_mono(blob: bytes) -> np.ndarray:
-    import soxr
-
-    audio, rate = sf.read(io.BytesIO(blob), dtype="float32", always_2d=True)
-    return soxr.resample(audio.mean(axis=1), rate, RATE).astype(np.float32)
-
-
-def _frame_db(x: np.ndarray, hop: int = 160) -> np.ndarray:
-    frames = max(-(-len(x) // hop), 1)
-    padded = np.pad(x, (0, frames * hop - len(x)))
-    energy = np.sqrt(np.mean(padded.reshape(frames, hop) ** 2, axis=1) + 1e-12)
-    return 20 * np.log10(energy / energy.max())
-
-
-def trim_silence(x: np.ndarray, floor_db: float = -40.0, hop: int = 160) -> np.ndarray:
-    loud = np.flatnonzero(_frame_db(x, hop) > floor_db)
-    start, stop = max(loud[0] - 5, 0) * hop, min((loud[-1] + 6) * hop, len(x))
-    return x[start:stop]
-
-
-def segment_bounds(x: np.ndarray) -> list[tuple[int, int]]:
-    """Cut a recording into 1..4 pieces of >= MIN_SEGMENT_S, <= MAX_CLIP_S where it can.
-
-    Cuts are snapped to the quietest 10 ms frame within 0.25 s of the even split, so a
-    piece rarely starts mid-call. A piece longer than MAX_CLIP_S keeps only its start.
-    """
-    duration = len(x) / RATE
-    count = int(np.clip(duration // MIN_SEGMENT_S, 1, MAX_SEGMENTS))
-    db, hop = _frame_db(x), 160
-    cuts = [0]
-    for i in range(1, count):
-        centre = int(i * len(x) / count) // hop
-        lo, hi = max(centre - 25, 1), min(centre + 25, len(db) - 1)
-        cuts.append((lo + int(np.argmin(db[lo:hi]))) * hop)
-    cuts.append(len(x))
-    return [(a, min(b, a + int(MAX_CLIP_S * RATE))) for a, b in zip(cuts[:-1], cuts[1:])]
-
-
-def is_duplicate(x: np.ndarray, seen: list[np.ndarray]) -> bool:
-    for y in seen:
-        n = min(len(x), len(y))
-        corr = float(np.dot(x[:n], y[:n]) / (np.linalg.norm(x[:n]) * np.linalg.norm(y[:n]) + 1e-9))
-        if corr > DUPLICATE_CORRELATION:
-            return True
-    return False
-
-
 # ----------------------------------------------------------------------------- images
 def cutout(image: Image.Image, longest: int | None) -> Image.Image:
     """RGBA, cropped to the box of alpha >= 128, longest side <= ``longest`` (None: as is)."""
@@ -233,6 +184,17 @@ def cutout(image: Image.Image, longest: int | None) -> Image.Image:
         rgba = rgba.resize((max(1, round(rgba.width * scale)), max(1, round(rgba.height * scale))),
                            Image.LANCZOS)
     return rgba
+
+
+def same_photo(image: Image.Image, seen: list[np.ndarray]) -> bool:
+    """True if a 16 x 16 grey thumbnail correlates > 0.95 with one already kept
+    (gcompris ships some monument photos in two activities)."""
+    thumb = np.asarray(image.convert("L").resize((16, 16), Image.BILINEAR), dtype=np.float64).ravel()
+    thumb = (thumb - thumb.mean()) / (thumb.std() + 1e-9)
+    duplicate = any(float(np.mean(thumb * other)) > 0.95 for other in seen)
+    if not duplicate:
+        seen.append(thumb)
+    return duplicate
 
 
 def background(image: Image.Image, short_side: int | None) -> Image.Image:
@@ -312,11 +274,14 @@ def build_pack(out: Path, cache: Path = DEFAULT_CACHE, full: bool = False) -> Pa
         for folder in ("cutouts", "sounds"):
             shutil.rmtree(out / folder / label, ignore_errors=True)
         skipped.append({"reference": label, "reason": "class left without cut-out or clip"})
-    backgrounds = []
+    backgrounds, seen_photos = [], []
     for name, image, origin in tqdm(list(sources.backgrounds("full" if full else "default")),
                                     desc="backgrounds"):
         if origin["licence"] == "unknown":  # not credited in gcompris' README: leave it out
             skipped.append({"reference": origin["member"], "reason": "no licence recorded upstream"})
+            continue
+        if same_photo(image, seen_photos):
+            skipped.append({"reference": origin["member"], "reason": "same photo as an earlier background"})
             continue
         rel = f"backgrounds/{name}.jpg"
         background(image, None if full else 256).save(out / rel, quality=95 if full else 85)
