@@ -1,0 +1,138 @@
+"""The ``avsdk`` command.
+
+    avsdk info                                           versions, frontend backend, CUDA
+    avsdk localize MODEL FRAME AUDIO --out overlay.png   heatmap over the frame, box, peak
+    avsdk localize-video MODEL VIDEO [--time T] --out overlay.png
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata as metadata
+import json
+import sys
+
+from avsdk.errors import AvsdkError
+
+# (label, distribution name, module to import when the distribution has no pip metadata)
+PACKAGES = (
+    ("avsdk", "avsdk", "avsdk"),
+    ("torch", "torch", "torch"),
+    ("numpy", "numpy", "numpy"),
+    ("onnx", "onnx", None),
+    ("onnxruntime", "onnxruntime", None),
+    ("triton", "triton", None),
+    ("tensorrt", "tensorrt", "tensorrt"),  # JetPack installs it from a .deb, without metadata
+    ("av", "av", None),
+)
+
+
+def _version(distribution: str, module: str | None) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        pass
+    if module is None:
+        return None
+    try:
+        return getattr(importlib.import_module(module), "__version__", "unknown")
+    except Exception:  # ImportError, or OSError from a half-installed native library
+        return None
+
+
+def environment() -> dict:
+    """What avsdk runs with: package versions (None = not installed), frontend, CUDA."""
+    info = {"versions": {label: _version(dist, module) for label, dist, module in PACKAGES}}
+    try:
+        from avsdk.frontend import active_backend
+
+        info["audio_frontend"] = active_backend()
+    except ImportError as exc:
+        info["audio_frontend"] = f"unavailable ({exc})"
+    import torch
+
+    info["cuda"] = torch.cuda.is_available()
+    if info["cuda"]:
+        info["cuda_device"] = torch.cuda.get_device_name(0)
+        info["cuda_version"] = torch.version.cuda
+    return info
+
+
+def _info(args) -> int:
+    info = environment()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for label, version in info["versions"].items():
+        print(f"{label:<13} {version or 'not installed'}")
+    print(f"{'frontend':<13} {info['audio_frontend']}")
+    cuda = f"yes ({info['cuda_device']}, CUDA {info['cuda_version']})" if info["cuda"] else "no"
+    print(f"{'cuda':<13} {cuda}")
+    return 0
+
+
+def _report(result, out, image) -> None:
+    print(f"box   (x0, y0, x1, y1) = {result.box}")
+    print(f"peak  (x, y)           = {result.peak}")
+    print(f"score (max cosine)     = {result.score:.4f}")
+    if out is not None:
+        print(f"overlay written to {result.save_overlay(out, image)}")
+
+
+def _localize(args) -> int:
+    from avsdk.localizer import Localizer
+
+    result = Localizer.load(args.model, device=args.device)(args.frame, args.audio)
+    _report(result, args.out, args.frame)
+    return 0
+
+
+def _localize_video(args) -> int:
+    from avsdk.localizer import Localizer
+    from avsdk.video import read_clip
+
+    localizer = Localizer.load(args.model, device=args.device)
+    clip = read_clip(args.video, time=args.time, clip_seconds=localizer.clip_seconds)
+    result = localizer(clip.frame, clip.audio, sample_rate=clip.sample_rate)
+    print(f"frame at {clip.time:.3f} s")
+    _report(result, args.out, clip.frame)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="avsdk", description="Audio-visual sound source localization.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    info = commands.add_parser("info", help="versions, audio frontend backend, CUDA")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(run=_info)
+
+    localize = commands.add_parser("localize", help="where in FRAME does AUDIO come from?")
+    localize.add_argument("model", help="model file: .pt, .onnx or .engine")
+    localize.add_argument("frame", help="image file")
+    localize.add_argument("audio", help="sound file (wav, flac, ogg)")
+    localize.add_argument("--out", default=None, help="write the overlay PNG here")
+    localize.add_argument("--device", default="cpu", help="torch device for a .pt model")
+    localize.set_defaults(run=_localize)
+
+    video = commands.add_parser("localize-video", help="localize in one frame of a video")
+    video.add_argument("model", help="model file: .pt, .onnx or .engine")
+    video.add_argument("video", help="video file with a sound track")
+    video.add_argument("--time", type=float, default=None, help="seconds (default: the middle)")
+    video.add_argument("--out", default=None, help="write the overlay PNG here")
+    video.add_argument("--device", default="cpu", help="torch device for a .pt model")
+    video.set_defaults(run=_localize_video)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except AvsdkError as exc:  # bad input, bad checkpoint, missing optional dependency
+        print(f"avsdk: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

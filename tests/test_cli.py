@@ -1,0 +1,117 @@
+"""The `avsdk` command and `python -m avsdk.training.evaluate`."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from avsdk import cli
+from avsdk.training import evaluate as evaluate_cli
+
+
+def _needs_inputs():
+    for name in ("avsdk.audio", "avsdk.frames", "avsdk.frontend"):
+        pytest.importorskip(name, reason=f"{name} (input helper) has not landed yet")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from avsdk.models import ModelConfig, build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "edge.pt"
+    save_checkpoint(path, build_model(ModelConfig(), pretrained=False))
+    return path
+
+
+@pytest.fixture
+def bench_root(tmp_path, monkeypatch):
+    """Three synthetic test samples served by a stand-in load_split (the CLI is under test
+    here, not the benchmark builder)."""
+    import soundfile
+
+    from avsdk import datasets
+
+    samples = []
+    for i in range(3):
+        box, other = (20 + 10 * i, 30, 120, 140), (160, 160, 210, 210)
+        image = np.full((224, 224, 3), 50, np.uint8)
+        image[box[1]:box[3], box[0]:box[2]] = 200
+        Image.fromarray(image).save(tmp_path / f"{i}.png")
+        for name, (x0, y0, x1, y1) in (("mask", box), ("other", other)):
+            mask = np.zeros((224, 224), np.uint8)
+            mask[y0:y1, x0:x1] = 255
+            Image.fromarray(mask).save(tmp_path / f"{i}_{name}.png")
+        soundfile.write(tmp_path / f"{i}.wav", np.sin(np.arange(48000) / (3 + i)).astype(np.float32), 16000)
+        samples.append(datasets.Sample(
+            id=f"t{i}", split="test", label="dog", image=tmp_path / f"{i}.png", audio=tmp_path / f"{i}.wav",
+            box=box, mask=tmp_path / f"{i}_mask.png", distractor_label="cat", distractor_box=other,
+            distractor_mask=tmp_path / f"{i}_other.png", background="b", clip="c"))
+    real = datasets.load_split
+    monkeypatch.setattr(datasets, "load_split",
+                        lambda root, split: samples if root == "synthetic" and split == "test" else real(root, split))
+    return "synthetic"
+
+
+def test_info_lists_versions_frontend_and_cuda(capsys):
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    for label in ("avsdk", "torch", "numpy", "onnxruntime", "triton", "tensorrt", "frontend", "cuda"):
+        assert label in out
+    assert cli.main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["versions"]["torch"].startswith(torch.__version__.split("+")[0])
+    assert info["cuda"] == torch.cuda.is_available()
+    assert "audio_frontend" in info
+
+
+def test_module_entry_point_runs():
+    done = subprocess.run([sys.executable, "-m", "avsdk.cli", "info"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "numpy" in done.stdout
+
+
+def test_localize_writes_overlay(checkpoint, tmp_path, capsys):
+    _needs_inputs()
+    import soundfile
+
+    frame = tmp_path / "frame.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(frame)
+    audio = tmp_path / "clip.wav"
+    soundfile.write(audio, (0.3 * np.sin(np.arange(48000) / 5)).astype(np.float32), 16000)
+    out = tmp_path / "overlay.png"
+    assert cli.main(["localize", str(checkpoint), str(frame), str(audio), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "box" in printed and "peak" in printed and "score" in printed
+    assert Image.open(out).size == (160, 120)
+
+
+def test_localize_reports_bad_input_without_traceback(tmp_path, capsys):
+    assert cli.main(["localize", str(tmp_path / "nope.pt"), "a.png", "b.wav"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("avsdk: error: path") and "Traceback" not in err
+
+
+def test_evaluate_cli_prints_model_and_baselines(checkpoint, bench_root, tmp_path, capsys):
+    _needs_inputs()
+    out = tmp_path / "reports.json"
+    code = evaluate_cli.main(["--checkpoint", str(checkpoint), "--data", str(bench_root), "--split", "test",
+                              "--json", str(out), "--no-progress", "--batch-size", "2"])
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split("|")[1].strip() for line in lines if line.startswith("| ")][1:]
+    assert rows == ["model", "all-ones", "centre box"]
+    data = json.loads(out.read_text())
+    assert data["split"] == "test" and data["reports"]["model"]["n"] == 3
+    assert set(data["reports"]["model"]["value"]) == {"ciou_at_0.5", "auc", "ciou"}
+
+
+def test_evaluate_cli_errors(checkpoint, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        evaluate_cli.main(["--checkpoint", str(checkpoint), "--data", str(tmp_path), "--split", "dev"])
+    assert evaluate_cli.main(["--checkpoint", str(checkpoint), "--data", str(tmp_path)]) == 2
+    assert "error: root" in capsys.readouterr().err
