@@ -151,7 +151,7 @@ def apply_view(
     if labels is not None:
         label_image = Image.fromarray(np.ascontiguousarray(labels, dtype=np.int32), "I")
         label_image = _geometry(label_image, Image.Resampling.NEAREST, width, height, params, crop)
-        view_labels = np.asarray(label_image, dtype=np.int32)
+        view_labels = np.array(label_image, dtype=np.int32)  # writable, for torch.from_numpy
     return to_tensor(image), view_labels
 
 
@@ -172,5 +172,5 @@ def eval_view(frame: Image.Image, labels: np.ndarray | None = None, size: int = 
     view_labels = None
     if labels is not None:
         label_image = Image.fromarray(np.ascontiguousarray(labels, dtype=np.int32), "I")
-        view_labels = np.asarray(label_image.resize((size, size), Image.Resampling.NEAREST), dtype=np.int32)
+        view_labels = np.array(label_image.resize((size, size), Image.Resampling.NEAREST), dtype=np.int32)
     return to_tensor(image), view_labels

@@ -1,0 +1,76 @@
+"""TrainConfig: everything one training run needs, as a frozen dataclass the CLI fills."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from avsdk.errors import bad_input
+from avsdk.models import ModelConfig
+
+SCHEMES = ("sacl", "sspl")
+MODES = ("fast", "full")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run.
+
+    ``mode="full"`` is the faithful pipeline: fresh augmented views every step, every
+    trainable part of the model in the graph. ``mode="fast"`` (frozen visual trunk only)
+    runs the trunk once per image and per cached view, keeps the features in RAM as
+    float16, and trains the rest on them; see ``avsdk.training.fast``.
+    """
+
+    data: str  # benchmark root (avsdk.datasets.build_benchmark output)
+    out: str  # output folder: best.pt, last.pt, history.json
+    scheme: str = "sacl"  # "sacl" | "sspl"
+    mode: str = "full"  # "full" | "fast"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    epochs: int = 20
+    batch_size: int = 64  # per process, as the reference's batch_size_per_gpu
+    clips_per_class: int = 4  # same-class clips kept together in a batch (0: plain shuffle)
+    lr: float = 2e-4  # SACL: every trainable parameter (reference lr_frame = lr_sound)
+    lr_audio: float = 2e-5  # SSPL: audio head
+    lr_pcm: float = 2e-5  # SSPL: PCM (and the edge model's 1x1 projection)
+    lr_head: float = 5e-5  # SSPL: SimSiam projector + predictor
+    weight_decay: float = 1e-4
+    tau: float = 0.005
+    negative_ratio: float = 0.75
+    remove_false_negatives: bool = True  # False: plain InfoNCE over every other clip
+    retain: float = 0.5  # fraction of positions below the binarisation threshold
+    fast_views: int = 4  # fast mode: cached views per image (eval view, its flip, random views)
+    seed: int = 0
+    device: str = "cpu"
+    eval_every: int = 1  # epochs between validation runs (model selection by val cIoU@0.5)
+    val_limit: int = 0  # use at most this many val samples (0: all)
+    num_workers: int = 0
+    max_steps: int = 0  # stop after this many optimiser steps (0: no limit), for smoke runs
+    resume: bool = False  # continue from out/last.pt when it exists
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.scheme not in SCHEMES:
+            raise bad_input("scheme", f"one of {SCHEMES}", self.scheme)
+        if self.mode not in MODES:
+            raise bad_input("mode", f"one of {MODES}", self.mode)
+        if not isinstance(self.model, ModelConfig):
+            raise bad_input("model", "a ModelConfig", self.model)
+        if self.mode == "fast" and not self.model.freeze_visual:
+            raise bad_input("mode", "'full' when the visual trunk is fine-tuned (fast caches its features)", self.mode)
+        for name in ("epochs", "batch_size", "eval_every", "fast_views"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise bad_input(name, "a positive int", value)
+        if self.fast_views < 2:
+            raise bad_input("fast_views", "at least 2 (two views per step)", self.fast_views)
+        for name in ("clips_per_class", "val_limit", "num_workers", "max_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise bad_input(name, "an int >= 0", value)
+        for name in ("lr", "lr_audio", "lr_pcm", "lr_head", "tau"):
+            if not getattr(self, name) > 0:
+                raise bad_input(name, "a positive float", getattr(self, name))
+        for name in ("negative_ratio", "retain"):
+            if not 0.0 <= getattr(self, name) < 1.0 + (name == "negative_ratio"):
+                raise bad_input(name, "a fraction in [0, 1]", getattr(self, name))
+        if self.batch_size < 2:
+            raise bad_input("batch_size", "at least 2 (contrast / BatchNorm over the batch)", self.batch_size)

@@ -1,0 +1,239 @@
+"""Training loop and CLI.
+
+    python -m avsdk.training.train --data BENCH --out runs/sacl --mode fast --epochs 8
+    torchrun --nproc_per_node 4 -m avsdk.training.train --data ... --device cuda --mode full
+
+Model selection is on the validation split only (cIoU@0.5 under the >= 0.5 rule, then
+AUC); the test split is never read here. ``out/best.pt`` is an avsdk checkpoint (written
+atomically); ``out/last.pt`` holds the optimiser state for ``--resume``;
+``out/history.json`` the losses and validation scores.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avsdk.models import ModelConfig, build_model, save_checkpoint
+
+from .config import TrainConfig
+from .data import GroupedBatches, ViewsDataset
+from .steps import Objective
+
+
+def _distributed(config: TrainConfig):
+    """(rank, world, device); initialises the process group when torchrun started us."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = torch.device(config.device)
+    if world == 1:
+        return 0, 1, device
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world, device
+
+
+def _atomic_save(obj, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class Validator:
+    """cIoU@0.5 and AUC on the validation split, from cached features (fast) or frames (full)."""
+
+    def __init__(self, objective: Objective, samples, config: TrainConfig, device):
+        from avsdk.evaluation import load_target
+
+        self.objective, self.samples, self.config, self.device = objective, samples, config, device
+        self.targets = [load_target(s) for s in samples]
+        self.cache = None
+        if config.mode == "fast":
+            from .fast import build_cache
+
+            self.cache = build_cache(objective.model, samples, 1, config.scheme, config.seed,
+                                     segment=False, progress=config.progress)
+
+    def __call__(self):
+        from avsdk.evaluation import evaluate, report_from_maps
+
+        model = self.objective.model
+        if self.cache is not None:
+            from .fast import cached_maps
+
+            report = report_from_maps(cached_maps(self.objective, self.cache), self.targets)
+        else:
+            model.eval()
+            report = evaluate(lambda f, m: model(f.to(self.device), m.to(self.device)), self.samples,
+                              progress=self.config.progress)
+            model.train()
+        value = report.rules["value"]
+        return {"ciou": value.ciou_at_05, "auc": value.auc, "pointing": report.pointing_game}
+
+
+def _batches(config, objective, samples, rank, world, device):
+    """An epoch -> iterator of loss-argument tuples, for the configured mode."""
+    labels = [s.label for s in samples]
+    sampler = GroupedBatches(labels, config.batch_size, config.clips_per_class, config.seed, rank, world)
+    segment = config.scheme == "sacl"
+    if config.mode == "fast":
+        from .fast import build_cache
+
+        cache = build_cache(objective.model, samples, config.fast_views, config.scheme, config.seed,
+                            segment=segment, progress=config.progress)
+
+        def epoch_batches(epoch):
+            sampler.set_epoch(epoch)
+            rng = np.random.default_rng((config.seed, epoch, rank, 1))
+            for indices in sampler:
+                f1, f2, s1, s2, mel = cache.batch(indices, rng)
+                yield (f1.to(device), f2.to(device), mel.to(device),
+                       None if s1 is None else s1.to(device), None if s2 is None else s2.to(device), True)
+
+        return epoch_batches, len(sampler)
+
+    dataset = ViewsDataset(samples, config.scheme, config.seed, segment=segment)
+
+    def epoch_batches(epoch):
+        sampler.set_epoch(epoch)
+        dataset.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=config.num_workers)
+        for b in loader:
+            yield (b["frame1"].to(device), b["frame2"].to(device), b["log_mel"].to(device),
+                   b["seg1"].to(device) if segment else None, b["seg2"].to(device) if segment else None, False)
+
+    return epoch_batches, len(sampler)
+
+
+def train(config: TrainConfig) -> dict:
+    """Train, validate every ``eval_every`` epochs, keep the best checkpoint. Returns the summary."""
+    from avsdk.datasets import load_split
+
+    rank, world, device = _distributed(config)
+    torch.manual_seed(config.seed)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train_samples = load_split(config.data, "train")
+    val_samples = load_split(config.data, "val")
+    if config.val_limit:
+        val_samples = val_samples[: config.val_limit]
+
+    model = build_model(config.model).to(device)
+    objective = Objective(model, config.scheme, config).to(device)
+    optimizer = torch.optim.AdamW(objective.param_groups(), weight_decay=config.weight_decay)
+    state = {"epoch": 0, "step": 0, "best": None, "history": []}
+    last = out / "last.pt"
+    if config.resume and last.exists():
+        saved = torch.load(last, map_location=device, weights_only=True)
+        objective.load_state_dict(saved["objective"])
+        optimizer.load_state_dict(saved["optimizer"])
+        state = json.loads(saved["state"])
+
+    started = time.perf_counter()
+    epoch_batches, steps_per_epoch = _batches(config, objective, train_samples, rank, world, device)
+    validate = Validator(objective, val_samples, config, device) if rank == 0 else None
+    step_fn = objective
+    if world > 1:
+        step_fn = torch.nn.parallel.DistributedDataParallel(
+            objective, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
+    meta_config = {k: (dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v)
+                   for k, v in dataclasses.asdict(config).items()}
+
+    from tqdm import tqdm
+
+    objective.train()
+    for epoch in range(state["epoch"], config.epochs):
+        bar = tqdm(epoch_batches(epoch), total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
+                   unit="step", disable=not config.progress or rank != 0)
+        losses = []
+        for view1, view2, mel, seg1, seg2, cached in bar:
+            loss = step_fn(view1, view2, mel, seg1, seg2, trunk_features=cached)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            state["step"] += 1
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if config.max_steps and state["step"] >= config.max_steps:
+                break
+        state["epoch"] = epoch + 1
+        done = state["epoch"] == config.epochs or bool(config.max_steps and state["step"] >= config.max_steps)
+        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan")}
+        if rank == 0 and ((epoch + 1) % config.eval_every == 0 or done):
+            record.update(validate())
+            key = (record["ciou"], record["auc"])
+            if state["best"] is None or key > (state["best"]["ciou"], state["best"]["auc"]):
+                state["best"] = dict(record)
+                save_checkpoint(out / "best.pt", model, epoch=epoch + 1, scheme=config.scheme, mode=config.mode,
+                                val_ciou=record["ciou"], val_auc=record["auc"], train_config=meta_config)
+        if rank == 0:
+            state["history"].append(record)
+            print(json.dumps(record), flush=True)
+            _atomic_save({"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
+                          "state": json.dumps(state)}, last)
+            (out / "history.json").write_text(json.dumps(state["history"], indent=1))
+        if done:
+            break
+    summary = {"best": state["best"], "epochs": state["epoch"], "steps": state["step"],
+               "seconds": round(time.perf_counter() - started, 1), "checkpoint": str(out / "best.pt")}
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    return summary
+
+
+def parse_args(argv=None) -> TrainConfig:
+    p = argparse.ArgumentParser(prog="python -m avsdk.training.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="benchmark root (avsdk.datasets.build_benchmark)")
+    p.add_argument("--out", required=True, help="output folder (best.pt, last.pt, history.json)")
+    p.add_argument("--scheme", choices=("sacl", "sspl"), default="sacl")
+    p.add_argument("--mode", choices=("full", "fast"), default="full",
+                   help="fast: cache the frozen trunk's features once (see avsdk.training.fast)")
+    p.add_argument("--visual", default=ModelConfig.visual, help="efficientnet_lite0 | resnet18 | vgg16")
+    p.add_argument("--audio", default=ModelConfig.audio, help="small_cnn | vggish")
+    p.add_argument("--pcm", action="store_true", help="SSPL's predictive coding module (needs --audio vggish)")
+    p.add_argument("--finetune-visual", action="store_true", help="train the visual trunk too (full mode)")
+    p.add_argument("--keep-false-negatives", action="store_true", help="SACL without false-negative removal")
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for name in ("epochs", "batch_size", "clips_per_class", "fast_views", "seed", "eval_every", "val_limit",
+                 "num_workers", "max_steps"):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=fields[name].default)
+    for name in ("lr", "lr_audio", "lr_pcm", "lr_head", "weight_decay", "tau", "negative_ratio", "retain"):
+        p.add_argument("--" + name.replace("_", "-"), type=float, default=fields[name].default)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    args = vars(p.parse_args(argv))
+    model = ModelConfig(visual=args.pop("visual"), audio=args.pop("audio"), pcm=args.pop("pcm"),
+                        freeze_visual=not args.pop("finetune_visual"))
+    args["remove_false_negatives"] = not args.pop("keep_false_negatives")
+    args["progress"] = not args.pop("no_progress")
+    return TrainConfig(model=model, **args)
+
+
+def main(argv=None) -> int:
+    summary = train(parse_args(argv))
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
