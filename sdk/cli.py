@@ -82,7 +82,8 @@ def _report(result, out, image) -> None:
 def _localize(args) -> int:
     from avsdk.localizer import Localizer
 
-    result = Localizer.load(args.model, device=args.device)(args.frame, args.audio)
+    localizer = Localizer.load(args.model, device=args.device, frontend=args.frontend)
+    result = localizer(args.frame, args.audio)
     _report(result, args.out, args.frame)
     return 0
 
@@ -91,7 +92,7 @@ def _localize_video(args) -> int:
     from avsdk.localizer import Localizer
     from avsdk.video import read_clip
 
-    localizer = Localizer.load(args.model, device=args.device)
+    localizer = Localizer.load(args.model, device=args.device, frontend=args.frontend)
     clip = read_clip(args.video, time=args.time, clip_seconds=localizer.clip_seconds)
     result = localizer(clip.frame, clip.audio, sample_rate=clip.sample_rate)
     print(f"frame at {clip.time:.3f} s")
@@ -113,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     localize.add_argument("audio", help="sound file (wav, flac, ogg)")
     localize.add_argument("--out", default=None, help="write the overlay PNG here")
     localize.add_argument("--device", default="cpu", help="torch device for a .pt model")
+    localize.add_argument("--frontend", default="auto", choices=("auto", "compiled", "numpy"),
+                        help="log-mel implementation (default: compiled when built)")
     localize.set_defaults(run=_localize)
 
     video = commands.add_parser("localize-video", help="localize in one frame of a video")
@@ -121,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--time", type=float, default=None, help="seconds (default: the middle)")
     video.add_argument("--out", default=None, help="write the overlay PNG here")
     video.add_argument("--device", default="cpu", help="torch device for a .pt model")
+    video.add_argument("--frontend", default="auto", choices=("auto", "compiled", "numpy"),
+                        help="log-mel implementation (default: compiled when built)")
     video.set_defaults(run=_localize_video)
     return parser
 

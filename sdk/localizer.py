@@ -164,9 +164,12 @@ class Localizer:
         backend: ``(frames [B, 3, 224, 224], log_mel [B, N, 1, 96, 64]) -> maps [B, h, w]``.
         transform: the frame test transform the model expects, "sacl" or "sspl".
         clip_seconds: audio length the model was trained on (3 s in SPEC section 1).
+        frontend: log-mel implementation, "auto" (compiled when built, else numpy),
+            "compiled" or "numpy" (see avsdk.frontend).
     """
 
-    def __init__(self, backend: Backend, transform: str = "sacl", clip_seconds: float = 3.0):
+    def __init__(self, backend: Backend, transform: str = "sacl", clip_seconds: float = 3.0,
+                 frontend: str = "auto"):
         if not callable(backend):
             raise bad_input("backend", "a callable (frames, log_mel) -> maps [B, h, w]", backend)
         if transform not in ("sacl", "sspl"):
@@ -174,6 +177,7 @@ class Localizer:
         self.backend = backend
         self.transform = transform
         self.clip_seconds = float(clip_seconds)
+        self.frontend = frontend
 
     @property
     def backend_name(self) -> str:
@@ -184,7 +188,8 @@ class Localizer:
 
     # -- construction ------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str = "cpu", transform: str | None = None) -> "Localizer":
+    def load(cls, path: str | os.PathLike, device: str = "cpu", transform: str | None = None,
+             frontend: str = "auto") -> "Localizer":
         """Load a model file by its extension.
 
         Args:
@@ -192,6 +197,7 @@ class Localizer:
                 (TensorRT engine built by export/build_engine.py, with its manifest).
             device: torch device for a ``.pt`` checkpoint.
             transform: override the frame transform recorded with the model.
+            frontend: log-mel implementation ("auto", "compiled", "numpy").
         Raises:
             InputError: missing file or unknown extension. CheckpointError: a bad checkpoint.
             MissingDependencyError: onnxruntime / TensorRT not installed for that file.
@@ -214,7 +220,7 @@ class Localizer:
             raise bad_input("path", "a file ending in .pt, .onnx or .engine", str(path), described=True)
         if transform is not None:
             settings["transform"] = transform
-        return cls(backend, **settings)
+        return cls(backend, frontend=frontend, **settings)
 
     @classmethod
     def from_model(cls, model, device: str = "cpu", transform: str = "sacl") -> "Localizer":
@@ -259,7 +265,8 @@ class Localizer:
             audio, sample_rate = load_audio(audio)
         elif sample_rate is None:
             raise bad_input("sample_rate", "the rate in Hz of the audio array (required for arrays)", None)
-        examples = audio_to_examples(np.asarray(audio), sample_rate, clip_seconds=self.clip_seconds)
+        examples = audio_to_examples(np.asarray(audio), sample_rate, clip_seconds=self.clip_seconds,
+                                     backend=self.frontend)
         log_mel = torch.as_tensor(np.asarray(examples, dtype=np.float32))[None]
         return image, frame_tensor(image, transform=self.transform)[None], log_mel
 
