@@ -101,10 +101,10 @@ class TorchBackend:
     def __call__(self, frames, log_mel) -> np.ndarray:
         import torch
 
-        frames = torch.as_tensor(np.asarray(frames) if not hasattr(frames, "to") else frames)
-        log_mel = torch.as_tensor(np.asarray(log_mel) if not hasattr(log_mel, "to") else log_mel)
+        frames = torch.as_tensor(frames).to(self.device, torch.float32)
+        log_mel = torch.as_tensor(log_mel).to(self.device, torch.float32)
         with torch.inference_mode():
-            out = self.model(frames.to(self.device, torch.float32), log_mel.to(self.device, torch.float32))
+            out = self.model(frames, log_mel)
         return out.float().cpu().numpy()
 
 

@@ -171,6 +171,9 @@ def test_onnx_localizer_matches_checkpoint(checkpoint, tiny_model, tmp_path):
     frames, log_mel = torch.randn(3, 3, 224, 224), torch.randn(3, 3, 1, 96, 64)
     ref = Localizer.load(checkpoint).predict(frames, log_mel)
     np.testing.assert_allclose(loc.predict(frames, log_mel), ref, atol=1e-4)
+    # a graph exported with a fixed batch of 1 is fed one sample at a time
+    fixed = export.export_onnx(tiny_model, tmp_path / "edge_b1.onnx", dynamic_batch=False, batch_size=1)
+    np.testing.assert_allclose(Localizer.load(fixed).predict(frames.numpy(), log_mel.numpy()), ref, atol=1e-4)
 
 
 def test_bad_inputs_name_the_argument(checkpoint, picture, sound, tmp_path):
