@@ -9,12 +9,15 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ModelConfig
 from .pcm import PredictiveCoding
 from .simsiam import SimSiamHead
+from .sspl import SSPL, SSPLOutput
 from .weights import load_sacl_pair, load_sspl, load_sspl_head
 
 __all__ = [
     "AVNet",
     "ModelConfig",
     "PredictiveCoding",
+    "SSPL",
+    "SSPLOutput",
     "SimSiamHead",
     "build_model",
     "load_checkpoint",
