@@ -243,3 +243,23 @@ def test_localize_video(checkpoint, tmp_path):
         read_clip(path, time=10.0)
     result = Localizer.load(checkpoint).localize_video(path)
     assert result.heatmap.shape == (48, 64)
+
+
+def test_released_pairs_are_wired_to_the_model_loaders(tiny_model, monkeypatch):
+    # the loaders themselves are tested with reference-layout weights in the models tests;
+    # a real VGGish pair is ~300 MB, too big to write here
+    import avsdk.models
+
+    seen = {}
+
+    def fake_pair(*paths):
+        seen["paths"] = paths
+        return tiny_model
+
+    monkeypatch.setattr(avsdk.models, "load_sacl_pair", fake_pair)
+    monkeypatch.setattr(avsdk.models, "load_sspl", fake_pair)
+    sacl = Localizer.load_sacl("frame_best.pth", "sound_best.pth")
+    assert seen["paths"] == ("frame_best.pth", "sound_best.pth")
+    assert sacl.transform == "sacl" and sacl.backend_name == "torch"
+    sspl = Localizer.load_sspl("frame.pth", "sound.pth", "pcm.pth")
+    assert seen["paths"] == ("frame.pth", "sound.pth", "pcm.pth") and sspl.transform == "sspl"
