@@ -14,6 +14,14 @@ MINMAX_EPS = 1e-10  # added to (max - min) in the attention, as the reference co
 FALSE_NEGATIVE_LOGIT = -10.0  # logit (before / tau) of a pair that is neither positive nor kept
 
 
+def _compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """float32 for half inputs; float64 stays float64 (no silent downgrade; fp64 gradcheck)."""
+    dtype = torch.float32
+    for t in tensors:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return dtype
+
+
 def av_similarity(visual: torch.Tensor, audio: torch.Tensor):
     """Cosine similarity map, min-max attention and attention-pooled feature.
 
@@ -25,12 +33,13 @@ def av_similarity(visual: torch.Tensor, audio: torch.Tensor):
         (S, A, f): S and A have the spatial shape of ``visual`` ([B, H, W] or [B, HW]);
         S[b, p] = <v[b,:,p]/|v[b,:,p]|, a[b]/|a[b]|>; A is S min-max normalised per b;
         f[b] = sum_p A[b, p] * v[b, :, p] with the un-normalised v, [B, C].
-        S and A are float32 for float32 input and keep the input dtype otherwise
-        (computed in float32 internally).
+        S, A and f keep the input dtype (computed in float32 internally, float64 for
+        float64 input).
     """
     spatial = visual.shape[2:]
-    v = visual.flatten(2).float()  # [B, C, HW]
-    a = audio.float()
+    compute = _compute_dtype(visual, audio)
+    v = visual.flatten(2).to(compute)  # [B, C, HW]
+    a = audio.to(compute)
     v_hat = F.normalize(v, p=2, dim=1)
     a_hat = F.normalize(a, p=2, dim=1)
     sim = torch.einsum("bcp,bc->bp", v_hat, a_hat)  # [B, HW]
@@ -47,15 +56,21 @@ def av_similarity(visual: torch.Tensor, audio: torch.Tensor):
 
 
 def masked_similarity_logits(visual_hat, mask, audio_hat):
-    """s[i, j] = max_p mask[i, p] * <visual_hat[i, :, p], audio_hat[j]>, [B, B] float32.
+    """s[i, j] = max_p mask[i, p] * <visual_hat[i, :, p], audio_hat[j]>, [B, B] float32 (or 64).
 
     Masked positions contribute 0 to the max (the reference multiplies the normalised map by
     the mask before the dot product), so a row whose mask is all zero gets s = 0.
+
+    ``max(dim).values``, as the SACL code's ``torch.max(sim, dim=0).values``, sends the whole
+    gradient of s[i, j] to one position; ``amax`` would share it among tied positions. The
+    two differ only on exact ties between unmasked positions (tied masked positions get no
+    gradient either way, since the mask multiplies it), and the fused kernel follows max.
     """
-    v = visual_hat.float() * mask.float().unsqueeze(1)  # [B, C, HW]
-    a = audio_hat.float()  # [B, C]
+    compute = _compute_dtype(visual_hat, audio_hat)
+    v = visual_hat.to(compute) * mask.to(compute).unsqueeze(1)  # [B, C, HW]
+    a = audio_hat.to(compute)  # [B, C]
     dots = torch.einsum("icp,jc->ijp", v, a)  # [B, B, HW]
-    return dots.amax(dim=2)
+    return dots.max(dim=2).values
 
 
 def masked_infonce(visual_hat, mask, audio_hat, keep, tau: float = 0.005):
@@ -71,7 +86,8 @@ def masked_infonce(visual_hat, mask, audio_hat, keep, tau: float = 0.005):
         tau: temperature (0.005 in SACL).
 
     Returns:
-        scalar float32 loss: mean over i of cross-entropy(s[i] / tau, target i).
+        scalar float32 loss (float64 for float64 input): mean over i of
+        cross-entropy(s[i] / tau, target i).
     """
     logits = masked_similarity_logits(visual_hat, mask, audio_hat)
     logits = torch.where(keep.bool(), logits, torch.full_like(logits, FALSE_NEGATIVE_LOGIT))

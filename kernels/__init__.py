@@ -1,0 +1,158 @@
+"""Fused Triton kernels for the training hot path, each with a pure-PyTorch twin.
+
+    av_similarity(visual, audio)                          cosine map, attention, pooled feature
+    masked_infonce(visual_hat, mask, audio_hat, keep, tau)  SACL masked InfoNCE
+
+``backend="auto"`` runs Triton exactly when every tensor is on CUDA, Triton imports, the dtypes
+are ones the kernels take, and no ONNX export is tracing; otherwise the reference in
+``reference.py`` runs (the CPU path and the export path). ``backend="triton"`` forces the
+kernels (on CPU tensors too, under ``TRITON_INTERPRET=1``); ``backend="torch"`` forces the twin.
+Triton is imported only when a kernel is about to run: ``import avsdk.kernels`` never pulls it in.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import math
+import os
+from numbers import Real
+
+import torch
+
+from ..errors import bad_input, require
+from . import reference
+
+__all__ = ["av_similarity", "masked_infonce", "reference"]
+
+BACKENDS = ("auto", "triton", "torch")
+KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+MAX_HW = 8192  # av_similarity keeps one spatial row per program in registers
+
+
+@functools.lru_cache(maxsize=1)
+def _triton_importable() -> bool:
+    try:
+        importlib.import_module("triton")
+    except ImportError:
+        return False
+    return True
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def _use_triton(backend: str, tensors, kernel_takes: bool, why_not: str) -> bool:
+    """The one dispatch predicate; with backend="triton" it raises instead of answering False."""
+    if backend not in BACKENDS:
+        raise bad_input("backend", " or ".join(repr(b) for b in BACKENDS), backend)
+    if backend == "torch":
+        return False
+    on_cuda = all(t.is_cuda for t in tensors)
+    if backend == "auto":
+        return (on_cuda and kernel_takes and _triton_importable()
+                and not torch.onnx.is_in_onnx_export())
+    if not kernel_takes:
+        raise bad_input("backend", f"'torch' or 'auto' for these inputs ({why_not})", "'triton'",
+                        described=True)
+    if not (on_cuda or _interpreting()):
+        raise bad_input("backend", "'triton' only with CUDA tensors or under TRITON_INTERPRET=1 "
+                        "(set before avsdk.kernels runs a kernel)",
+                        f"'triton' with tensors on {tensors[0].device}", described=True)
+    require("triton", "train", "the fused kernels")
+    return True
+
+
+def _check_tensor(name: str, value, ndims, float_only: bool = True) -> None:
+    if not isinstance(value, torch.Tensor):
+        raise bad_input(name, "a torch.Tensor", value)
+    if value.dim() not in ndims:
+        shapes = " or ".join(f"{n}-D" for n in ndims)
+        raise bad_input(name, f"a {shapes} tensor", value)
+    if float_only and not value.is_floating_point():
+        raise bad_input(name, "a floating-point tensor", value)
+    if value.numel() == 0:
+        raise bad_input(name, "a non-empty tensor", value)
+
+
+def _check_same_device(**tensors) -> None:
+    devices = {name: t.device for name, t in tensors.items()}
+    first_name, first = next(iter(devices.items()))
+    for name, dev in devices.items():
+        if dev != first:
+            raise bad_input(name, f"a tensor on {first} (the device of {first_name})",
+                            f"a tensor on {dev}", described=True)
+
+
+def av_similarity(visual: torch.Tensor, audio: torch.Tensor, backend: str = "auto"):
+    """Cosine similarity map, min-max attention and attention-pooled feature (SPEC section 3).
+
+    Args:
+        visual: visual feature map, [B, C, H, W] or [B, C, HW] (not normalised).
+        audio: audio vectors, [B, C] (not normalised).
+        backend: "auto", "triton" or "torch" (see the module docstring).
+
+    Returns:
+        (S, A, f): S and A [B, H, W] or [B, HW], f [B, C]; see ``reference.av_similarity``.
+
+    Raises:
+        InputError: wrong types, ranks, shapes, devices, or a backend that cannot run them.
+    """
+    _check_tensor("visual", visual, (3, 4))
+    _check_tensor("audio", audio, (2,))
+    B, C = visual.shape[:2]
+    if tuple(audio.shape) != (B, C):
+        raise bad_input("audio", f"shape ({B}, {C}) to match visual's [B, C]", audio)
+    _check_same_device(visual=visual, audio=audio)
+    hw = math.prod(visual.shape[2:])
+    takes = visual.dtype in KERNEL_DTYPES and audio.dtype in KERNEL_DTYPES and hw <= MAX_HW
+    why = f"dtypes in {KERNEL_DTYPES} and H*W <= {MAX_HW}"
+    if not _use_triton(backend, (visual, audio), takes, why):
+        return reference.av_similarity(visual, audio)
+    from .fused_similarity import AVSimilarity
+
+    sim, att, pooled = AVSimilarity.apply(visual.flatten(2), audio)
+    spatial = visual.shape[2:]
+    return sim.reshape(B, *spatial), att.reshape(B, *spatial), pooled
+
+
+def masked_infonce(visual_hat: torch.Tensor, mask: torch.Tensor, audio_hat: torch.Tensor,
+                   keep: torch.Tensor, tau: float = 0.005, backend: str = "auto") -> torch.Tensor:
+    """SACL masked InfoNCE for one view (SPEC section 5, step 3), a float32 scalar.
+
+    Args:
+        visual_hat: L2-normalised visual maps, [B, C, HW].
+        mask: positive-region masks, [B, HW] (bool or float; masked positions score 0).
+        audio_hat: L2-normalised audio vectors, [B, C].
+        keep: [B, B] bool, True where pair (i, j) keeps its own logit (see the reference).
+        tau: temperature, > 0 (0.005 in SACL).
+        backend: "auto", "triton" or "torch" (see the module docstring).
+
+    Returns:
+        The loss, a float32 scalar; gradients flow to visual_hat and audio_hat only.
+
+    Raises:
+        InputError: wrong types, ranks, shapes, devices, tau, or a backend that cannot run them.
+    """
+    _check_tensor("visual_hat", visual_hat, (3,))
+    B, C, HW = visual_hat.shape
+    _check_tensor("mask", mask, (2,), float_only=False)
+    _check_tensor("audio_hat", audio_hat, (2,))
+    _check_tensor("keep", keep, (2,), float_only=False)
+    for name, value, shape in (("mask", mask, (B, HW)), ("audio_hat", audio_hat, (B, C)),
+                               ("keep", keep, (B, B))):
+        if tuple(value.shape) != shape:
+            raise bad_input(name, f"shape {shape} to match visual_hat [B, C, HW] = {(B, C, HW)}",
+                            value)
+    if mask.is_complex() or keep.is_complex():
+        raise bad_input("mask", "a real (bool or float) tensor", mask)
+    if isinstance(tau, bool) or not isinstance(tau, Real) or not (0 < float(tau) < math.inf):
+        raise bad_input("tau", "a finite number > 0", tau)
+    _check_same_device(visual_hat=visual_hat, mask=mask, audio_hat=audio_hat, keep=keep)
+    takes = visual_hat.dtype in KERNEL_DTYPES and audio_hat.dtype in KERNEL_DTYPES
+    why = f"dtypes in {KERNEL_DTYPES}"
+    if not _use_triton(backend, (visual_hat, mask, audio_hat, keep), takes, why):
+        return reference.masked_infonce(visual_hat, mask, audio_hat, keep, float(tau))
+    from .fused_infonce import MaskedInfoNCE
+
+    return MaskedInfoNCE.apply(visual_hat, mask, audio_hat, keep, float(tau), None)

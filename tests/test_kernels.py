@@ -1,0 +1,310 @@
+"""Fused kernels (``tri``) against their PyTorch twins (``ref``): forward and every gradient.
+
+Without a GPU the kernels run under Triton's interpreter (conftest sets TRITON_INTERPRET=1), so
+shapes stay small; with one, the same tests run on CUDA. Low precision is judged by the
+relative RMS error, so one tolerance per dtype serves every tensor. Every buffer the kernels
+allocate is filled with NaN first (``poisoned_buffers``), so a missed write fails loudly.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import avsdk.kernels as K
+from avsdk.errors import InputError
+from avsdk.kernels import _alloc, reference
+
+pytest.importorskip("triton", reason="the fused kernels need triton (pip install 'avsdk[train]')")
+
+# (max relative RMS error, max abs error relative to the largest reference value)
+TOLERANCE = {
+    torch.float32: (2e-5, 2e-4),
+    torch.float16: (3e-3, 2e-2),
+    torch.bfloat16: (2e-2, 1e-1),
+}
+SHORT = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+DTYPES = [
+    torch.float32,
+    torch.float16,
+    pytest.param(torch.bfloat16, marks=pytest.mark.gpu, id="bf16"),  # interpreter: no bf16
+]
+
+
+@pytest.fixture(autouse=True)
+def poisoned_buffers(monkeypatch):
+    """Every kernel output starts as NaN (floats) or INT32_MIN (ints)."""
+
+    def poisoned(shape, dtype, device):
+        out = torch.empty(shape, dtype=dtype, device=device)
+        return out.fill_(float("nan") if dtype.is_floating_point else torch.iinfo(dtype).min)
+
+    monkeypatch.setattr(_alloc, "empty", poisoned)
+
+
+def assert_close(name: str, ref: torch.Tensor, tri: torch.Tensor, dtype: torch.dtype) -> None:
+    assert ref.shape == tri.shape, f"{name}: shape {tuple(tri.shape)} != {tuple(ref.shape)}"
+    assert ref.dtype == tri.dtype, f"{name}: dtype {tri.dtype} != {ref.dtype}"
+    ref, tri = ref.double(), tri.double()
+    assert torch.isfinite(tri).all(), f"{name}: non-finite values (a missed write?)"
+    max_rms, max_abs = TOLERANCE[dtype]
+    scale = ref.abs().max().clamp_min(1e-12)
+    rms = (ref - tri).pow(2).mean().sqrt() / ref.pow(2).mean().sqrt().clamp_min(1e-12)
+    worst = (ref - tri).abs().max() / scale
+    assert rms <= max_rms and worst <= max_abs, (
+        f"{name}: relative RMS error {rms:.2e} (limit {max_rms:.0e}), "
+        f"max error {worst:.2e} of the largest value (limit {max_abs:.0e})")
+
+
+def run_both(op, inputs, grad_outputs=None):
+    """Run ``op`` with backend torch and triton on copies of ``inputs``; -> (ref, tri) lists."""
+    results = []
+    for backend in ("torch", "triton"):
+        leaves = [x.detach().clone().requires_grad_(x.requires_grad) for x in inputs]
+        out = op(*leaves, backend=backend)
+        outs = list(out) if isinstance(out, tuple) else [out]
+        grads = grad_outputs or [torch.ones_like(o) for o in outs]
+        torch.autograd.backward(outs, grads)
+        results.append(outs + [x.grad for x in leaves if x.requires_grad])
+    return results
+
+
+# --------------------------------------------------------------------------- av_similarity
+SIM_SHAPES = [(1, 5, 7), (3, 37, 29), (2, 16, (3, 5)), (4, 64, 49), (2, 37, 200)]
+
+
+def _sim_id(shape):
+    B, C, hw = shape
+    space = f"H{hw[0]}W{hw[1]}" if isinstance(hw, tuple) else f"HW{hw}"
+    return f"B{B}-C{C}-{space}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: SHORT[d])
+@pytest.mark.parametrize("shape", SIM_SHAPES, ids=_sim_id)
+def test_av_similarity_matches_reference(shape, dtype, device):
+    B, C, hw = shape
+    spatial = hw if isinstance(hw, tuple) else (hw,)
+    gen = torch.Generator().manual_seed(B * 1000 + C)
+    visual = torch.randn(B, C, *spatial, generator=gen).to(device, dtype).requires_grad_()
+    audio = torch.randn(B, C, generator=gen).to(device, dtype).requires_grad_()
+    out_shapes = [(B, *spatial), (B, *spatial), (B, C)]
+    grads = [torch.randn(s, generator=gen).to(device, dtype) for s in out_shapes]
+    ref, tri = run_both(K.av_similarity, [visual, audio], grads)
+    for name, r, t in zip(["S", "A", "f", "grad visual", "grad audio"], ref, tri):
+        assert_close(name, r, t, dtype)
+
+
+def test_av_similarity_non_contiguous(device):
+    gen = torch.Generator().manual_seed(7)
+    visual = torch.randn(3, 9, 11, generator=gen).to(device).transpose(1, 2)  # [3, 11, 9]
+    audio = torch.randn(11, 3, generator=gen).to(device).t()  # [3, 11], strided
+    ref, tri = run_both(K.av_similarity, [visual.requires_grad_(), audio.requires_grad_()],
+                        [torch.ones(3, 9, device=device)] * 2 + [torch.ones(3, 11, device=device)])
+    for name, r, t in zip(["S", "A", "f", "grad visual", "grad audio"], ref, tri):
+        assert_close(name, r, t, torch.float32)
+
+
+# -------------------------------------------------------------------------- masked_infonce
+def _infonce_inputs(B, C, HW, dtype, device, masks="random", seed=0, keep_diag=True):
+    gen = torch.Generator().manual_seed(seed)
+    visual = F.normalize(torch.randn(B, C, HW, generator=gen), dim=1).to(device, dtype)
+    audio = F.normalize(torch.randn(B, C, generator=gen), dim=1).to(device, dtype)
+    mask = (torch.rand(B, HW, generator=gen) > 0.5).float()
+    if masks == "zero-row":
+        mask[B // 2] = 0.0  # an empty positive region: s = 0 for the whole row
+    elif masks == "ones":
+        mask.fill_(1.0)
+    keep = torch.rand(B, B, generator=gen) > 0.3
+    keep.fill_diagonal_(keep_diag)
+    return visual.requires_grad_(), mask.to(device), audio.requires_grad_(), keep.to(device)
+
+
+INFONCE_CASES = [
+    # (B, C, HW, masks, keep the positives)
+    (1, 8, 5, "random", True),
+    (3, 37, 29, "zero-row", True),
+    (5, 20, 50, "ones", True),
+    (4, 33, 17, "random", False),  # positives removed too: every logit of row i is -10 or kept
+    (7, 48, 40, "zero-row", True),
+    (20, 40, 70, "zero-row", True),  # several blocks of j, p and channels under the interpreter
+]
+
+
+def _case_id(case):
+    B, C, HW, masks, diag = case
+    return f"B{B}-C{C}-HW{HW}-{masks}" + ("" if diag else "-nodiag")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: SHORT[d])
+@pytest.mark.parametrize("case", INFONCE_CASES, ids=_case_id)
+def test_masked_infonce_matches_reference(case, dtype, device):
+    B, C, HW, masks, diag = case
+    visual, mask, audio, keep = _infonce_inputs(B, C, HW, dtype, device, masks, B + C, diag)
+    ref, tri = run_both(lambda v, a, backend: K.masked_infonce(v, mask, a, keep, 0.005, backend),
+                        [visual, audio])
+    for name, r, t in zip(["loss", "grad visual", "grad audio"], ref, tri):
+        assert_close(name, r, t, torch.float32 if name == "loss" else dtype)
+    assert tri[0].dtype == torch.float32
+
+
+def test_masked_infonce_zero_mask_row_gets_no_gradient(device):
+    visual, mask, audio, keep = _infonce_inputs(4, 16, 12, torch.float32, device, "zero-row", 3)
+    loss = K.masked_infonce(visual, mask, audio, keep, backend="triton")
+    loss.backward()
+    assert torch.all(visual.grad[2] == 0)  # row B // 2 has an empty mask
+    assert torch.all(visual.grad * (1 - mask).unsqueeze(1) == 0)  # nor does any masked position
+
+
+def test_masked_infonce_non_contiguous_mixed_dtypes_and_bool_mask(device):
+    gen = torch.Generator().manual_seed(11)
+    B, C, HW = 3, 24, 10
+    visual = F.normalize(torch.randn(B, HW, C, generator=gen), dim=2).to(device).transpose(1, 2)
+    audio = F.normalize(torch.randn(B, C, generator=gen), dim=1).to(device, torch.float16)
+    mask = (torch.rand(HW, B, generator=gen) > 0.4).to(device).t()  # bool, strided
+    keep = torch.ones(B, B, dtype=torch.bool, device=device)
+    ref, tri = run_both(lambda v, a, backend: K.masked_infonce(v, mask, a, keep, 0.01, backend),
+                        [visual.requires_grad_(), audio.requires_grad_()])
+    for name, r, t, dt in zip(["loss", "grad visual", "grad audio"], ref, tri,
+                              [torch.float32, torch.float32, torch.float16]):
+        assert_close(name, r, t, dt)
+
+
+def test_masked_infonce_closed_form(device):
+    """Aligned pairs, everything else orthogonal: each row's loss is log(1 + (B - 1) e^0)."""
+    B, C, HW, tau = 4, 16, 6, 0.5
+    audio = torch.eye(B, C, device=device)
+    visual = torch.zeros(B, C, HW, device=device)
+    visual[torch.arange(B), torch.arange(B), 0] = 1.0
+    mask = torch.ones(B, HW, device=device)
+    keep = torch.ones(B, B, dtype=torch.bool, device=device)
+    loss = K.masked_infonce(visual, mask, audio, keep, tau, backend="triton")
+    expected = torch.log(torch.tensor(1.0 + (B - 1) * torch.exp(torch.tensor(-1.0 / tau)).item()))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+# ----------------------------------------------------------------------- training behaviour
+class TinyAV(torch.nn.Module):
+    """A 1x1 "visual trunk" and a linear "audio encoder": enough to move both kernels."""
+
+    def __init__(self, c_in=6, c=16):
+        super().__init__()
+        self.visual = torch.nn.Conv1d(c_in, c, 1)
+        self.audio = torch.nn.Linear(c_in, c)
+
+    def forward(self, frames, sounds, mask, keep, backend):
+        v = self.visual(frames)  # [B, C, HW]
+        a = self.audio(sounds)  # [B, C]
+        sim, att, pooled = K.av_similarity(v, a, backend=backend)
+        contrast = K.masked_infonce(F.normalize(v, dim=1), mask, F.normalize(a, dim=1), keep,
+                                    tau=0.07, backend=backend)
+        return contrast + 0.1 * (att * sim).mean() + 1e-3 * pooled.pow(2).mean()
+
+
+def test_sgd_steps_give_the_same_losses(device):
+    gen = torch.Generator().manual_seed(5)
+    B, HW = 6, 12
+    frames = torch.randn(B, 6, HW, generator=gen).to(device)
+    sounds = torch.randn(B, 6, generator=gen).to(device)
+    mask = (torch.rand(B, HW, generator=gen) > 0.5).float().to(device)
+    keep = torch.ones(B, B, dtype=torch.bool, device=device)
+    losses = {}
+    for backend in ("torch", "triton"):
+        torch.manual_seed(0)
+        model = TinyAV().to(device)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        history = []
+        for _ in range(6):
+            opt.zero_grad()
+            loss = model(frames, sounds, mask, keep, backend)
+            loss.backward()
+            opt.step()
+            history.append(loss.item())
+        losses[backend] = history
+    assert losses["torch"][-1] < 0.2 * losses["torch"][0]  # it does train
+    assert losses["triton"] == pytest.approx(losses["torch"], rel=1e-4, abs=1e-5)
+
+
+# ------------------------------------------------------------------ references (fp64 oracle)
+def test_references_pass_gradcheck():
+    gen = torch.Generator().manual_seed(3)
+    v = torch.randn(2, 5, 7, generator=gen, dtype=torch.float64, requires_grad=True)
+    a = torch.randn(2, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v, a: reference.av_similarity(v, a), (v, a))
+    vh = F.normalize(torch.randn(3, 5, 7, generator=gen, dtype=torch.float64), dim=1)
+    ah = F.normalize(torch.randn(3, 5, generator=gen, dtype=torch.float64), dim=1)
+    mask = (torch.rand(3, 7, generator=gen) > 0.5).double()
+    keep = torch.tensor([[1, 0, 1], [1, 1, 1], [0, 1, 1]], dtype=torch.bool)
+    vh.requires_grad_()
+    ah.requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda v, a: reference.masked_infonce(v, mask, a, keep, 0.05), (vh, ah))
+
+
+# -------------------------------------------------------------------- dispatch and errors
+def test_import_does_not_pull_in_triton():
+    code = "import sys, avsdk.kernels; sys.exit('triton' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
+
+
+def test_auto_runs_the_reference_on_cpu():
+    visual, mask, audio, keep = _infonce_inputs(3, 8, 5, torch.float32, "cpu")
+    auto = K.masked_infonce(visual, mask, audio, keep)
+    assert torch.equal(auto, reference.masked_infonce(visual, mask, audio, keep))
+
+
+@pytest.mark.gpu
+def test_auto_dispatch_on_cuda(monkeypatch):
+    from avsdk.kernels.fused_infonce import MaskedInfoNCE
+
+    visual, mask, audio, keep = _infonce_inputs(3, 8, 5, torch.float32, "cuda")
+    calls = []
+    original = MaskedInfoNCE.apply
+    monkeypatch.setattr(MaskedInfoNCE, "apply", lambda *a: calls.append(1) or original(*a))
+    K.masked_infonce(visual, mask, audio, keep)
+    assert calls == [1]
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+    K.masked_infonce(visual, mask, audio, keep)
+    assert calls == [1]  # exporting: the reference ran
+
+
+def test_forcing_triton_without_a_gpu_or_interpreter_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    visual, mask, audio, keep = _infonce_inputs(2, 4, 3, torch.float32, "cpu")
+    with pytest.raises(InputError, match="backend"):
+        K.masked_infonce(visual, mask, audio, keep, backend="triton")
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(backend="cuda"), "backend"),
+    (dict(tau=0.0), "tau"),
+    (dict(tau=float("nan")), "tau"),
+    (dict(mask=torch.ones(3, 4)), "mask"),
+    (dict(audio_hat=torch.ones(3, 7)), "audio_hat"),
+    (dict(keep=torch.ones(2, 3, dtype=torch.bool)), "keep"),
+    (dict(visual_hat=torch.ones(3, 8)), "visual_hat"),
+    (dict(visual_hat=torch.ones(3, 8, 5, dtype=torch.int64)), "visual_hat"),
+    (dict(visual_hat=torch.ones(3, 8, 5, dtype=torch.float64), backend="triton"), "backend"),
+], ids=["backend", "tau-zero", "tau-nan", "mask-shape", "audio-shape", "keep-shape",
+        "visual-rank", "visual-int", "fp64-triton"])
+def test_masked_infonce_rejects_bad_arguments(bad, match):
+    args = dict(visual_hat=torch.ones(3, 8, 5), mask=torch.ones(3, 5), audio_hat=torch.ones(3, 8),
+                keep=torch.ones(3, 3, dtype=torch.bool), tau=0.005, backend="auto")
+    args.update(bad)
+    with pytest.raises(InputError, match=match):
+        K.masked_infonce(**args)
+
+
+@pytest.mark.parametrize("visual, audio, match", [
+    (torch.ones(2, 3), torch.ones(2, 3), "visual"),
+    (torch.ones(2, 3, 4, 4), torch.ones(2, 4), "audio"),
+    (torch.ones(0, 3, 4), torch.ones(0, 3), "visual"),
+    ([[1.0]], torch.ones(1, 1), "visual"),
+], ids=["visual-rank", "audio-shape", "empty", "not-a-tensor"])
+def test_av_similarity_rejects_bad_arguments(visual, audio, match):
+    with pytest.raises(InputError, match=match):
+        K.av_similarity(visual, audio)
