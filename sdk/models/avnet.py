@@ -25,10 +25,7 @@ from .small_cnn import SmallAudioCNN
 from .vgg import VGG16Conv5
 from .vggish import VGGish
 
-try:
-    from avsdk.kernels import av_similarity
-except ImportError:  # TODO(lead): drop once kernels/__init__.py exports the dispatcher
-    from avsdk.kernels.reference import av_similarity
+from avsdk.kernels import av_similarity
 
 LOG_MEL_SHAPE = (1, 96, 64)  # one 0.96 s VGGish example
 

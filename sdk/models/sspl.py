@@ -14,10 +14,7 @@ from .avnet import AVNet
 from .config import ModelConfig
 from .simsiam import SimSiamHead
 
-try:
-    from avsdk.kernels import av_similarity
-except ImportError:  # TODO(lead): drop once kernels/__init__.py exports the dispatcher
-    from avsdk.kernels.reference import av_similarity
+from avsdk.kernels import av_similarity
 
 
 class SSPLOutput(NamedTuple):
