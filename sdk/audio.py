@@ -1,0 +1,183 @@
+"""Audio input: read a file, and turn any waveform into the 3 s, 16 kHz, [-1, 1] clip of SPEC 1.
+
+    audio, rate = load_audio("dog.flac")          # [T] or [T, channels] float32, rate in Hz
+    clip = prepare_waveform(audio, rate)          # [48000] float32: mono, 16 kHz, centred, rescaled
+
+Non-finite samples: a NaN or Inf anywhere in the audio raises InputError (naming how many and
+where) instead of being zeroed or dropped; a frontend fed them would return NaN features or a
+clip whose min-max rescale is undefined, and silently repairing a user's signal hides a bug
+upstream (a broken decoder, a division by zero).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+
+import numpy as np
+
+from .errors import bad_input
+from .melspec import MIN_SAMPLES_FRAME, SAMPLE_RATE, WINDOW_LENGTH
+
+#: extensions soundfile reads here (libsndfile 1.2: WAV, FLAC, OGG Vorbis/Opus, MP3, ...)
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
+
+
+def load_audio(source) -> tuple[np.ndarray, int]:
+    """Read an audio file with soundfile.
+
+    Args:
+        source: path (str or PathLike) or a binary file object, any format libsndfile reads
+            (wav, flac, ogg, ...).
+
+    Returns:
+        (samples, sample_rate): samples [T] float32 for mono, [T, channels] float32 otherwise,
+        in [-1, 1] for integer PCM files; sample_rate in Hz.
+
+    Raises:
+        InputError: missing, unreadable or empty file, or an unsupported ``source`` type.
+    """
+    import soundfile
+
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise bad_input("source", "an existing audio file", f"{path!r} (no such file)", described=True)
+        if os.path.isdir(path):
+            raise bad_input("source", "an audio file", f"{path!r} (a directory)", described=True)
+    elif not hasattr(source, "read"):
+        raise bad_input("source", "a path or a binary file object", source)
+    try:
+        samples, rate = soundfile.read(source, dtype="float32", always_2d=False)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, OSError) as exc:
+        raise bad_input(
+            "source", "an audio file soundfile can read (wav, flac, ogg, ...)", f"{source!r} ({exc})", described=True
+        ) from exc
+    if samples.size == 0:
+        raise bad_input("source", "an audio file with at least one sample", f"{source!r} (empty)", described=True)
+    return samples, int(rate)
+
+
+def to_mono_16k(audio, sample_rate, argument: str = "audio", check_finite: bool = True) -> np.ndarray:
+    """Validate, mix to mono and resample to 16 kHz (soxr, high quality).
+
+    ``check_finite=False`` skips the NaN/Inf scan only when ``audio`` is returned untouched
+    (1-D float at 16 kHz), for a caller that scans it anyway (the compiled frontend); audio that
+    is mixed or resampled is always scanned first, so errors point at the caller's samples.
+
+    Args:
+        audio: [T] or [T, channels], float or integer samples.
+        sample_rate: positive rate of ``audio`` in Hz.
+
+    Returns:
+        [T'] at 16 kHz, T' >= 400: float32 for float32 mono input, float64 otherwise. The input
+        array itself is never modified (it may be returned as is when already mono 16 kHz).
+
+    Raises:
+        InputError: wrong rank or dtype, empty, any NaN/Inf, a channel axis that looks like it
+            comes first, a non-positive rate, or fewer than 400 samples at 16 kHz.
+    """
+    rate = _check_rate(sample_rate)
+    x = _check_audio(audio, argument, check_finite, untouched_if_1d=rate == SAMPLE_RATE)
+    if x.ndim == 2:
+        x = x.mean(axis=1, dtype=np.float64)
+    elif x.dtype.kind != "f" or x.dtype.itemsize < 4:
+        x = x.astype(np.float64)
+    if rate != SAMPLE_RATE:
+        import soxr
+
+        x = soxr.resample(x, rate, SAMPLE_RATE, quality="HQ")
+    if x.size < MIN_SAMPLES_FRAME:
+        raise bad_input(
+            argument,
+            f"at least one STFT window: {WINDOW_LENGTH} samples at 16 kHz ({WINDOW_LENGTH / SAMPLE_RATE} s)",
+            f"{np.shape(audio)[0]} samples at {rate:g} Hz ({x.size} at 16 kHz)",
+            described=True,
+        )
+    return x
+
+
+def clip_samples(clip_seconds) -> int:
+    """Number of 16 kHz samples in a clip of ``clip_seconds`` (>= one 400-sample window)."""
+    if isinstance(clip_seconds, bool) or not isinstance(clip_seconds, numbers.Real) or not math.isfinite(clip_seconds):
+        raise bad_input("clip_seconds", "a finite number of seconds", clip_seconds)
+    count = int(round(float(clip_seconds) * SAMPLE_RATE))
+    if count < MIN_SAMPLES_FRAME:
+        raise bad_input("clip_seconds", f">= {MIN_SAMPLES_FRAME / SAMPLE_RATE} s (one STFT window)", clip_seconds)
+    return count
+
+
+def centre_or_tile(x: np.ndarray, length: int) -> np.ndarray:
+    """The centre ``length`` samples of ``x`` [T]; a shorter ``x`` is first tiled past ``length``.
+
+    As the SSPL/SACL loaders do it: tile ``int(length / T) + 1`` times, then take
+    ``[T'//2 - length//2 : ... + length]``.
+    """
+    if x.size < length:
+        x = np.tile(x, length // x.size + 1)
+    start = x.size // 2 - length // 2
+    return x[start : start + length]
+
+
+def min_max_rescale(x: np.ndarray) -> np.ndarray:
+    """``2 * ((x - min) / (max - min + 1e-3) - 0.5)`` in float64, returned as float32.
+
+    The 1e-3 keeps silence defined (a constant clip maps to -1) and leaves the peak just
+    below +1.
+    """
+    x = x.astype(np.float64, copy=False)
+    lo, hi = x.min(), x.max()
+    return (2.0 * ((x - lo) / (hi - lo + 1e-3) - 0.5)).astype(np.float32)
+
+
+def prepare_waveform(audio, sample_rate, clip_seconds=3.0) -> np.ndarray:
+    """Mono, 16 kHz, centred/tiled to ``clip_seconds``, min-max rescaled to [-1, 1] (SPEC 1).
+
+    Args:
+        audio: [T] or [T, channels] samples (float or integer PCM), as load_audio returns.
+        sample_rate: rate of ``audio`` in Hz (> 0).
+        clip_seconds: clip length; 3 s gives [48000].
+
+    Returns:
+        [round(clip_seconds * 16000)] float32.
+
+    Raises:
+        InputError: see :func:`to_mono_16k` and :func:`clip_samples`.
+    """
+    length = clip_samples(clip_seconds)
+    return min_max_rescale(centre_or_tile(to_mono_16k(audio, sample_rate), length))
+
+
+def _check_rate(sample_rate) -> float:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Real):
+        raise bad_input("sample_rate", "a positive number of samples per second", sample_rate)
+    if not (math.isfinite(sample_rate) and sample_rate > 0):
+        raise bad_input("sample_rate", "a positive number of samples per second", sample_rate)
+    return int(sample_rate) if float(sample_rate).is_integer() else float(sample_rate)
+
+
+def _check_audio(audio, argument: str, check_finite: bool = True, untouched_if_1d: bool = False) -> np.ndarray:
+    if not isinstance(audio, np.ndarray):
+        if not isinstance(audio, (list, tuple)):
+            raise bad_input(argument, "a numpy array [T] or [T, channels]", audio)
+        audio = np.asarray(audio)
+    if audio.dtype.kind not in "fiu" or audio.dtype.itemsize > 8:
+        raise bad_input(argument, "real float or integer samples", audio)
+    if audio.ndim not in (1, 2):
+        raise bad_input(argument, "a waveform [T] or [T, channels]", audio)
+    if audio.size == 0:
+        raise bad_input(argument, "at least one sample", audio)
+    if audio.ndim == 2 and audio.shape[1] > audio.shape[0]:
+        raise bad_input(
+            argument, "[T, channels] (time first, as soundfile returns; transpose a [channels, T] array)", audio
+        )
+    passes_through = untouched_if_1d and audio.ndim == 1 and audio.dtype in (np.float32, np.float64)
+    if audio.dtype.kind == "f" and (check_finite or not passes_through):
+        finite = np.isfinite(audio)
+        if not finite.all():
+            bad = np.flatnonzero(~finite.reshape(-1))
+            what = "all samples are NaN/Inf" if bad.size == audio.size else (
+                f"{bad.size} NaN/Inf samples of {audio.size}, the first at flat index {bad[0]}"
+            )
+            raise bad_input(argument, "finite samples", what, described=True)
+    return audio

@@ -1,0 +1,113 @@
+"""The audio frontend avsdk runs: compiled C++ (avsdk._frontend) when built, numpy otherwise.
+
+    examples = audio_to_examples(audio, sample_rate)        # [3, 1, 96, 64] for a 3 s clip
+    examples = log_mel_examples(waveform16k, backend="numpy")
+    active_backend()                                        # "compiled" or "numpy"
+
+Both backends compute SPEC section 1 and agree within 1e-6 (tests/test_frontend_compiled.py);
+the numpy one (avsdk.melspec) is the reference. The choice is made in one place, _resolve().
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from . import melspec
+from .audio import centre_or_tile, clip_samples, min_max_rescale, to_mono_16k
+from .errors import InputError, MissingDependencyError, bad_input
+
+BACKENDS = ("auto", "numpy", "compiled")
+
+
+@lru_cache(maxsize=1)
+def _compiled_module():
+    try:
+        from . import _frontend
+    except ImportError:
+        return None
+    return _frontend
+
+
+def active_backend() -> str:
+    """The backend ``backend="auto"`` uses here: "compiled" if avsdk._frontend is built."""
+    return "compiled" if _compiled_module() is not None else "numpy"
+
+
+def compiled_implementation() -> str | None:
+    """FFT and instruction set of the compiled frontend on this CPU, or None when not built."""
+    module = _compiled_module()
+    return None if module is None else module.implementation()
+
+
+def _resolve(backend: str):
+    """The compiled module for this call, or None for numpy. The only place that decides."""
+    if backend not in BACKENDS:
+        raise bad_input("backend", f"one of {BACKENDS}", backend)
+    if backend == "numpy":
+        return None
+    module = _compiled_module()
+    if module is None and backend == "compiled":
+        raise MissingDependencyError(
+            "backend='compiled': avsdk._frontend is not built in this install; rebuild with a C++17 "
+            "compiler and pybind11 (`pip install -e . --no-build-isolation`), or use backend='numpy'"
+        )
+    return module
+
+
+def log_mel_examples(waveform16k: np.ndarray, backend: str = "auto") -> np.ndarray:
+    """VGGish examples of a 16 kHz mono waveform.
+
+    Args:
+        waveform16k: [T] float32 or float64, T >= 15600 (one 0.96 s example), finite.
+        backend: "auto" (compiled when built), "numpy" or "compiled".
+
+    Returns:
+        [N, 1, 96, 64] float32, N = (1 + (T - 400) // 160) // 96 (3 for 3 s).
+
+    Raises:
+        InputError: wrong type, dtype or rank, too short, NaN or Inf.
+        MissingDependencyError: backend="compiled" without the extension.
+    """
+    module = _resolve(backend)
+    if module is None:
+        return melspec.log_mel_examples(waveform16k)
+    x = melspec.check_waveform(waveform16k, min_samples=melspec.MIN_SAMPLES_EXAMPLE, check_finite=False)
+    return _call(module.log_mel_examples, "waveform16k", x)
+
+
+def audio_to_examples(audio, sample_rate, clip_seconds=3.0, backend: str = "auto") -> np.ndarray:
+    """Any audio -> the network's log-mel input: mono, 16 kHz, 3 s clip, [-1, 1], VGGish frontend.
+
+    Args:
+        audio: [T] or [T, channels] samples (float or integer PCM), as avsdk.load_audio returns.
+        sample_rate: rate of ``audio`` in Hz.
+        clip_seconds: clip length (>= 0.975 s, one example).
+        backend: "auto", "numpy" or "compiled".
+
+    Returns:
+        [N, 1, 96, 64] float32 (N = 3 for 3 s).
+
+    Raises:
+        InputError: see avsdk.audio.prepare_waveform.
+    """
+    module = _resolve(backend)
+    length = clip_samples(clip_seconds)
+    if length < melspec.MIN_SAMPLES_EXAMPLE:
+        raise bad_input(
+            "clip_seconds",
+            f">= {melspec.MIN_SAMPLES_EXAMPLE / melspec.SAMPLE_RATE} s (one 96-frame example)",
+            clip_seconds,
+        )
+    mono = to_mono_16k(audio, sample_rate, check_finite=module is None)
+    if module is None:
+        return melspec.log_mel_examples(min_max_rescale(centre_or_tile(mono, length)))
+    return _call(module.clip_log_mel_examples, "audio", mono, length)
+
+
+def _call(function, argument: str, *args):
+    try:
+        return function(*args)
+    except ValueError as exc:  # the extension's InputError: re-raise as avsdk's, naming the argument
+        message = str(exc).split(": ", 1)[-1]
+        raise InputError(f"{argument}: {message}") from None
