@@ -79,9 +79,11 @@ def to_mono_16k(audio, sample_rate, argument: str = "audio", check_finite: bool 
     """
     rate = _check_rate(sample_rate)
     x = _check_audio(audio, argument, check_finite, untouched_if_1d=rate == SAMPLE_RATE)
+    if x.dtype.kind in "iu":
+        x = _pcm_to_unit(x)
     if x.ndim == 2:
         x = x.mean(axis=1, dtype=np.float64)
-    elif x.dtype.kind != "f" or x.dtype.itemsize < 4:
+    elif x.dtype.itemsize < 4:
         x = x.astype(np.float64)
     if rate != SAMPLE_RATE:
         import soxr
@@ -134,7 +136,8 @@ def prepare_waveform(audio, sample_rate, clip_seconds=3.0) -> np.ndarray:
     """Mono, 16 kHz, centred/tiled to ``clip_seconds``, min-max rescaled to [-1, 1] (SPEC 1).
 
     Args:
-        audio: [T] or [T, channels] samples (float or integer PCM), as load_audio returns.
+        audio: [T] or [T, channels] samples, as load_audio returns: float (any scale) or integer
+            PCM (divided by its full scale first, e.g. int16 / 32768, as files are read).
         sample_rate: rate of ``audio`` in Hz (> 0).
         clip_seconds: clip length; 3 s gives [48000].
 
@@ -146,6 +149,14 @@ def prepare_waveform(audio, sample_rate, clip_seconds=3.0) -> np.ndarray:
     """
     length = clip_samples(clip_seconds)
     return min_max_rescale(centre_or_tile(to_mono_16k(audio, sample_rate), length))
+
+
+def _pcm_to_unit(x: np.ndarray) -> np.ndarray:
+    """Integer PCM to float64 in [-1, 1) by its full scale (int16 / 32768, uint8 (x - 128) / 128),
+    as soundfile and librosa read files: the rescale's 1e-3 is not scale-free, so the scale matters."""
+    half = float(2 ** (8 * x.dtype.itemsize - 1))
+    offset = half if x.dtype.kind == "u" else 0.0
+    return (x.astype(np.float64) - offset) / half
 
 
 def _check_rate(sample_rate) -> float:

@@ -1,0 +1,143 @@
+"""Visual input: any picture to RGB uint8, the SACL/SSPL test transforms, and their errors."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from avsdk.errors import InputError
+from avsdk.frames import IMAGENET_MEAN, IMAGENET_STD, frame_tensor, load_frame
+
+
+def gradient(height=30, width=50):
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([x * 5 % 256, y * 8 % 256, (x + y) % 256], axis=2).astype(np.uint8)
+
+
+def normalise(pixels_uint8):
+    x = pixels_uint8.astype(np.float32) / 255.0
+    return torch.from_numpy(((x - np.float32(IMAGENET_MEAN)) / np.float32(IMAGENET_STD)).transpose(2, 0, 1).copy())
+
+
+# ---- load_frame --------------------------------------------------------------------------------
+@pytest.mark.parametrize("suffix", ["png", "bmp"])
+def test_load_frame_from_path_is_lossless(tmp_path, suffix):
+    pixels = gradient()
+    Image.fromarray(pixels).save(tmp_path / f"f.{suffix}")
+    out = load_frame(tmp_path / f"f.{suffix}")
+    assert out.dtype == np.uint8 and out.shape == (30, 50, 3)
+    np.testing.assert_array_equal(out, pixels)
+    np.testing.assert_array_equal(load_frame(str(tmp_path / f"f.{suffix}")), pixels)
+
+
+def test_load_frame_jpeg(tmp_path):
+    Image.fromarray(gradient()).save(tmp_path / "f.jpg", quality=95)
+    out = load_frame(tmp_path / "f.jpg")
+    assert out.shape == (30, 50, 3) and np.abs(out.astype(int) - gradient()).mean() < 8
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGBA", "P", "PA", "CMYK", "YCbCr", "1", "I;16", "I", "F"])
+def test_any_pil_mode_becomes_rgb_uint8(mode):
+    base = Image.fromarray(gradient())
+    if mode == "I;16":
+        image = Image.fromarray((np.asarray(base.convert("L"), np.uint16) * 257))
+        assert image.mode == "I;16"
+        # full 16-bit range maps to full 8-bit range
+        np.testing.assert_array_equal(load_frame(image)[..., 0], np.asarray(base.convert("L")))
+    elif mode in ("I", "F"):
+        image = base.convert("L").convert(mode)
+        if mode == "F":  # F images carry [0, 1] floats by convention here
+            image = Image.fromarray(np.asarray(image, np.float32) / 255.0)
+        assert load_frame(image).shape == (30, 50, 3)
+    else:
+        image = base.convert(mode)
+    out = load_frame(image)
+    assert out.dtype == np.uint8 and out.shape == (30, 50, 3)
+    if mode in ("L", "LA"):
+        assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+    if mode == "RGBA":
+        np.testing.assert_array_equal(out, gradient())
+
+
+def test_arrays_uint8_and_float():
+    pixels = gradient()
+    np.testing.assert_array_equal(load_frame(pixels), pixels)
+    np.testing.assert_array_equal(load_frame(pixels.astype(np.float64) / 255.0), pixels)
+    np.testing.assert_array_equal(load_frame(pixels.astype(np.float32) / 255.0), pixels)
+    rgba = np.concatenate([pixels, np.full((30, 50, 1), 7, np.uint8)], axis=2)
+    np.testing.assert_array_equal(load_frame(rgba), pixels)  # alpha dropped
+    grey = pixels[..., 0]
+    for array in (grey, grey[..., None]):
+        out = load_frame(array)
+        assert out.shape == (30, 50, 3) and (out == grey[..., None]).all()
+
+
+def test_load_frame_returns_a_copy():
+    pixels = gradient()
+    out = load_frame(pixels)
+    out[:] = 0
+    assert pixels.any()
+
+
+@pytest.mark.parametrize(
+    "source, words",
+    [
+        (np.zeros((0, 5, 3), np.uint8), "at least 1x1"),
+        (np.zeros((5, 0), np.uint8), "at least 1x1"),
+        (np.zeros((2, 5, 5, 3), np.uint8), "[H, W, 3]"),
+        (np.zeros(5, np.uint8), "[H, W, 3]"),
+        (np.zeros((5, 5, 2), np.uint8), "[H, W, 3]"),
+        (np.full((5, 5, 3), 2.0), "floats in [2, 2]"),
+        (np.full((5, 5, 3), np.nan), "NaN or Inf"),
+        (np.zeros((5, 5, 3), np.int64), "uint8 pixels or floats"),
+        (Image.new("RGB", (0, 0)), "a 0x0 image"),
+        (12, "a path, a PIL image or a numpy array"),
+        ("/nonexistent/frame.jpg", "no such file"),
+    ],
+)
+def test_bad_frames_raise_clear_errors(source, words):
+    with pytest.raises(InputError, match="source") as info:
+        load_frame(source)
+    assert words in str(info.value)
+
+
+def test_unreadable_image_file(tmp_path):
+    bogus = tmp_path / "frame.jpg"
+    bogus.write_bytes(b"\x00not an image")
+    with pytest.raises(InputError, match="an image file Pillow can read"):
+        load_frame(bogus)
+
+
+# ---- frame_tensor ------------------------------------------------------------------------------
+def test_sacl_resizes_without_crop():
+    pixels = gradient(300, 500)
+    out = frame_tensor(pixels, transform="sacl")
+    expected = np.asarray(Image.fromarray(pixels).resize((224, 224), Image.BICUBIC))
+    assert out.dtype == torch.float32 and out.shape == (3, 224, 224)
+    torch.testing.assert_close(out, normalise(expected), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("height, width", [(300, 500), (500, 300), (224, 224), (100, 130)])
+def test_sspl_resizes_shorter_side_then_centre_crops(height, width):
+    pixels = gradient(height, width)
+    short, long = min(height, width), max(height, width)
+    new_long = int(224 * long / short)
+    size = (224, new_long) if width <= height else (new_long, 224)
+    resized = np.asarray(Image.fromarray(pixels).resize(size, Image.BICUBIC))
+    top = int(round((resized.shape[0] - 224) / 2))
+    left = int(round((resized.shape[1] - 224) / 2))
+    expected = resized[top : top + 224, left : left + 224]
+    torch.testing.assert_close(frame_tensor(pixels, transform="sspl"), normalise(expected), rtol=0, atol=1e-6)
+
+
+def test_normalisation_of_a_flat_frame():
+    out = frame_tensor(np.full((10, 10, 3), 255, np.uint8), size=32)
+    for c in range(3):
+        assert torch.allclose(out[c], torch.tensor((1.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]), atol=1e-6)
+
+
+def test_frame_tensor_argument_errors():
+    with pytest.raises(InputError, match="transform"):
+        frame_tensor(gradient(), transform="center")
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(InputError, match="size"):
+            frame_tensor(gradient(), size=bad)
