@@ -42,8 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.set_defaults(precision="fp32")
     parser.add_argument("--calib-data", type=Path, help="benchmark root; INT8 calibrates on its train/val splits")
     parser.add_argument("--calib-size", type=int, default=512, help="calibration samples (default 512)")
-    parser.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"), default="minmax",
-                        help="activation range method (default minmax)")
+    parser.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"), default="percentile",
+                        help="activation range method (default percentile, 99.999)")
     parser.add_argument("--calib-seed", type=int, default=0, help="seed of the calibration draw")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17, parsed by TensorRT >= 8.5)")
     parser.add_argument("--batch", type=int, default=None, help="static batch size (default: dynamic batch)")

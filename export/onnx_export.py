@@ -161,7 +161,10 @@ def export_onnx(
             _export_torchscript(graph, inputs, tmp, opset, dynamic_batch, output_names)
         proto = onnx.load(str(tmp))
         check_opset(proto, opset)
+        batch = BATCH_AXIS if dynamic_batch else batch_size
+        _declare_output_shapes(proto, {n: (batch, *t.shape[1:]) for n, t in zip(output_names, expected)})
         onnx.checker.check_model(proto, full_check=True)
+        onnx.save(proto, str(tmp))
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -214,6 +217,21 @@ def check_opset(proto, opset: int) -> None:
             f"asked for ONNX opset {opset} but the exporter wrote opset_import {found}; "
             "TensorRT 8.5 (JetPack 5) parses opset <= 17 only, so this is not accepted silently"
         )
+
+
+def _declare_output_shapes(proto, shapes: dict) -> None:
+    """Write the known output shapes into the graph. The TorchScript exporter leaves the
+    map's spatial axes symbolic (and has been seen to name one of them "batch"), which
+    misleads every reader of the graph; the model's map size is fixed by its trunk."""
+    for output in proto.graph.output:
+        dims = output.type.tensor_type.shape.dim
+        del dims[:]
+        for size in shapes[output.name]:
+            dim = dims.add()
+            if isinstance(size, str):
+                dim.dim_param = size
+            else:
+                dim.dim_value = int(size)
 
 
 def _as_tuple(value):
