@@ -91,6 +91,8 @@ setup(
             "onnx==1.23.2",
             "onnxruntime==1.32.0",
             "onnxscript==0.7.2",
+            "efficientnet-lite-pytorch==0.1.0",
+            "av>=12",
         ],
     },
     entry_points={"console_scripts": ["avsdk=avsdk.cli:main"]},

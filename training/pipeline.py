@@ -1,0 +1,166 @@
+"""The main job: real data in, a deployable localizer and its scores out, on a CPU.
+
+    python -m avsdk.training.pipeline --out runs/main
+
+Steps, each reusing what an earlier run left in ``--out`` when its inputs are unchanged:
+
+1. build the real-parts benchmark from the committed asset pack (avsdk.datasets);
+2. train the default edge model (frozen EfficientNet-Lite0 + small log-mel CNN) with SACL
+   in fast mode (cached trunk features), selecting the checkpoint on the val split;
+3. evaluate it on the test split and on the unheard classes, beside the all-ones and
+   centre-box baselines (SPEC section 6, both binarisation rules);
+4. export the inference graph to ONNX (opset 17) and check ONNX Runtime against PyTorch;
+5. optionally (``--int8``) quantize to a Q/DQ INT8 ONNX, calibrated on train samples, and
+   score it on the test split too;
+6. localize one test image with the ONNX model and write the overlay PNG;
+7. print the results table and write it to ``OUT/results.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from avsdk.errors import AvsdkError
+
+# The default run: sized to train in a few minutes on 2 CPU cores (README, "Main job").
+DEFAULT_EPOCHS = 8
+DEFAULT_BATCH = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    out: str = "runs/main"  # everything goes here: benchmark/, train/, export/, results.md
+    epochs: int = DEFAULT_EPOCHS  # SACL epochs over the train split (fast mode)
+    batch_size: int = DEFAULT_BATCH
+    seed: int = 0  # benchmark and training seed
+    int8: bool = False  # also quantize and score an INT8 ONNX
+    calib_size: int = 256  # INT8 calibration samples (train split)
+    progress: bool = True
+
+
+def _stage(title: str) -> float:
+    print(f"\n== {title}", flush=True)
+    return time.perf_counter()
+
+
+def _done(started: float) -> None:
+    print(f"   ({time.perf_counter() - started:.1f} s)", flush=True)
+
+
+def _score(path: Path, samples, progress: bool):
+    from avsdk.evaluation import evaluate
+    from avsdk.localizer import Localizer
+
+    localizer = Localizer.load(path)
+    return evaluate(localizer.predict, samples, batch_size=32, progress=progress, transform=localizer.transform)
+
+
+def run(config: PipelineConfig) -> dict:
+    """Run every step; returns {"tables": {...}, "files": {...}, "seconds": {...}}."""
+    from avsdk.datasets import BenchmarkConfig, build_benchmark, load_split
+    from avsdk.evaluation import evaluate_baselines, format_table
+    from avsdk.export import export_onnx
+    from avsdk.models import load_checkpoint
+    from avsdk.training.config import TrainConfig
+    from avsdk.training.train import train
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+
+    t = _stage("1/6 benchmark from the committed asset pack")
+    data = build_benchmark(out / "benchmark", BenchmarkConfig(seed=config.seed), progress=config.progress)
+    splits = {name: load_split(data, name) for name in ("train", "val", "test", "unheard")}
+    print("   " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
+    seconds["benchmark"] = time.perf_counter() - t
+    _done(t)
+
+    t = _stage("2/6 train the edge model (SACL, fast mode, model selection on val)")
+    train_config = TrainConfig(data=str(data), out=str(out / "train"), scheme="sacl", mode="fast",
+                               epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
+                               progress=config.progress)
+    summary = train(train_config)
+    checkpoint = Path(summary["checkpoint"])
+    seconds["train"] = time.perf_counter() - t
+    _done(t)
+
+    t = _stage("3/6 evaluate on test and unheard (never used for selection)")
+    tables = {}
+    for split in ("test", "unheard"):
+        reports = {"edge model (PyTorch)": _score(checkpoint, splits[split], config.progress)}
+        reports.update(evaluate_baselines(splits[split]))
+        tables[split] = reports
+    seconds["evaluate"] = time.perf_counter() - t
+    _done(t)
+
+    t = _stage("4/6 export ONNX (opset 17) and check ONNX Runtime against PyTorch")
+    model, _ = load_checkpoint(checkpoint)
+    onnx_path = export_onnx(model.eval(), out / "export" / "edge.onnx", opset=17, checkpoint=checkpoint)
+    manifest = json.loads(Path(str(onnx_path) + ".json").read_text())
+    print(f"   {onnx_path} (max |ORT - PyTorch| = {manifest['build'].get('parity_max_abs_error')})")
+    tables["test"]["edge model (ONNX fp32)"] = _score(onnx_path, splits["test"], config.progress)
+    seconds["export"] = time.perf_counter() - t
+    _done(t)
+
+    files = {"checkpoint": str(checkpoint), "onnx": str(onnx_path)}
+    if config.int8:
+        from avsdk.export import calibration_inputs, quantize_int8
+
+        t = _stage("5/6 INT8 (Q/DQ, calibrated on train samples) and its score on test")
+        int8_path = quantize_int8(onnx_path, out / "export" / "edge.int8.onnx",
+                                  calibration_inputs(data, config.calib_size, seed=config.seed))
+        tables["test"]["edge model (ONNX int8)"] = _score(int8_path, splits["test"], config.progress)
+        files["int8"] = str(int8_path)
+        seconds["int8"] = time.perf_counter() - t
+        _done(t)
+    else:
+        print("\n== 5/6 INT8 skipped (add --int8)")
+
+    t = _stage("6/6 localize a test image with the ONNX model")
+    from avsdk.localizer import Localizer
+
+    sample = splits["test"][0]
+    result = Localizer.load(onnx_path)(sample.image, sample.audio)
+    overlay = result.save_overlay(out / "overlay.png", sample.image)
+    print(f"   {sample.id} ({sample.label}): box {result.box}, peak {result.peak}, "
+          f"true box {sample.box}, score {result.score:.3f} -> {overlay}")
+    files["overlay"] = str(overlay)
+    _done(t)
+
+    text = [f"# avsdk main job ({out})", "",
+            f"Training: {summary['epochs']} epochs, {summary['steps']} steps, {summary['seconds']} s; "
+            f"best val cIoU@0.5 {summary['best']['ciou']:.3f} (epoch {summary['best']['epoch']}).", ""]
+    for split, reports in tables.items():
+        text += [f"## {split} split ({len(splits[split])} samples)", "", format_table(reports), ""]
+    (out / "results.md").write_text("\n".join(text))
+    print("\n" + "\n".join(text))
+    return {"tables": tables, "files": files, "seconds": seconds, "train": summary}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m avsdk.training.pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    fields = {f.name: f.default for f in dataclasses.fields(PipelineConfig)}
+    parser.add_argument("--out", default=fields["out"], help="output folder (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=fields["epochs"])
+    parser.add_argument("--batch-size", type=int, default=fields["batch_size"])
+    parser.add_argument("--seed", type=int, default=fields["seed"])
+    parser.add_argument("--int8", action="store_true", help="also quantize to INT8 and score it")
+    parser.add_argument("--calib-size", type=int, default=fields["calib_size"])
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    config = PipelineConfig(out=args.out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                            int8=args.int8, calib_size=args.calib_size, progress=not args.no_progress)
+    try:
+        run(config)
+    except AvsdkError as exc:
+        print(f"error: {exc}")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
