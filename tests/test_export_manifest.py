@@ -1,0 +1,109 @@
+"""The sidecar manifest: round trip, atomic write, validation, artifact hash check."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from avsdk.errors import InputError
+from avsdk.export.manifest import (
+    Manifest,
+    Preprocessing,
+    TensorSpec,
+    manifest_path,
+    read_manifest,
+    sha256_file,
+    tool_versions,
+    verify_artifact,
+    write_manifest,
+)
+
+
+def _manifest(artifact, **changes) -> Manifest:
+    values = dict(
+        artifact=artifact.name,
+        kind="onnx",
+        precision="int8",
+        inputs=(TensorSpec("frame", ("batch", 3, 224, 224), "float32"),
+                TensorSpec("log_mel", ("batch", 3, 1, 96, 64), "float32")),
+        outputs=(TensorSpec("similarity", ("batch", 14, 14), "float32"),),
+        artifact_sha256=sha256_file(artifact),
+        preprocessing=Preprocessing(transform="sspl"),
+        source={"checkpoint": "best.pt", "checkpoint_sha256": "ab" * 32},
+        versions=tool_versions(),
+        build={"opset": 17, "calibration_method": "percentile", "float_nodes": ["stem"]},
+    )
+    values.update(changes)
+    return Manifest(**values)
+
+
+@pytest.fixture
+def artifact(tmp_path):
+    path = tmp_path / "edge.int8.onnx"
+    path.write_bytes(b"not really onnx, but bytes to hash")
+    return path
+
+
+def test_round_trip(artifact):
+    manifest = _manifest(artifact)
+    written = write_manifest(manifest, artifact)
+    assert written == manifest_path(artifact) == artifact.with_name("edge.int8.onnx.json")
+    assert read_manifest(artifact) == manifest
+    assert read_manifest(written) == manifest  # the .json itself works too
+
+
+def test_json_holds_what_a_device_needs(artifact):
+    write_manifest(_manifest(artifact), artifact)
+    data = json.loads(manifest_path(artifact).read_text())
+    assert data["format"] == "avsdk.export-manifest" and data["version"] == 1
+    assert data["inputs"][0] == {"name": "frame", "shape": ["batch", 3, 224, 224], "dtype": "float32"}
+    pre = data["preprocessing"]
+    assert (pre["sample_rate"], pre["clip_seconds"], pre["image_size"]) == (16000, 3.0, 224)
+    assert pre["mean"] == [0.485, 0.456, 0.406] and pre["std"] == [0.229, 0.224, 0.225]
+    assert pre["transform"] == "sspl"
+    assert set(data["versions"]) == {"avsdk", "torch", "onnx", "onnxruntime", "tensorrt"}
+    assert data["source"]["checkpoint_sha256"] == "ab" * 32
+
+
+def test_write_is_atomic_and_leaves_no_temporary(artifact):
+    write_manifest(_manifest(artifact), artifact)
+    write_manifest(_manifest(artifact, precision="fp32"), artifact)
+    assert read_manifest(artifact).precision == "fp32"
+    assert sorted(p.name for p in artifact.parent.iterdir()) == ["edge.int8.onnx", "edge.int8.onnx.json"]
+
+
+def test_missing_or_foreign_manifest_is_refused(artifact):
+    with pytest.raises(InputError, match="manifest"):
+        read_manifest(artifact)
+    manifest_path(artifact).write_text("{ not json")
+    with pytest.raises(InputError, match="JSON"):
+        read_manifest(artifact)
+    manifest_path(artifact).write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(InputError, match="avsdk.export-manifest"):
+        read_manifest(artifact)
+    manifest_path(artifact).write_text(json.dumps({"format": "avsdk.export-manifest", "version": 99}))
+    with pytest.raises(InputError, match="version"):
+        read_manifest(artifact)
+
+
+def test_bad_fields_are_refused(artifact):
+    with pytest.raises(InputError, match="precision"):
+        _manifest(artifact, precision="int4")
+    with pytest.raises(InputError, match="kind"):
+        _manifest(artifact, kind="tflite")
+
+
+def test_replaced_artifact_is_detected(artifact):
+    manifest = _manifest(artifact)
+    verify_artifact(manifest, artifact)
+    artifact.write_bytes(b"another model")
+    with pytest.raises(InputError, match="re-export"):
+        verify_artifact(manifest, artifact)
+
+
+def test_lookup_by_name(artifact):
+    manifest = _manifest(artifact)
+    assert manifest.input("log_mel").shape == ("batch", 3, 1, 96, 64)
+    assert manifest.output("similarity").dtype == "float32"
+    with pytest.raises(InputError, match="audio_embedding"):
+        manifest.output("audio_embedding")

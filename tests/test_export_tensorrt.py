@@ -1,0 +1,250 @@
+"""TensorRT logic that runs without TensorRT: the per-version build plan, the trtexec command,
+the engine cache name, the precision guard and the runtime's version check. The real build
+and run are at the end and skip where TensorRT is missing.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from avsdk.errors import InputError
+from avsdk.export.manifest import Manifest, TensorSpec
+from avsdk.export.tensorrt_build import (
+    EngineConfig,
+    engine_cache_name,
+    plan_build,
+    profile_shapes,
+    tensorrt_generation,
+    trtexec_command,
+    trtexec_commands,
+)
+from avsdk.export.tensorrt_runtime import EngineMismatchError, check_engine_manifest
+
+
+def _onnx_manifest(batch="batch") -> Manifest:
+    return Manifest(
+        artifact="edge.int8.onnx", kind="onnx", precision="int8",
+        inputs=(TensorSpec("frame", (batch, 3, 224, 224), "float32"),
+                TensorSpec("log_mel", (batch, 3, 1, 96, 64), "float32")),
+        outputs=(TensorSpec("similarity", (batch, 14, 14), "float32"),),
+        artifact_sha256="0" * 64,
+    )
+
+
+def _engine_manifest(tensorrt="10.3.0", capability="8.7") -> Manifest:
+    return dataclasses.replace(
+        _onnx_manifest(), artifact="edge.int8.engine", kind="engine",
+        source={"onnx": "edge.int8.onnx"},
+        build={"tensorrt": tensorrt, "gpu": "Orin", "compute_capability": capability,
+               "trtexec": "trtexec --onnx=edge.int8.onnx --saveEngine=edge.int8.engine --stronglyTyped"},
+    )
+
+
+# -- one builder code path, three TensorRT generations ---------------------------------
+@pytest.mark.parametrize("version, generation", [
+    ("8.5.2", 8), ("8.6.2.3", 8), ("10.0.1", 10), ("10.3.0", 10), ("10.16.1", 10), ("11.0.0", 11), ("11.4.1", 11),
+])
+def test_generation(version, generation):
+    assert tensorrt_generation(version) == generation
+
+
+@pytest.mark.parametrize("version", ["8.4.3", "7.2.1", "not-a-version"])
+def test_old_or_bad_tensorrt_is_refused(version):
+    with pytest.raises(InputError, match="tensorrt version"):
+        tensorrt_generation(version)
+
+
+def test_versions_compare_as_versions_not_strings():
+    assert tensorrt_generation("10.0") == 10  # as strings, "10.0" < "8.5"
+
+
+@pytest.mark.parametrize("precision, flags", [("fp32", ()), ("fp16", ("FP16",)), ("int8", ("INT8",))])
+def test_tensorrt_8_is_weakly_typed_with_precision_flags(precision, flags):
+    plan = plan_build("8.6.2", precision)
+    assert not plan.strongly_typed and plan.network_flags == ("EXPLICIT_BATCH",)
+    assert plan.builder_flags == flags
+
+
+@pytest.mark.parametrize("version", ["10.3.0", "10.16.1"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_tensorrt_10_is_strongly_typed_without_precision_flags(version, precision):
+    plan = plan_build(version, precision)
+    assert plan.strongly_typed and plan.network_flags == ("STRONGLY_TYPED",)
+    assert plan.builder_flags == () and plan.trtexec_flags == ("--stronglyTyped",)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_tensorrt_11_is_always_strongly_typed(precision):
+    plan = plan_build("11.0.0", precision)
+    assert plan.strongly_typed and plan.network_flags == () and plan.builder_flags == ()
+    assert plan.trtexec_flags == ()  # --int8/--fp16 are removed, --stronglyTyped implied
+
+
+# -- trtexec -------------------------------------------------------------------------
+def test_trtexec_command_dynamic_batch():
+    config = EngineConfig("int8", workspace_mib=512, min_batch=1, opt_batch=2, max_batch=4)
+    command = trtexec_command("edge.int8.onnx", "edge.int8.engine", config, _onnx_manifest(), "10.3.0",
+                              "timing.cache")
+    assert command == (
+        "trtexec --onnx=edge.int8.onnx --saveEngine=edge.int8.engine "
+        "--minShapes=frame:1x3x224x224,log_mel:1x3x1x96x64 "
+        "--optShapes=frame:2x3x224x224,log_mel:2x3x1x96x64 "
+        "--maxShapes=frame:4x3x224x224,log_mel:4x3x1x96x64 "
+        "--memPoolSize=workspace:512 --stronglyTyped --timingCacheFile=timing.cache"
+    )
+
+
+def test_trtexec_commands_per_generation():
+    commands = trtexec_commands("m.onnx", "m.engine", EngineConfig("int8"), _onnx_manifest())
+    first, second, third = commands.values()
+    assert "--int8" in first and "--stronglyTyped" not in first
+    assert "--stronglyTyped" in second and "--int8" not in second
+    assert "--int8" not in third and "--stronglyTyped" not in third
+
+
+def test_static_batch_has_no_shape_ranges():
+    manifest = _onnx_manifest(batch=2)
+    assert profile_shapes(manifest, EngineConfig())["frame"] == ((2, 3, 224, 224),) * 3
+    command = trtexec_command("m.onnx", "m.engine", EngineConfig(), manifest, "8.6")
+    assert "Shapes" not in command
+
+
+def test_engine_config_is_checked():
+    with pytest.raises(InputError, match="precision"):
+        EngineConfig("int4")
+    with pytest.raises(InputError, match="opt"):
+        EngineConfig(min_batch=2, opt_batch=1)
+    with pytest.raises(InputError, match="workspace"):
+        EngineConfig(workspace_mib=0)
+
+
+# -- engine cache name ---------------------------------------------------------------
+def test_engine_cache_name_holds_every_fact(tmp_path):
+    onnx = tmp_path / "edge.int8.onnx"
+    name = engine_cache_name(onnx, "int8", "10.3.0", "NVIDIA Jetson AGX Orin", onnx_sha256="f" * 64)
+    assert name == "edge.int8.trt10.3.0.nvidia-jetson-agx-orin.ffffffffffff.engine"
+    others = {
+        engine_cache_name(onnx, "int8", "10.3.1", "NVIDIA Jetson AGX Orin", "f" * 64),
+        engine_cache_name(onnx, "int8", "10.3.0", "Orin Nano", "f" * 64),
+        engine_cache_name(onnx, "fp16", "10.3.0", "NVIDIA Jetson AGX Orin", "f" * 64),
+        engine_cache_name(onnx, "int8", "10.3.0", "NVIDIA Jetson AGX Orin", "e" * 64),
+    }
+    assert name not in others and len(others) == 4
+
+
+def test_engine_cache_name_hashes_the_file(tmp_path):
+    onnx = tmp_path / "edge.onnx"
+    onnx.write_bytes(b"one")
+    first = engine_cache_name(onnx, "fp32", "8.6.2", "Orin")
+    onnx.write_bytes(b"two")
+    assert engine_cache_name(onnx, "fp32", "8.6.2", "Orin") != first
+
+
+# -- runtime refusal -----------------------------------------------------------------
+def test_matching_engine_is_accepted():
+    check_engine_manifest(_engine_manifest("10.3.0"), "10.3.0", "8.7")
+    check_engine_manifest(_engine_manifest("10.3.0"), "10.3.0.26", None)  # build number ignored
+
+
+@pytest.mark.parametrize("installed", ["10.3.1", "10.4.0", "8.6.2", "11.0.0"])
+def test_other_tensorrt_version_is_refused_clearly(installed):
+    with pytest.raises(EngineMismatchError) as info:
+        check_engine_manifest(_engine_manifest("10.3.0"), installed)
+    message = str(info.value)
+    assert "built with TensorRT 10.3.0" in message and f"has TensorRT {installed}" in message
+    assert "not portable" in message and "build_engine.py --onnx edge.int8.onnx --int8" in message
+
+
+def test_other_gpu_architecture_is_refused():
+    with pytest.raises(EngineMismatchError, match="compute capability 8.7"):
+        check_engine_manifest(_engine_manifest(capability="8.7"), "10.3.0", "9.0")
+
+
+def test_manifest_without_tensorrt_version_is_refused():
+    manifest = dataclasses.replace(_engine_manifest(), build={})
+    with pytest.raises(EngineMismatchError, match="does not name the TensorRT version"):
+        check_engine_manifest(manifest, "10.3.0")
+
+
+def test_onnx_manifest_is_not_an_engine():
+    with pytest.raises(EngineMismatchError, match="not a TensorRT engine"):
+        check_engine_manifest(_onnx_manifest(), "10.3.0")
+
+
+# -- the precision guard (needs onnx, not TensorRT) -----------------------------------
+class _Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.visual = nn.Conv2d(3, 8, 16, stride=16)
+        self.audio = nn.Linear(96 * 64, 8)
+
+    def forward(self, frame, log_mel):
+        from avsdk.kernels.reference import av_similarity
+
+        return av_similarity(self.visual(frame), self.audio(log_mel.flatten(2)).mean(1))[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory):
+    pytest.importorskip("onnxruntime", reason="the export extra is not installed")
+    from avsdk.export.onnx_export import example_inputs, export_onnx
+    from avsdk.export.quantize import quantize_int8
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tiny")
+    model = _Tiny().eval()
+    fp32 = export_onnx(model, out / "tiny.onnx")
+    fp16 = export_onnx(model, out / "tiny.fp16.onnx", precision="fp16")
+    frames, mels = example_inputs(4)
+    int8 = quantize_int8(fp32, out / "tiny.int8.onnx", [{"frame": frames.numpy(), "log_mel": mels.numpy()}],
+                         method="minmax")
+    return {"fp32": fp32, "fp16": fp16, "int8": int8}
+
+
+def test_onnx_precision_is_read_from_the_graph(tiny_onnx):
+    from avsdk.export.tensorrt_build import onnx_precision
+
+    assert {k: onnx_precision(v) for k, v in tiny_onnx.items()} == {"fp32": "fp32", "fp16": "fp16", "int8": "int8"}
+
+
+@pytest.mark.parametrize("asked, given", [("int8", "fp32"), ("fp16", "fp32"), ("fp32", "int8"), ("fp32", "fp16")])
+def test_never_builds_another_precision_than_asked(tiny_onnx, asked, given):
+    from avsdk.export.tensorrt_build import check_precision
+
+    with pytest.raises(InputError, match="never built at another precision"):
+        check_precision(tiny_onnx[given], asked)
+
+
+def test_dynamo_exporter_gives_opset_18(tmp_path):
+    pytest.importorskip("onnxscript", reason="the dynamo exporter needs onnxscript")
+    import onnx
+
+    from avsdk.export.onnx_export import export_onnx
+
+    path = export_onnx(_Tiny().eval(), tmp_path / "tiny18.onnx", opset=18)
+    assert [o.version for o in onnx.load(str(path)).opset_import if o.domain == ""] == [18]
+
+
+# -- with TensorRT (a Jetson or a GPU machine) -----------------------------------------
+def test_build_and_run_engine(tiny_onnx, tmp_path):
+    trt = pytest.importorskip("tensorrt", reason="TensorRT is not installed on this machine")
+    if not torch.cuda.is_available():
+        pytest.skip("TensorRT inference needs a CUDA device")
+    import numpy as np
+
+    from avsdk.export.onnx_export import example_inputs
+    from avsdk.export.onnx_runtime import OnnxRunner
+    from avsdk.export.tensorrt_build import cached_engine
+    from avsdk.export.tensorrt_runtime import TensorRTRunner
+
+    frames, mels = example_inputs(3, seed=3)
+    for precision, atol in (("fp32", 1e-3), ("fp16", 3e-2), ("int8", 5e-2)):
+        engine = cached_engine(tiny_onnx[precision], tmp_path, EngineConfig(precision, max_batch=4))
+        assert f"trt{trt.__version__}" in engine.name
+        assert cached_engine(tiny_onnx[precision], tmp_path, EngineConfig(precision, max_batch=4)) == engine
+        got = TensorRTRunner(engine).run(frames, mels)
+        want = OnnxRunner(tiny_onnx[precision]).run(frames, mels)
+        np.testing.assert_allclose(got, want, atol=atol, rtol=0)
