@@ -1,0 +1,106 @@
+"""export/build_engine.py as a user runs it, on a machine without TensorRT."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime", reason="the export extra is not installed")
+if importlib.util.find_spec("tensorrt") is not None:
+    pytest.skip("TensorRT is installed here: these tests cover the machine without it",
+                allow_module_level=True)
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "export" / "build_engine.py"
+
+
+def _run(*args, cwd=ROOT):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from avsdk.models import ModelConfig, build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "edge.pt"
+    save_checkpoint(path, build_model(ModelConfig()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def fp32_run(checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    return _run("--checkpoint", checkpoint, "--fp32", "--out", out, "--max-batch", "4"), out
+
+
+def test_help_says_engines_are_not_portable():
+    result = _run("--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "NOT portable" in text and "TensorRT version" in text and "GPU" in text
+    for flag in ("--checkpoint", "--onnx", "--int8", "--fp16", "--fp32", "--calib-size",
+                 "--calib-method", "--opset", "--batch", "--out", "--workspace"):
+        assert flag in result.stdout
+
+
+def test_without_tensorrt_writes_onnx_then_fails_with_trtexec_command(fp32_run, checkpoint):
+    result, out = fp32_run
+    assert result.returncode == 3, result.stderr
+    assert "TensorRT was not found" in result.stderr
+    assert "trtexec --onnx=edge.onnx --saveEngine=edge.fp32.engine" in result.stderr
+    assert "--maxShapes=frame:4x3x224x224,log_mel:4x3x1x96x64" in result.stderr
+    assert "--stronglyTyped" in result.stderr  # the TensorRT 10 line
+    onnx_file, manifest = out / "edge.onnx", out / "edge.onnx.json"
+    assert onnx_file.is_file() and manifest.is_file()
+    data = json.loads(manifest.read_text())
+    assert data["precision"] == "fp32" and data["build"]["opset"] == 17
+    from avsdk.export.manifest import sha256_file
+
+    assert data["source"]["checkpoint_sha256"] == sha256_file(checkpoint)
+
+
+def test_int8_from_onnx_needs_calibration_data(fp32_run):
+    _, out = fp32_run
+    result = _run("--onnx", out / "edge.onnx", "--int8")
+    assert result.returncode == 1
+    assert "--calib-data" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_fp16_cannot_come_from_an_fp32_onnx(fp32_run):
+    _, out = fp32_run
+    result = _run("--onnx", out / "edge.onnx", "--fp16")
+    assert result.returncode == 1 and "FP16 needs the checkpoint" in result.stderr
+
+
+def test_existing_onnx_of_the_asked_precision_is_used_as_is(fp32_run):
+    _, out = fp32_run
+    before = (out / "edge.onnx").stat().st_mtime_ns
+    result = _run("--onnx", out / "edge.onnx", "--fp32", "--batch", "2")
+    assert result.returncode == 3 and "TensorRT was not found" in result.stderr
+    assert "--minShapes=frame:2x3x224x224" in result.stderr and "--maxShapes=frame:2x3" in result.stderr
+    assert (out / "edge.onnx").stat().st_mtime_ns == before
+
+
+def test_int8_with_calibration_data(fp32_run, tmp_path):
+    pytest.importorskip("avsdk.frontend", reason="the audio frontend (input helper) has not landed")
+    from avsdk.datasets import BenchmarkConfig, build_benchmark
+
+    _, out = fp32_run
+    bench = build_benchmark(tmp_path / "bench", BenchmarkConfig(train=6, val=2, test=2, unheard=2),
+                            progress=False)
+    result = _run("--onnx", out / "edge.onnx", "--int8", "--calib-data", bench, "--calib-size", "4",
+                  "--out", tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert "trtexec --onnx=edge.int8.onnx --saveEngine=edge.int8.engine" in result.stderr
+    assert " --int8" in result.stderr  # the TensorRT 8.x line
+    data = json.loads((tmp_path / "edge.int8.onnx.json").read_text())
+    assert data["precision"] == "int8" and data["build"]["calibration_samples"] == 4
