@@ -198,29 +198,53 @@ struct Kernel {
   Scan (*scan_f64)(const double*, std::size_t);
   void (*rescale_f32)(const float*, std::size_t, double, double, float*);
   void (*rescale_f64)(const double*, std::size_t, double, double, float*);
+  const char* id;
   const char* name;
 };
 
-Kernel pick_kernel() {
+#define AVSDK_KERNEL_ENTRY(ns, id, label)                                                             \
+  Kernel { ns::transform, ns::transpose_lanes, ns::transpose_lanes, ns::scan, ns::scan, ns::rescale, \
+           ns::rescale, id, "own radix-4 FFT (double), " label }
+
+// Every kernel this build holds, best first, with whether this CPU can run it.
+struct Candidate {
+  Kernel kernel;
+  bool supported;
+};
+
+std::vector<Candidate> candidates() {
+  std::vector<Candidate> out;
 #if defined(AVSDK_MULTIVERSION)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    return {kernel_avx512::transform, kernel_avx512::transpose_lanes, kernel_avx512::transpose_lanes, kernel_avx512::scan, kernel_avx512::scan, kernel_avx512::rescale, kernel_avx512::rescale, "own radix-2 FFT (double), AVX-512"};
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    return {kernel_avx2::transform, kernel_avx2::transpose_lanes, kernel_avx2::transpose_lanes, kernel_avx2::scan, kernel_avx2::scan, kernel_avx2::rescale, kernel_avx2::rescale, "own radix-2 FFT (double), AVX2+FMA"};
-  return {kernel_base::transform, kernel_base::transpose_lanes, kernel_base::transpose_lanes, kernel_base::scan, kernel_base::scan, kernel_base::rescale, kernel_base::rescale, "own radix-2 FFT (double), SSE2"};
-#elif defined(AVSDK_X86)
-  return {kernel_base::transform, kernel_base::transpose_lanes, kernel_base::transpose_lanes, kernel_base::scan, kernel_base::scan, kernel_base::rescale, kernel_base::rescale, "own radix-2 FFT (double), SSE2"};
-#elif defined(AVSDK_NEON)
-  return {kernel_base::transform, kernel_base::transpose_lanes, kernel_base::transpose_lanes, kernel_base::scan, kernel_base::scan, kernel_base::rescale, kernel_base::rescale, "own radix-2 FFT (double), NEON"};
-#else
-  return {kernel_base::transform, kernel_base::transpose_lanes, kernel_base::transpose_lanes, kernel_base::scan, kernel_base::scan, kernel_base::rescale, kernel_base::rescale, "own radix-2 FFT (double), generic vectors"};
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  out.push_back({AVSDK_KERNEL_ENTRY(kernel_avx512, "avx512", "AVX-512"), avx2 && __builtin_cpu_supports("avx512f")});
+  out.push_back({AVSDK_KERNEL_ENTRY(kernel_avx2, "avx2", "AVX2+FMA"), avx2});
 #endif
+#if defined(AVSDK_X86)
+  out.push_back({AVSDK_KERNEL_ENTRY(kernel_base, "sse2", "SSE2"), true});
+#elif defined(AVSDK_NEON)
+  out.push_back({AVSDK_KERNEL_ENTRY(kernel_base, "neon", "NEON"), true});
+#else
+  out.push_back({AVSDK_KERNEL_ENTRY(kernel_base, "generic", "generic vectors"), true});
+#endif
+  return out;
 }
 
+const std::vector<Candidate>& all_kernels() {
+  static const std::vector<Candidate> list = candidates();
+  return list;
+}
+
+thread_local const Kernel* forced_kernel = nullptr;  // set only by log_mel_with_kernel (tests)
+
 const Kernel& kernel() {
-  static const Kernel chosen = pick_kernel();
-  return chosen;
+  if (forced_kernel != nullptr) return *forced_kernel;
+  static const Kernel& best = [] () -> const Kernel& {
+    for (const Candidate& c : all_kernels())
+      if (c.supported) return c.kernel;
+    return all_kernels().back().kernel;
+  }();
+  return best;
 }
 
 Scan scan(const float* s, std::size_t n) { return kernel().scan_f32(s, n); }
@@ -357,5 +381,26 @@ std::vector<float> clip_log_mel_examples(const double* samples, std::size_t n, s
 }
 
 const char* implementation_name() noexcept { return kernel().name; }
+
+std::vector<std::string> available_kernels() {
+  std::vector<std::string> ids;
+  for (const Candidate& c : all_kernels())
+    if (c.supported) ids.emplace_back(c.kernel.id);
+  return ids;
+}
+
+void log_mel_with_kernel(const std::string& id, const float* samples, std::size_t n, float* out) {
+  for (const Candidate& c : all_kernels()) {
+    if (c.supported && id == c.kernel.id) {
+      struct Restore {
+        ~Restore() { forced_kernel = nullptr; }
+      } restore;
+      forced_kernel = &c.kernel;
+      log_mel(samples, n, out);
+      return;
+    }
+  }
+  throw InputError("kernel: expected one of this CPU's kernels (available_kernels()), received " + id);
+}
 
 }  // namespace avsdk

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace avsdk {
@@ -67,5 +68,10 @@ std::vector<float> clip_log_mel_examples(const double* samples, std::size_t n, s
 
 // Which FFT and instruction set this build runs (for diagnostics, e.g. `avsdk info`).
 const char* implementation_name() noexcept;
+
+// Testing: the ids of the kernels this CPU can run ("avx512", "avx2", "sse2", "neon", "generic"),
+// and log_mel computed by one of them instead of the best.
+std::vector<std::string> available_kernels();
+void log_mel_with_kernel(const std::string& id, const float* samples, std::size_t n, float* out);
 
 }  // namespace avsdk

@@ -5,6 +5,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <pybind11/stl.h>
+
 #include <string>
 #include <vector>
 
@@ -105,6 +107,19 @@ py::array_t<float> clip_log_mel_examples(const py::handle& obj, py::ssize_t clip
   return out;
 }
 
+py::array_t<float> log_mel_with_kernel(const std::string& id, py::array_t<float, py::array::c_style> waveform) {
+  if (waveform.ndim() != 1) throw py::value_error("waveform: expected a 1-D float32 waveform [T]");
+  const std::size_t n = static_cast<std::size_t>(waveform.shape(0));
+  py::array_t<float> out({static_cast<py::ssize_t>(avsdk::num_frames(n)), static_cast<py::ssize_t>(avsdk::kNumMelBands)});
+  float* dst = out.mutable_data();
+  const float* src = waveform.data();
+  {
+    py::gil_scoped_release release;
+    avsdk::log_mel_with_kernel(id, src, n, dst);
+  }
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_frontend, m) {
@@ -123,6 +138,10 @@ PYBIND11_MODULE(_frontend, m) {
   m.def("num_examples", &avsdk::num_examples, py::arg("num_samples"));
   m.def("implementation", &avsdk::implementation_name,
         "Which FFT and instruction set this build runs on this CPU.");
+
+  m.def("_available_kernels", &avsdk::available_kernels, "Testing: kernel ids this CPU can run, best first.");
+  m.def("_log_mel_with_kernel", &log_mel_with_kernel, py::arg("kernel"), py::arg("waveform"),
+        "Testing: log_mel of a float32 waveform computed by the named kernel.");
 
   m.attr("SAMPLE_RATE") = avsdk::kSampleRate;
   m.attr("WINDOW_LENGTH") = avsdk::kWindowLength;
