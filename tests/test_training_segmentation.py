@@ -111,3 +111,13 @@ def test_felzenszwalb_on_two_halves():
     labels = pseudo_segmentation(frame)
     assert labels.shape == (256, 256) and labels.dtype == np.int32
     assert labels[10, 10] != labels[10, 250] and len(np.unique(labels)) == 2
+
+
+def test_felzenszwalb_at_a_smaller_size_keeps_the_regions():
+    pytest.importorskip("skimage")
+    frame = np.zeros((224, 224, 3), dtype=np.uint8)
+    frame[:, 112:] = (250, 30, 30)
+    small = pseudo_segmentation(frame, size=128)
+    assert small.shape == (128, 128) and len(np.unique(small)) == 2
+    with pytest.raises(ValueError, match="size"):
+        pseudo_segmentation(frame, size=4)

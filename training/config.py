@@ -38,6 +38,7 @@ class TrainConfig:
     remove_false_negatives: bool = True  # False: plain InfoNCE over every other clip
     retain: float = 0.5  # fraction of positions below the binarisation threshold
     fast_views: int = 4  # fast mode: cached views per image (eval view, its flip, random views)
+    segment_size: int = 256  # side of the Felzenszwalb input; 256 is the reference, fast runs may use 128
     seed: int = 0
     device: str = "cpu"
     eval_every: int = 1  # epochs between validation runs (model selection by val cIoU@0.5)
@@ -56,10 +57,12 @@ class TrainConfig:
             raise bad_input("model", "a ModelConfig", self.model)
         if self.mode == "fast" and not self.model.freeze_visual:
             raise bad_input("mode", "'full' when the visual trunk is fine-tuned (fast caches its features)", self.mode)
-        for name in ("epochs", "batch_size", "eval_every", "fast_views"):
+        for name in ("epochs", "batch_size", "eval_every", "fast_views", "segment_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise bad_input(name, "a positive int", value)
+        if self.segment_size < 16:
+            raise bad_input("segment_size", "an int >= 16 (256 as the reference)", self.segment_size)
         if self.fast_views < 2:
             raise bad_input("fast_views", "at least 2 (two views per step)", self.fast_views)
         for name in ("clips_per_class", "val_limit", "num_workers", "max_steps"):

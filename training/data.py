@@ -77,8 +77,9 @@ class ViewsDataset(torch.utils.data.Dataset):
     Segments and log-mels are computed once per clip and kept (per worker process).
     """
 
-    def __init__(self, samples: Sequence, scheme: str, seed: int, segment: bool = True):
+    def __init__(self, samples: Sequence, scheme: str, seed: int, segment: bool = True, segment_size: int = 256):
         self.samples, self.scheme, self.seed, self.segment = list(samples), scheme, seed, segment
+        self.segment_size = segment_size
         self.epoch = 0
         self._segments: dict[int, np.ndarray] = {}
         self._log_mels: dict[int, torch.Tensor] = {}
@@ -95,7 +96,7 @@ class ViewsDataset(torch.utils.data.Dataset):
         labels = None
         if self.segment:
             if index not in self._segments:
-                self._segments[index] = pseudo_segmentation(frame)
+                self._segments[index] = pseudo_segmentation(frame, self.segment_size)
             labels = self._segments[index]
         if index not in self._log_mels:
             self._log_mels[index] = clip_log_mel(sample)

@@ -65,7 +65,7 @@ def _view_pool(frame, labels, count: int, scheme: str, rng: np.random.Generator)
 
 @torch.no_grad()
 def build_cache(model, samples: Sequence, views: int, scheme: str, seed: int, segment: bool = True,
-                batch_images: int = 16, progress: bool = True) -> FeatureCache:
+                segment_size: int = 256, batch_images: int = 16, progress: bool = True) -> FeatureCache:
     """Run ``model.visual_trunk`` over ``views`` views of every sample (see module doc).
 
     Args:
@@ -73,6 +73,7 @@ def build_cache(model, samples: Sequence, views: int, scheme: str, seed: int, se
         samples: avsdk.datasets.Sample list.
         views: views per image (>= 1; view 0 is the evaluation view).
         segment: compute the Felzenszwalb ids (SACL needs them, SSPL does not).
+        segment_size: side of the image Felzenszwalb sees (256 as the reference).
     """
     trunk = model.visual_trunk.eval()
     device = next(model.parameters()).device
@@ -87,7 +88,7 @@ def build_cache(model, samples: Sequence, views: int, scheme: str, seed: int, se
         frames, labels = [], []
         for offset, sample in enumerate(chunk):
             frame = open_frame(sample)
-            ids = pseudo_segmentation(frame) if segment else None
+            ids = pseudo_segmentation(frame, segment_size) if segment else None
             rng = np.random.default_rng((seed, start + offset))
             for tensor, view_ids in _view_pool(frame, ids, views, scheme, rng):
                 frames.append(tensor)

@@ -30,16 +30,31 @@ FELZENSZWALB = {"scale": 1000, "sigma": 0.5, "min_size": 1000}
 def pseudo_segmentation(frame: np.ndarray | Image.Image, size: int = SEGMENT_SIZE) -> np.ndarray:
     """Felzenszwalb segments of a frame resized (bicubic) to size x size.
 
+    At the reference's 256 the parameters are scale 1000, sigma 0.5, min_size 1000. A
+    smaller ``size`` (fast mode: 4x fewer pixels, ~5x faster) scales them so the segments
+    cover the same fractions of the image: scale and min_size with the pixel count (the
+    merge threshold scale/|C| counts pixels), sigma with the side. That is an
+    approximation of the reference segmentation, not the same segmentation.
+
     Args:
         frame: RGB uint8 array [H, W, 3] or PIL image.
+        size: side of the square image that is segmented.
 
     Returns:
         int32 segment ids [size, size], 0-based.
     """
+    if not isinstance(size, int) or size < 16:
+        raise bad_input("size", "an int >= 16", size)
     segmentation = require("skimage.segmentation", "train", "SACL pseudo-segmentation")
     image = frame if isinstance(frame, Image.Image) else Image.fromarray(np.asarray(frame, dtype=np.uint8))
     pixels = np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC))
-    return segmentation.felzenszwalb(pixels, **FELZENSZWALB).astype(np.int32)
+    area, side = (size / SEGMENT_SIZE) ** 2, size / SEGMENT_SIZE
+    params = FELZENSZWALB if size == SEGMENT_SIZE else {
+        "scale": FELZENSZWALB["scale"] * area,
+        "sigma": FELZENSZWALB["sigma"] * side,
+        "min_size": max(1, int(round(FELZENSZWALB["min_size"] * area))),
+    }
+    return segmentation.felzenszwalb(pixels, **params).astype(np.int32)
 
 
 def nearest_resize(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

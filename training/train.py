@@ -98,7 +98,7 @@ def _batches(config, objective, samples, rank, world, device):
         from .fast import build_cache
 
         cache = build_cache(objective.model, samples, config.fast_views, config.scheme, config.seed,
-                            segment=segment, progress=config.progress)
+                            segment=segment, segment_size=config.segment_size, progress=config.progress)
 
         def epoch_batches(epoch):
             sampler.set_epoch(epoch)
@@ -110,7 +110,7 @@ def _batches(config, objective, samples, rank, world, device):
 
         return epoch_batches, len(sampler)
 
-    dataset = ViewsDataset(samples, config.scheme, config.seed, segment=segment)
+    dataset = ViewsDataset(samples, config.scheme, config.seed, segment=segment, segment_size=config.segment_size)
 
     def epoch_batches(epoch):
         sampler.set_epoch(epoch)
@@ -212,7 +212,7 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--finetune-visual", action="store_true", help="train the visual trunk too (full mode)")
     p.add_argument("--keep-false-negatives", action="store_true", help="SACL without false-negative removal")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    for name in ("epochs", "batch_size", "clips_per_class", "fast_views", "seed", "eval_every", "val_limit",
+    for name in ("epochs", "batch_size", "clips_per_class", "fast_views", "segment_size", "seed", "eval_every", "val_limit",
                  "num_workers", "max_steps"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=fields[name].default)
     for name in ("lr", "lr_audio", "lr_pcm", "lr_head", "weight_decay", "tau", "negative_ratio", "retain"):
