@@ -1,0 +1,108 @@
+"""INT8 vs FP32 by the task metric: cIoU@0.5 and AUC on the test split, and CPU latency.
+
+    python benchmarks/bench_int8.py --checkpoint runs/edge/best.pt --bench data/realparts
+
+Exports the checkpoint to an fp32 ONNX, quantizes it (Q/DQ, calibrated on train/val samples
+only) with each asked calibration method, evaluates every artifact in ONNX Runtime on the
+test split with avsdk.evaluation (SPEC section 6, both binarisation rules), times a batch-1
+call of each on the CPU, and prints/writes the table. Acceptance (issue 5): the INT8 model
+loses at most 0.02 cIoU@0.5 (value rule, >= 0.5) against FP32 for the default edge model.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+MAX_DROP = 0.02
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--bench", type=Path, required=True, help="built real-parts benchmark root")
+    parser.add_argument("--split", default="test", choices=("test", "unheard"), help="evaluation split")
+    parser.add_argument("--calib-size", type=int, default=512)
+    parser.add_argument("--calib-methods", default="percentile,minmax,entropy",
+                        help="comma-separated: minmax, entropy, percentile")
+    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--latency-runs", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/int8"))
+    return parser.parse_args(argv)
+
+
+def latency_ms(runner, frame, log_mel, runs: int) -> dict:
+    """Batch-1 wall time of runner.run, after warm-up: p50 and p90 in ms."""
+    for _ in range(3):
+        runner.run(frame, log_mel)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        runner.run(frame, log_mel)
+        times.append((time.perf_counter() - start) * 1e3)
+    return {"p50_ms": float(np.percentile(times, 50)), "p90_ms": float(np.percentile(times, 90))}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from avsdk.datasets import load_split
+    from avsdk.evaluation import evaluate, evaluate_baselines, format_table, sample_inputs
+    from avsdk.export.onnx_export import export_onnx
+    from avsdk.export.onnx_runtime import OnnxRunner
+    from avsdk.export.quantize import calibration_inputs, quantize_int8
+    from avsdk.models import load_checkpoint
+
+    methods = [m.strip() for m in args.calib_methods.split(",") if m.strip()]
+    args.out.mkdir(parents=True, exist_ok=True)
+    model, _ = load_checkpoint(args.checkpoint)
+    fp32 = export_onnx(model.eval(), args.out / f"{args.checkpoint.stem}.onnx", checkpoint=args.checkpoint)
+    calibration = calibration_inputs(args.bench, args.calib_size)
+    artifacts = {"fp32": fp32}
+    for method in methods:
+        artifacts[f"int8 {method}"] = quantize_int8(
+            fp32, args.out / f"{args.checkpoint.stem}.int8-{method}.onnx", calibration, method=method)
+
+    samples = load_split(args.bench, args.split)
+    frame, log_mel = sample_inputs(samples[0])
+    reports, timing = {}, {}
+    for name, path in artifacts.items():
+        runner = OnnxRunner(path, threads=args.threads)
+        reports[f"{name} (ONNX Runtime)"] = evaluate(runner.run, samples)
+        timing[name] = latency_ms(runner, frame[None], log_mel[None], args.latency_runs)
+    reports.update(evaluate_baselines(samples))
+
+    base = reports["fp32 (ONNX Runtime)"].rules["value"].ciou_at_05
+    lines = [f"# INT8 vs FP32 on the {args.split} split ({len(samples)} samples)", "",
+             format_table(reports), "",
+             "| artifact | cIoU@0.5 drop vs fp32 | AUC drop | CPU latency p50 / p90 (batch 1, "
+             f"{args.threads} threads) | verdict |", "|:--|--:|--:|--:|:--|"]
+    base_auc = reports["fp32 (ONNX Runtime)"].rules["value"].auc
+    verdicts = {}
+    for name in artifacts:
+        rules = reports[f"{name} (ONNX Runtime)"].rules["value"]
+        drop, auc_drop = base - rules.ciou_at_05, base_auc - rules.auc
+        verdicts[name] = "-" if name == "fp32" else ("PASS" if drop <= MAX_DROP else "FAIL")
+        lines.append(f"| {name} | {drop:+.3f} | {auc_drop:+.3f} | "
+                     f"{timing[name]['p50_ms']:.1f} / {timing[name]['p90_ms']:.1f} ms | {verdicts[name]} |")
+    lines += ["", f"Acceptance: INT8 loses at most {MAX_DROP} cIoU@0.5 (value rule). "
+              f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+              f"command: python benchmarks/bench_int8.py {' '.join(sys.argv[1:])}"]
+    text = "\n".join(lines)
+    print(text)
+    (args.out / "bench_int8.md").write_text(text + "\n")
+    (args.out / "bench_int8.json").write_text(json.dumps({
+        "split": args.split, "calibration_size": args.calib_size,
+        "reports": {k: v.to_dict(per_image=False) for k, v in reports.items()},
+        "latency": timing, "verdicts": verdicts,
+    }, indent=2) + "\n")
+    return 0 if all(v != "FAIL" for v in verdicts.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
