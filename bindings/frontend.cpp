@@ -18,6 +18,11 @@
 #include <memory>
 #include <string>
 
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 flags its own avx512fintrin.h (`__m512d __Y = __Y;`) once our kernels inline it.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define AVSDK_X86 1
@@ -155,8 +160,6 @@ struct Batch {
 // --- the batch kernel, once per instruction set ----------------------------------------------
 #if defined(AVSDK_X86) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
 #define AVSDK_MULTIVERSION 1
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"  // false positive inside GCC 12's avx512fintrin.h
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma")
 #define AVSDK_KERNEL_NS kernel_avx512
@@ -165,7 +168,6 @@ struct Batch {
 #undef AVSDK_KERNEL_NS
 #undef AVSDK_KERNEL_SQRT
 #pragma GCC pop_options
-#pragma GCC diagnostic pop
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #define AVSDK_KERNEL_NS kernel_avx2
