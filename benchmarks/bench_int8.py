@@ -53,27 +53,29 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from avsdk.datasets import load_split
     from avsdk.evaluation import evaluate, evaluate_baselines, format_table, sample_inputs
-    from avsdk.export.onnx_export import export_onnx
+    from avsdk.export.onnx_export import export_onnx, preprocessing_from_meta
     from avsdk.export.onnx_runtime import OnnxRunner
     from avsdk.export.quantize import calibration_inputs, quantize_int8
     from avsdk.models import load_checkpoint
 
     methods = [m.strip() for m in args.calib_methods.split(",") if m.strip()]
     args.out.mkdir(parents=True, exist_ok=True)
-    model, _ = load_checkpoint(args.checkpoint)
-    fp32 = export_onnx(model.eval(), args.out / f"{args.checkpoint.stem}.onnx", checkpoint=args.checkpoint)
-    calibration = calibration_inputs(args.bench, args.calib_size)
+    model, meta = load_checkpoint(args.checkpoint)
+    preprocessing = preprocessing_from_meta(meta)
+    fp32 = export_onnx(model.eval(), args.out / f"{args.checkpoint.stem}.onnx", checkpoint=args.checkpoint,
+                       preprocessing=preprocessing)
+    calibration = calibration_inputs(args.bench, args.calib_size, transform=preprocessing.transform)
     artifacts = {"fp32": fp32}
     for method in methods:
         artifacts[f"int8 {method}"] = quantize_int8(
             fp32, args.out / f"{args.checkpoint.stem}.int8-{method}.onnx", calibration, method=method)
 
     samples = load_split(args.bench, args.split)
-    frame, log_mel = sample_inputs(samples[0])
+    frame, log_mel = sample_inputs(samples[0], preprocessing.transform)
     reports, timing = {}, {}
     for name, path in artifacts.items():
         runner = OnnxRunner(path, threads=args.threads)
-        reports[f"{name} (ONNX Runtime)"] = evaluate(runner.run, samples)
+        reports[f"{name} (ONNX Runtime)"] = evaluate(runner.run, samples, transform=preprocessing.transform)
         timing[name] = latency_ms(runner, frame[None], log_mel[None], args.latency_runs)
     reports.update(evaluate_baselines(samples))
 

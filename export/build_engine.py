@@ -71,15 +71,16 @@ def onnx_for(args) -> Path:
     out = args.out or (args.checkpoint or args.onnx).parent
     out.mkdir(parents=True, exist_ok=True)
     if args.checkpoint is not None:
-        from avsdk.export.onnx_export import export_onnx
+        from avsdk.export.onnx_export import export_onnx, preprocessing_from_meta
         from avsdk.models import load_checkpoint
 
-        model, _meta = load_checkpoint(args.checkpoint)
+        model, meta = load_checkpoint(args.checkpoint)
         model.eval()
         stem = args.checkpoint.stem
         common = dict(
             opset=args.opset or 17, dynamic_batch=args.batch is None, batch_size=args.batch or 1,
             with_embedding=args.with_embedding, checkpoint=args.checkpoint,
+            preprocessing=preprocessing_from_meta(meta),
         )
         fp32 = export_onnx(model, out / f"{stem}.onnx", precision="fp32", **common)
         _say(f"wrote {fp32} (+ .json manifest)")
@@ -116,7 +117,10 @@ def quantize(args, fp32: Path, target: Path) -> Path:
     if args.calib_data is None:
         raise bad_input("--calib-data", "a benchmark root for INT8 calibration (train/val splits)", None)
     _say(f"calibrating on {args.calib_size} train/val samples of {args.calib_data} ({args.calib_method})")
-    inputs = calibration_inputs(args.calib_data, args.calib_size, seed=args.calib_seed)
+    from avsdk.export.manifest import read_manifest
+
+    transform = read_manifest(fp32).preprocessing.transform
+    inputs = calibration_inputs(args.calib_data, args.calib_size, seed=args.calib_seed, transform=transform)
     path = quantize_int8(fp32, target, inputs, method=args.calib_method)
     _say(f"wrote {path} (+ .json manifest)")
     return path

@@ -202,6 +202,16 @@ def export_onnx(
     return path
 
 
+def preprocessing_from_meta(meta: dict | None) -> Preprocessing:
+    """The preprocessing recorded with a checkpoint (its meta's "transform", "clip_seconds")."""
+    meta = meta or {}
+    values = {k: meta[k] for k in ("transform", "clip_seconds") if k in meta}
+    if "clip_seconds" in values:  # log-mel examples of 96 frames (SPEC section 1)
+        samples = int(round(float(values["clip_seconds"]) * 16000))  # 25 ms window, 10 ms hop
+        values["examples"] = max(1, (1 + (samples - 400) // 160) // 96)
+    return Preprocessing(**values)
+
+
 def checkpoint_source(checkpoint: str | os.PathLike | None) -> dict:
     if checkpoint is None:
         return {"checkpoint": None, "checkpoint_sha256": None}

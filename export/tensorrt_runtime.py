@@ -114,6 +114,8 @@ class TensorRTRunner:
         self.image_size = self.manifest.preprocessing.image_size
         self.examples = self.manifest.preprocessing.examples
         self._stream = torch.cuda.Stream(device=self.device)
+        profile = self.manifest.build.get("profile", {}).get("frame")
+        self.max_batch = int(profile[2][0]) if profile else None  # larger batches run in chunks
 
     def _torch_dtype(self, name):
         trt, torch = self._trt, self._torch
@@ -123,8 +125,14 @@ class TensorRTRunner:
 
     def run_all(self, frame, log_mel) -> dict:
         """All outputs by name, as float32 numpy arrays (see ``OnnxRunner.run_all``)."""
-        torch = self._torch
         frame, log_mel = graph_inputs(frame, log_mel, self.image_size, self.examples)
+        step = self.max_batch or len(frame)
+        parts = [self._run_batch(frame[i : i + step], log_mel[i : i + step])
+                 for i in range(0, len(frame), step)]
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    def _run_batch(self, frame: np.ndarray, log_mel: np.ndarray) -> dict:
+        torch = self._torch
         feeds = {"frame": frame, "log_mel": log_mel}
         keep = []
         for name in self.input_names:
