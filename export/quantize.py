@@ -25,7 +25,7 @@ import numpy as np
 
 from avsdk.errors import bad_input, require
 
-from .manifest import Manifest, read_manifest, sha256_file, tool_versions, write_manifest
+from .manifest import read_manifest, sha256_file, tool_versions, write_manifest
 
 METHODS = ("minmax", "entropy", "percentile")
 CALIBRATION_SPLITS = ("train", "val")

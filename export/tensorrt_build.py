@@ -268,10 +268,11 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
     for name in plan.builder_flags:
         builder_config.set_flag(getattr(trt.BuilderFlag, name))
     shapes = profile_shapes(source, config)
-    profile = builder.create_optimization_profile()
-    for name, (lo, opt, hi) in shapes.items():
-        profile.set_shape(name, lo, opt, hi)
-    builder_config.add_optimization_profile(profile)
+    if any(isinstance(spec.shape[0], str) for spec in source.inputs):  # dynamic batch axis
+        profile = builder.create_optimization_profile()
+        for name, (lo, opt, hi) in shapes.items():
+            profile.set_shape(name, lo, opt, hi)
+        builder_config.add_optimization_profile(profile)
     cache_bytes = timing_cache.read_bytes() if timing_cache.is_file() else b""
     cache = builder_config.create_timing_cache(cache_bytes)
     builder_config.set_timing_cache(cache, ignore_mismatch=True)  # a stale cache is only slower

@@ -134,18 +134,18 @@ class TensorRTRunner:
     def _run_batch(self, frame: np.ndarray, log_mel: np.ndarray) -> dict:
         torch = self._torch
         feeds = {"frame": frame, "log_mel": log_mel}
-        keep = []
-        for name in self.input_names:
-            tensor = torch.from_numpy(feeds[name]).to(self.device, self._torch_dtype(name)).contiguous()
-            keep.append(tensor)
-            self.context.set_input_shape(name, tuple(tensor.shape))
-            self.context.set_tensor_address(name, tensor.data_ptr())
-        outputs = {}
-        for name in self.output_names:
-            shape = tuple(self.context.get_tensor_shape(name))
-            outputs[name] = torch.empty(shape, dtype=self._torch_dtype(name), device=self.device)
-            self.context.set_tensor_address(name, outputs[name].data_ptr())
+        keep, outputs = [], {}
+        # Copies, allocations and the engine all on one stream: no cross-stream races.
         with torch.cuda.stream(self._stream):
+            for name in self.input_names:
+                tensor = torch.from_numpy(feeds[name]).to(self.device, self._torch_dtype(name)).contiguous()
+                keep.append(tensor)
+                self.context.set_input_shape(name, tuple(tensor.shape))
+                self.context.set_tensor_address(name, tensor.data_ptr())
+            for name in self.output_names:
+                shape = tuple(self.context.get_tensor_shape(name))
+                outputs[name] = torch.empty(shape, dtype=self._torch_dtype(name), device=self.device)
+                self.context.set_tensor_address(name, outputs[name].data_ptr())
             if not self.context.execute_async_v3(self._stream.cuda_stream):
                 raise AvsdkError(f"TensorRT failed to run {self.path.name}")
         self._stream.synchronize()
