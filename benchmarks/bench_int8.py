@@ -49,6 +49,21 @@ def latency_ms(runner, frame, log_mel, runs: int) -> dict:
     return {"p50_ms": float(np.percentile(times, 50)), "p90_ms": float(np.percentile(times, 90))}
 
 
+def map_agreement(reference: np.ndarray, maps: np.ndarray) -> dict:
+    """How far INT8 moves the heatmaps, whatever the ground truth: mean IoU of the binarised
+    (>= 0.5 after min-max, at 224x224) maps, and mean Pearson correlation of the raw maps."""
+    from avsdk import metrics
+
+    ious, corr = [], []
+    for a, b in zip(reference, maps):
+        ba = metrics.binarize(metrics.localization_map(a))
+        bb = metrics.binarize(metrics.localization_map(b))
+        ious.append(float((ba & bb).sum() / max(1, (ba | bb).sum())))
+        corr.append(float(np.corrcoef(a.ravel(), b.ravel())[0, 1]))
+    return {"binary_map_iou_mean": float(np.mean(ious)), "binary_map_iou_min": float(np.min(ious)),
+            "correlation_mean": float(np.nanmean(corr))}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from avsdk.datasets import load_split
@@ -72,25 +87,36 @@ def main(argv=None) -> int:
 
     samples = load_split(args.bench, args.split)
     frame, log_mel = sample_inputs(samples[0], preprocessing.transform)
-    reports, timing = {}, {}
+    import torch
+
+    inputs = [sample_inputs(s, preprocessing.transform) for s in samples]
+    frames = torch.stack([i[0] for i in inputs]).numpy()
+    mels = torch.stack([i[1] for i in inputs]).numpy()
+    reports, timing, maps, agreement = {}, {}, {}, {}
     for name, path in artifacts.items():
         runner = OnnxRunner(path, threads=args.threads)
         reports[f"{name} (ONNX Runtime)"] = evaluate(runner.run, samples, transform=preprocessing.transform)
         timing[name] = latency_ms(runner, frame[None], log_mel[None], args.latency_runs)
+        maps[name] = np.concatenate([runner.run(frames[i:i + 16], mels[i:i + 16])
+                                     for i in range(0, len(frames), 16)])
+        agreement[name] = map_agreement(maps["fp32"], maps[name])
     reports.update(evaluate_baselines(samples))
 
     base = reports["fp32 (ONNX Runtime)"].rules["value"].ciou_at_05
     lines = [f"# INT8 vs FP32 on the {args.split} split ({len(samples)} samples)", "",
              format_table(reports), "",
-             "| artifact | cIoU@0.5 drop vs fp32 | AUC drop | CPU latency p50 / p90 (batch 1, "
-             f"{args.threads} threads) | verdict |", "|:--|--:|--:|--:|:--|"]
+             "| artifact | cIoU@0.5 drop vs fp32 | AUC drop | binary-map IoU with fp32 (mean / min) "
+             f"| CPU latency p50 / p90 (batch 1, {args.threads} threads) | verdict |",
+             "|:--|--:|--:|--:|--:|:--|"]
     base_auc = reports["fp32 (ONNX Runtime)"].rules["value"].auc
     verdicts = {}
     for name in artifacts:
         rules = reports[f"{name} (ONNX Runtime)"].rules["value"]
         drop, auc_drop = base - rules.ciou_at_05, base_auc - rules.auc
         verdicts[name] = "-" if name == "fp32" else ("PASS" if drop <= MAX_DROP else "FAIL")
+        agree = agreement[name]
         lines.append(f"| {name} | {drop:+.3f} | {auc_drop:+.3f} | "
+                     f"{agree['binary_map_iou_mean']:.3f} / {agree['binary_map_iou_min']:.3f} | "
                      f"{timing[name]['p50_ms']:.1f} / {timing[name]['p90_ms']:.1f} ms | {verdicts[name]} |")
     lines += ["", f"Acceptance: INT8 loses at most {MAX_DROP} cIoU@0.5 (value rule). "
               f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
@@ -101,7 +127,7 @@ def main(argv=None) -> int:
     (args.out / "bench_int8.json").write_text(json.dumps({
         "split": args.split, "calibration_size": args.calib_size,
         "reports": {k: v.to_dict(per_image=False) for k, v in reports.items()},
-        "latency": timing, "verdicts": verdicts,
+        "latency": timing, "map_agreement": agreement, "verdicts": verdicts,
     }, indent=2) + "\n")
     return 0 if all(v != "FAIL" for v in verdicts.values()) else 1
 
