@@ -140,6 +140,9 @@ def export_onnx(
         raise bad_input("path", "a file name ending in .onnx", str(path), described=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     preprocessing = preprocessing or Preprocessing()
+    # A private copy on the CPU in eval mode: the caller's model (maybe mid-training, maybe
+    # on a GPU) is left exactly as it was.
+    model = copy.deepcopy(model).cpu().eval()
 
     reference = InferenceGraph(model, with_embedding).eval()
     graph = InferenceGraph(copy.deepcopy(model).half() if precision == "fp16" else model,

@@ -132,8 +132,16 @@ def onnx_precision(path: str | os.PathLike) -> str:
 
 
 def check_precision(onnx_path: str | os.PathLike, precision: str) -> None:
-    """Refuse to build ``precision`` from an ONNX file of another precision."""
-    found = onnx_precision(onnx_path)
+    """Refuse to build ``precision`` from an ONNX file of another precision.
+
+    The manifest's precision is checked always; the graph itself too where the ``onnx``
+    package is installed (a Jetson may have only TensorRT and avsdk).
+    """
+    found = read_manifest(onnx_path).precision
+    import importlib.util
+
+    if found == precision and importlib.util.find_spec("onnx") is not None:
+        found = onnx_precision(onnx_path)
     if found != precision:
         how = {
             "fp32": "export the fp32 ONNX (build_engine.py --checkpoint ... --fp32)",

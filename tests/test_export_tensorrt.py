@@ -248,3 +248,17 @@ def test_build_and_run_engine(tiny_onnx, tmp_path):
         got = TensorRTRunner(engine).run(frames, mels)
         want = OnnxRunner(tiny_onnx[precision]).run(frames, mels)
         np.testing.assert_allclose(got, want, atol=atol, rtol=0)
+
+
+def test_graph_is_checked_beside_the_manifest(tiny_onnx, tmp_path):
+    """A manifest that claims int8 for an fp32 graph does not make an int8 engine of it."""
+    import shutil
+
+    from avsdk.export.manifest import read_manifest, write_manifest
+    from avsdk.export.tensorrt_build import check_precision
+
+    fake = tmp_path / "fake.int8.onnx"
+    shutil.copy(tiny_onnx["fp32"], fake)
+    write_manifest(dataclasses.replace(read_manifest(tiny_onnx["fp32"]), artifact=fake.name, precision="int8"), fake)
+    with pytest.raises(InputError, match="a fp32 ONNX file"):
+        check_precision(fake, "int8")
