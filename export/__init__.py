@@ -30,6 +30,7 @@ _LAZY = {
     "EngineConfig": "tensorrt_build",
     "build_engine": "tensorrt_build",
     "cached_engine": "tensorrt_build",
+    "adopt_engine": "tensorrt_build",
     "engine_cache_name": "tensorrt_build",
     "trtexec_command": "tensorrt_build",
     "TensorRTRunner": "tensorrt_runtime",

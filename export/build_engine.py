@@ -54,6 +54,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: beside the input)")
     parser.add_argument("--engine", type=Path, default=None,
                         help="engine path (default: <out>/<name>.<precision>.trt<version>.<gpu>.<hash>.engine)")
+    parser.add_argument("--adopt", type=Path, default=None, metavar="ENGINE",
+                        help="do not build: write the manifest of ENGINE, built from --onnx by trtexec, "
+                             "after checking that this TensorRT loads it")
     return parser.parse_args(argv)
 
 
@@ -149,9 +152,13 @@ def main(argv=None) -> int:
     from avsdk.errors import AvsdkError
 
     from avsdk.export.manifest import read_manifest
-    from avsdk.export.tensorrt_build import build_engine, cached_engine, trtexec_commands
+    from avsdk.export.tensorrt_build import adopt_engine, build_engine, cached_engine, trtexec_commands
 
     try:
+        if args.adopt is not None and args.onnx is None:
+            from avsdk.errors import bad_input
+
+            raise bad_input("--adopt", "--onnx, the file the engine was built from", args.checkpoint)
         config = engine_config(args)
         onnx_path = onnx_for(args)
         trt, why = tensorrt_or_none()
@@ -168,7 +175,14 @@ def main(argv=None) -> int:
                   "(run it in the folder holding the ONNX file):", file=sys.stderr)
             for label, command in commands.items():
                 print(f"  # {label}\n  {command}", file=sys.stderr)
+            print("then give the trtexec engine its manifest (the runtime needs it): python "
+                  f"export/build_engine.py --onnx {onnx_path.name} --{args.precision} --adopt {engine.name}",
+                  file=sys.stderr)
             return EXIT_NO_TENSORRT
+        if args.adopt is not None:
+            engine = adopt_engine(onnx_path, args.adopt, config)
+            _say(f"wrote the manifest of {engine} (TensorRT {trt.__version__}, {args.precision})")
+            return 0
         if args.engine is not None:
             engine = build_engine(onnx_path, args.engine, config,
                                   timing_cache=args.engine.with_name("timing.cache"))

@@ -294,29 +294,68 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
     write_atomic(engine_path, bytes(memoryview(serialized)))
     write_atomic(timing_cache, bytes(memoryview(builder_config.get_timing_cache().serialize())))
 
-    identity = gpu_identity()
-    manifest = dataclasses.replace(
+    how = {
+        "strongly_typed": plan.strongly_typed,
+        "builder_flags": list(plan.builder_flags),
+        "workspace_mib": config.workspace_mib,
+        "timing_cache": timing_cache.name,
+    }
+    write_manifest(_engine_manifest(source, onnx_path, engine_path, config, trt.__version__, shapes, how),
+                   engine_path)
+    return engine_path
+
+
+def _engine_manifest(source: Manifest, onnx_path: Path, engine_path: Path, config: EngineConfig,
+                     version: str, shapes: dict, how: dict) -> Manifest:
+    return dataclasses.replace(
         source,
         artifact=engine_path.name,
         kind="engine",
         precision=config.precision,
         artifact_sha256=sha256_file(engine_path),
-        versions={**tool_versions(), "tensorrt": trt.__version__},
+        versions={**tool_versions(), "tensorrt": version},
         source={**source.source, "onnx": onnx_path.name, "onnx_sha256": sha256_file(onnx_path)},
         build={
-            "tensorrt": trt.__version__,
-            **identity,
-            "strongly_typed": plan.strongly_typed,
-            "builder_flags": list(plan.builder_flags),
-            "workspace_mib": config.workspace_mib,
+            "tensorrt": version,
+            **gpu_identity(),
+            **how,
             "profile": {k: [list(s) for s in v] for k, v in shapes.items()},
-            "timing_cache": timing_cache.name,
-            "trtexec": trtexec_command(onnx_path.name, engine_path.name, config, source,
-                                       trt.__version__, timing_cache.name),
+            "trtexec": trtexec_command(onnx_path.name, engine_path.name, config, source, version,
+                                       how.get("timing_cache")),
             "onnx_build": source.build,
         },
     )
-    write_manifest(manifest, engine_path)
+
+
+def adopt_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
+                 config: EngineConfig = EngineConfig()) -> Path:
+    """Write the manifest of an engine built outside avsdk (e.g. by the printed trtexec
+    command) from ``onnx_path``, so that avsdk's runtime will load it.
+
+    The engine is deserialized first: only an engine this machine's TensorRT can load is
+    adopted, and its optimization profile is read from the engine itself.
+
+    Raises:
+        MissingDependencyError: TensorRT is not importable here.
+        InputError: the ONNX precision differs from ``config.precision``.
+        TensorRTBuildError: this TensorRT cannot deserialize the engine.
+    """
+    trt = require("tensorrt", "export", "reading TensorRT engines")
+    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
+    source = read_manifest(onnx_path)
+    check_precision(onnx_path, config.precision)
+    engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(engine_path.read_bytes())
+    if engine is None:
+        raise TensorRTBuildError(
+            f"TensorRT {trt.__version__} cannot load {engine_path.name}: it was built by another "
+            "TensorRT version or for another GPU; rebuild it here"
+        )
+    shapes = profile_shapes(source, config)
+    if engine.num_optimization_profiles > 0:
+        shapes = {name: tuple(tuple(s) for s in engine.get_tensor_profile_shape(name, 0)) for name in shapes}
+    how = {"built_by": "adopted (built outside avsdk)", "strongly_typed": None, "builder_flags": None}
+    write_manifest(_engine_manifest(source, onnx_path, engine_path, config, trt.__version__, shapes, how),
+                   engine_path)
     return engine_path
 
 

@@ -59,6 +59,7 @@ def test_without_tensorrt_writes_onnx_then_fails_with_trtexec_command(fp32_run, 
     assert "trtexec --onnx=edge.onnx --saveEngine=edge.fp32.engine" in result.stderr
     assert "--maxShapes=frame:4x3x224x224,log_mel:4x3x1x96x64" in result.stderr
     assert "--stronglyTyped" in result.stderr  # the TensorRT 10 line
+    assert "--adopt edge.fp32.engine" in result.stderr  # how a trtexec engine gets its manifest
     onnx_file, manifest = out / "edge.onnx", out / "edge.onnx.json"
     assert onnx_file.is_file() and manifest.is_file()
     data = json.loads(manifest.read_text())
@@ -104,3 +105,8 @@ def test_int8_with_calibration_data(fp32_run, tmp_path):
     assert " --int8" in result.stderr  # the TensorRT 8.x line
     data = json.loads((tmp_path / "edge.int8.onnx.json").read_text())
     assert data["precision"] == "int8" and data["build"]["calibration_samples"] == 4
+
+
+def test_adopt_needs_the_onnx_it_was_built_from(checkpoint, tmp_path):
+    result = _run("--checkpoint", checkpoint, "--adopt", tmp_path / "x.engine", "--out", tmp_path)
+    assert result.returncode == 1 and "--adopt" in result.stderr and "Traceback" not in result.stderr
