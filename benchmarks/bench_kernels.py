@@ -1,0 +1,225 @@
+"""Time the fused kernels against torch eager and torch.compile of their references (CUDA only).
+
+For each op, dtype and batch size: forward, backward and forward+backward times
+(``triton.testing.do_bench`` median with the 20th and 80th percentiles) and the peak memory of
+forward+backward above the inputs. Rows are appended to a CSV with the device, versions and
+commit. ``--sweep`` also times a few block-size sets of masked_infonce (checked against the
+default ones) to show which tiles suit the device.
+
+    python benchmarks/bench_kernels.py                       # B in 64 256 1024, fp32 and bf16
+    python benchmarks/bench_kernels.py --ops masked_infonce --batch 256 --sweep
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+
+DEVICE = "cuda"
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+FIELDS = ["time_utc", "device", "torch", "triton", "commit", "op", "dtype", "B", "C", "HW",
+          "provider", "mode", "ms_p50", "ms_p20", "ms_p80", "peak_mb", "note"]
+
+
+def _commit(given: str | None) -> str:
+    if given:
+        return given
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _inputs(op: str, B: int, C: int, HW: int, dtype: torch.dtype):
+    gen = torch.Generator(device=DEVICE).manual_seed(0)
+    if op == "av_similarity":
+        visual = torch.randn(B, C, HW, device=DEVICE, generator=gen).to(dtype)
+        audio = torch.randn(B, C, device=DEVICE, generator=gen).to(dtype)
+        return [visual.requires_grad_(), audio.requires_grad_()], ()
+    visual = F.normalize(torch.randn(B, C, HW, device=DEVICE, generator=gen), dim=1).to(dtype)
+    audio = F.normalize(torch.randn(B, C, device=DEVICE, generator=gen), dim=1).to(dtype)
+    mask = (torch.rand(B, HW, device=DEVICE, generator=gen) > 0.5).float()
+    sim = audio.float() @ audio.float().t()
+    keep = sim.argsort(dim=1).argsort(dim=1) < int(0.75 * B)  # the least similar 75 %
+    keep.fill_diagonal_(True)
+    return [visual.requires_grad_(), audio.requires_grad_()], (mask, keep)
+
+
+def _providers(op: str, compile_ops):
+    from avsdk import kernels
+    from avsdk.kernels import reference
+
+    if op == "av_similarity":
+        ref = reference.av_similarity
+        fns = {"eager": ref,
+               "triton": lambda v, a: kernels.av_similarity(v, a, backend="triton")}
+    else:
+        ref = reference.masked_infonce
+        fns = {"eager": lambda v, a, m, k: ref(v, m, a, k, 0.005),
+               "triton": lambda v, a, m, k: kernels.masked_infonce(v, m, a, k, 0.005,
+                                                                  backend="triton")}
+    if op in compile_ops:
+        fns["compile"] = torch.compile(fns["eager"], dynamic=False)
+    return fns
+
+
+def _outputs(fn, leaves, extra):
+    out = fn(*leaves, *extra)
+    return list(out) if isinstance(out, tuple) else [out]
+
+
+def _measure(fn, leaves, extra, warmup_ms: int, rep_ms: int):
+    from triton.testing import do_bench
+
+    quantiles = [0.5, 0.2, 0.8]
+    grads = [torch.ones_like(o) for o in _outputs(fn, leaves, extra)]
+
+    def fwd():  # with autograd on, as in training: the graph and saved tensors count
+        return fn(*leaves, *extra)
+
+    def both():
+        torch.autograd.backward(_outputs(fn, leaves, extra), grads)
+
+    outs = _outputs(fn, leaves, extra)
+
+    def bwd():
+        torch.autograd.backward(outs, grads, retain_graph=True)
+
+    timings = {}
+    for mode, call in (("fwd", fwd), ("bwd", bwd), ("fwd+bwd", both)):
+        timings[mode] = do_bench(call, warmup=warmup_ms, rep=rep_ms, quantiles=quantiles,
+                                 grad_to_none=leaves)
+    del outs
+    for leaf in leaves:
+        leaf.grad = None
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    both()
+    torch.cuda.synchronize()
+    peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
+    for leaf in leaves:
+        leaf.grad = None
+    return timings, peak_mb
+
+
+def _sweep_tiles(dtype: torch.dtype):
+    from avsdk.kernels.fused_infonce import Tiles, default_tiles
+
+    base = default_tiles(256, dtype, on_gpu=True)
+    k = base.pair_k
+    return {
+        "default": base,
+        "wide-j": Tiles(pair_j=128, pair_p=64, pair_k=k, pair_warps=8, gv_p=64, gv_c=128,
+                        gv_j=32, gv_warps=8, ga_j=128, ga_c=128, ga_p=32, ga_warps=8),
+        "wide-p": Tiles(pair_j=64, pair_p=128, pair_k=k, pair_warps=8, gv_p=128, gv_c=64,
+                        gv_j=32, gv_warps=8, ga_j=64, ga_c=64, ga_p=64, ga_warps=4),
+        "deep": replace(base, pair_j=128, pair_p=32, pair_warps=4, gv_p=32, gv_c=128, gv_j=64,
+                        ga_j=128, ga_c=64, ga_p=64, stages=4),
+    }
+
+
+def _run_sweep(B, C, HW, dtype, args, emit):
+    from avsdk.kernels.fused_infonce import masked_infonce
+
+    leaves, (mask, keep) = _inputs("masked_infonce", B, C, HW, dtype)
+    expected = None
+    for name, tiles in _sweep_tiles(dtype).items():
+        def fn(v, a, m, k, tiles=tiles):
+            return masked_infonce(v, m, a, k, 0.005, tiles=tiles)
+
+        loss = fn(*leaves, mask, keep)
+        loss.backward()
+        result = [loss.detach().float()] + [x.grad.float() for x in leaves]
+        for leaf in leaves:
+            leaf.grad = None
+        if expected is None:
+            expected = result
+        same = all(torch.allclose(r, e, rtol=2e-2, atol=1e-3 * e.abs().max().item())
+                   for r, e in zip(result, expected))
+        timings, peak = _measure(fn, leaves, (mask, keep), args.warmup, args.rep)
+        emit("masked_infonce", dtype, B, C, HW, f"triton[{name}]", timings, peak,
+             "tiles " + repr(tiles) + ("" if same else " MISMATCH vs default"))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", nargs="*", default=["masked_infonce", "av_similarity"],
+                        help="ops to time (none: only --sweep)")
+    parser.add_argument("--batch", nargs="+", type=int, default=[64, 256, 1024])
+    parser.add_argument("--channels", type=int, default=512)
+    parser.add_argument("--hw", type=int, default=196)
+    parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=list(DTYPES))
+    parser.add_argument("--compile-ops", nargs="*", default=["masked_infonce", "av_similarity"],
+                        help="ops whose reference is also timed under torch.compile")
+    parser.add_argument("--csv", default="benchmarks/results/kernels.csv")
+    parser.add_argument("--commit", default=None, help="commit to record (default: git HEAD)")
+    parser.add_argument("--warmup", type=int, default=10, help="do_bench warm-up, ms")
+    parser.add_argument("--rep", type=int, default=50, help="do_bench repetitions, ms")
+    parser.add_argument("--sweep", action="store_true", help="also time other masked_infonce tiles")
+    parser.add_argument("--sweep-min-batch", type=int, default=256)
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("bench_kernels: needs a CUDA device (the kernels are timed on the GPU only)")
+        return 2
+    import triton
+
+    meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+            "triton": triton.__version__, "commit": _commit(args.commit)}
+    print(f"# {meta}", flush=True)
+    os.makedirs(os.path.dirname(os.path.abspath(args.csv)), exist_ok=True)
+    new_file = not os.path.exists(args.csv)
+    out = open(args.csv, "a", newline="")
+    writer = csv.DictWriter(out, FIELDS)
+    if new_file:
+        writer.writeheader()
+
+    def emit(op, dtype, B, C, HW, provider, timings, peak_mb, note=""):
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        short = next(k for k, v in DTYPES.items() if v == dtype)
+        for mode, (p50, p20, p80) in timings.items():
+            writer.writerow({"time_utc": now, **meta, "op": op, "dtype": short, "B": B, "C": C,
+                             "HW": HW, "provider": provider, "mode": mode,
+                             "ms_p50": f"{p50:.4f}", "ms_p20": f"{p20:.4f}",
+                             "ms_p80": f"{p80:.4f}", "peak_mb": f"{peak_mb:.1f}", "note": note})
+        out.flush()
+        cells = "  ".join(f"{m} {t[0]:8.3f} ms" for m, t in timings.items())
+        print(f"{op:15s} {short:5s} B={B:5d} {provider:18s} {cells}  peak {peak_mb:9.1f} MB",
+              flush=True)
+
+    C, HW = args.channels, args.hw
+    for op in args.ops:
+        providers = _providers(op, args.compile_ops)
+        for name in args.dtypes:
+            dtype = DTYPES[name]
+            for B in args.batch:
+                leaves, extra = _inputs(op, B, C, HW, dtype)
+                for provider, fn in providers.items():
+                    try:
+                        timings, peak = _measure(fn, leaves, extra, args.warmup, args.rep)
+                    except torch.OutOfMemoryError:
+                        torch.cuda.empty_cache()
+                        print(f"{op} {name} B={B} {provider}: out of memory", flush=True)
+                        continue
+                    emit(op, dtype, B, C, HW, provider, timings, peak)
+                del leaves, extra
+                torch.cuda.empty_cache()
+    if args.sweep:
+        for name in args.dtypes:
+            for B in args.batch:
+                if B >= args.sweep_min_batch:
+                    _run_sweep(B, C, HW, DTYPES[name], args, emit)
+    out.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

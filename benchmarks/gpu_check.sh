@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The kernels' GPU check, as one script: CUDA tests, then the benchmark.
+#
+#   bash benchmarks/gpu_check.sh [--commit SHA]
+#
+# Writes env.txt, pytest_kernels.log, bench_kernels.log and kernels.csv to $OUT (default
+# benchmarks/results/gpu_check). Needs avsdk importable (pip install -e . --no-deps).
+# Order: what matters most first, each step appending to the CSV as it goes, so a run cut
+# short still leaves its results.
+set -uo pipefail
+OUT="${OUT:-benchmarks/results/gpu_check}"
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+cd "$(dirname "$0")/.."
+
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  python -c "import sys, torch, triton; print(sys.version.split()[0], torch.__version__, triton.__version__, torch.cuda.get_device_name())"
+} 2>&1 | tee "$OUT/env.txt"
+
+parallel=""
+if python -c "import xdist" 2>/dev/null; then parallel="-n 8"; fi  # Triton compiles in parallel
+timeout "${TEST_TIMEOUT:-200}" python -m pytest -q $parallel tests/test_kernels.py 2>&1 \
+  | tee "$OUT/pytest_kernels.log"
+test_rc=${PIPESTATUS[0]}
+
+bench() { python benchmarks/bench_kernels.py --csv "$OUT/kernels.csv" "$@" 2>&1 | tee -a "$OUT/bench_kernels.log"; }
+bench --ops masked_infonce "$@"
+bench --ops --sweep --batch 256 1024 "$@"
+bench --ops av_similarity "$@"
+
+echo "gpu_check: tests exit code $test_rc"
+exit "$test_rc"
