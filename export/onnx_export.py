@@ -17,14 +17,21 @@ Precision policy:
     int8  is made from the fp32 graph by ``avsdk.export.quantize`` (Q/DQ ONNX).
 
 Exporter: opset 17 is the default because TensorRT 8.5 (JetPack 5) parses opset <= 17. The
-dynamo exporter of torch 2.13 writes opset 18 and its down-conversion to 17 fails on the
-Reduce ops of F.normalize (observed with onnxscript 0.7.2), so opset <= 17 uses the
-TorchScript exporter and opset >= 18 the dynamo one (``external_data=False``: one file).
-Either way the written ``opset_import`` is checked and a mismatch is an error.
+dynamo exporter of torch 2.13 writes opset 18; asked for 17 directly, its own down-conversion
+fails on the Reduce ops of F.normalize (axes still a computed input then). So "auto" exports
+with dynamo at 18 (``external_data=False``: one file; BatchNorm and SAME pads folded by its
+optimizer), converts the optimized graph with ONNX's version converter, and removes the one
+opset-18 attribute the converter leaves behind. Dynamo traces with fake tensors, so the fp16
+graph costs no fp16 arithmetic on the CPU (the TorchScript exporter runs the model: minutes
+for fp16 convolutions here). If that path fails, "auto" falls back to the TorchScript
+exporter. Either way the written ``opset_import`` is checked, the graph passes the ONNX
+checker, and (``verify``) ONNX Runtime must agree with PyTorch.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import logging
 import os
 import warnings
@@ -46,6 +53,7 @@ BATCH_AXIS = "batch"
 EXPORTERS = ("auto", "torchscript", "dynamo")
 ONNX_PRECISIONS = ("fp32", "fp16")
 MIN_OPSET = 17
+DYNAMO_OPSET = 18  # what torch 2.13's dynamo exporter writes
 
 # ONNX Runtime vs PyTorch on the similarity map (cosine values in [-1, 1]): fp32 differs only
 # by summation order; fp16 carries ~1e-3 relative error per layer through ~20 layers.
@@ -115,7 +123,7 @@ def export_onnx(
         with_embedding: also output "audio_embedding" [B, 512].
         checkpoint: the checkpoint the model came from; its sha256 goes into the manifest.
         preprocessing: recorded in the manifest; defaults to the SPEC's (3 s, 16 kHz, 224).
-        exporter: "auto" (TorchScript for opset <= 17, dynamo above), "torchscript", "dynamo".
+        exporter: "auto" (dynamo, TorchScript if that fails), "dynamo" or "torchscript".
         verify: run the file in ONNX Runtime and compare with PyTorch (``PARITY_ATOL``).
 
     Returns:
@@ -155,12 +163,18 @@ def export_onnx(
     if with_embedding:
         _check_embedding_path(model, inputs, expected[0])
 
-    use_dynamo = exporter == "dynamo" or (exporter == "auto" and opset >= 18)
     tmp = path.with_name(path.name + ".partial")
+    used = "torchscript" if exporter == "torchscript" else "dynamo"
     try:
-        if use_dynamo:
-            _export_dynamo(graph, inputs, tmp, opset, dynamic_batch, output_names)
-        else:
+        if used == "dynamo":
+            try:
+                _export_dynamo(graph, inputs, tmp, opset, dynamic_batch, output_names)
+            except Exception as exc:
+                if exporter == "dynamo":
+                    raise
+                log.warning("dynamo export failed (%s); using the TorchScript exporter", exc)
+                used = "torchscript"
+        if used == "torchscript":
             _export_torchscript(graph, inputs, tmp, opset, dynamic_batch, output_names)
         proto = onnx.load(str(tmp))
         check_opset(proto, opset)
@@ -193,7 +207,7 @@ def export_onnx(
         versions=tool_versions(),
         build={
             "opset": opset,
-            "exporter": "dynamo" if use_dynamo else "torchscript",
+            "exporter": used if used == "torchscript" or opset >= 18 else "dynamo (opset 18) + onnx.version_converter",
             "dynamic_batch": dynamic_batch,
             "model_config": _model_config(model),
         },
@@ -288,21 +302,55 @@ def _export_torchscript(graph, inputs, path, opset, dynamic_batch, output_names)
 
 
 def _export_dynamo(graph, inputs, path, opset, dynamic_batch, output_names):
+    import onnx
+
     dynamic_shapes = None
     if dynamic_batch:
         batch = torch.export.Dim(BATCH_AXIS, min=1, max=1024)
         dynamic_shapes = {"frame": {0: batch}, "log_mel": {0: batch}}
-    torch.onnx.export(
-        graph,
-        inputs,
-        str(path),
-        dynamo=True,
-        external_data=False,
-        opset_version=opset,
-        input_names=list(INPUT_NAMES),
-        output_names=output_names,
-        dynamic_shapes=dynamic_shapes,
-    )
+    chatter = io.StringIO()  # the exporter prints its progress; shown only if it fails
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(chatter):
+            warnings.simplefilter("ignore", category=UserWarning)
+            warnings.simplefilter("ignore", category=FutureWarning)
+            torch.onnx.export(
+                graph,
+                inputs,
+                str(path),
+                dynamo=True,
+                external_data=False,
+                opset_version=max(opset, DYNAMO_OPSET),
+                input_names=list(INPUT_NAMES),
+                output_names=output_names,
+                dynamic_shapes=dynamic_shapes,
+                verbose=False,
+            )
+    except Exception:
+        log.warning("dynamo exporter output:\n%s", chatter.getvalue())
+        raise
+    if opset < DYNAMO_OPSET:
+        onnx.save(downconvert(onnx.load(str(path)), opset), str(path))
+
+
+def downconvert(proto, opset: int):
+    """ONNX's version converter, from the dynamo exporter's opset 18 down to ``opset``.
+
+    The converter moves the Reduce ops' axes from an input back to an attribute but keeps
+    ``noop_with_empty_axes``, which those ops only gained in opset 18 (ReduceSum in 13); it
+    is dropped where it holds its default 0 and refused otherwise.
+    """
+    import onnx
+
+    converted = onnx.version_converter.convert_version(proto, opset)
+    for node in converted.graph.node:
+        if not node.op_type.startswith("Reduce") or (node.op_type == "ReduceSum" and opset >= 13):
+            continue
+        for attribute in list(node.attribute):
+            if attribute.name == "noop_with_empty_axes":
+                if attribute.i != 0:
+                    raise ExportError(f"{node.name}: noop_with_empty_axes=1 has no opset-{opset} form")
+                node.attribute.remove(attribute)
+    return converted
 
 
 def _verify(path, inputs, expected, precision) -> float:

@@ -212,6 +212,7 @@ def quantize_int8(
             calibrate_method=calibrate,
             extra_options=extra,
         )
+        _drop_unused_domains(staged)
         os.replace(staged, out_path)
 
     manifest = dataclasses.replace(
@@ -237,6 +238,20 @@ def quantize_int8(
     )
     write_manifest(manifest, out_path)
     return out_path
+
+
+def _drop_unused_domains(path: Path) -> None:
+    """ONNX Runtime's pre-processing declares its own operator domains (com.microsoft, ...)
+    even where no node uses them; keep only the domains the graph uses, so that every
+    consumer (TensorRT's parser in particular) sees a plain opset-17 model."""
+    import onnx
+
+    model = onnx.load(str(path))
+    used = {node.domain for node in model.graph.node} | {""}
+    keep = [entry for entry in model.opset_import if entry.domain in used or entry.domain == "ai.onnx"]
+    del model.opset_import[:]
+    model.opset_import.extend(keep)
+    onnx.save(model, str(path))
 
 
 def _split_rows(items: Sequence[dict]) -> Iterator[dict]:

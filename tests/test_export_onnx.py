@@ -141,6 +141,7 @@ def test_int8_is_qdq_per_channel_symmetric(artifacts):
     summary = qdq_summary(artifacts["int8"])
     assert summary["quantize"] > 0 and summary["dequantize"] > 0
     proto = onnx.load(str(artifacts["int8"]))
+    assert [(o.domain, o.version) for o in proto.opset_import] == [("", 17)]  # plain ONNX only
     convs = sum(n.op_type == "Conv" for n in proto.graph.node)
     assert summary["weight_dequantize"] >= convs  # every conv weight is int8
     assert summary["per_channel_weights"] == summary["weight_dequantize"]

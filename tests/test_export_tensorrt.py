@@ -262,3 +262,15 @@ def test_graph_is_checked_beside_the_manifest(tiny_onnx, tmp_path):
     write_manifest(dataclasses.replace(read_manifest(tiny_onnx["fp32"]), artifact=fake.name, precision="int8"), fake)
     with pytest.raises(InputError, match="a fp32 ONNX file"):
         check_precision(fake, "int8")
+
+
+def test_torchscript_exporter_is_still_available(tmp_path):
+    import onnx
+
+    from avsdk.export.manifest import read_manifest
+    from avsdk.export.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    path = export_onnx(_Tiny().eval(), tmp_path / "ts.onnx", exporter="torchscript")  # verified vs torch
+    assert [o.version for o in onnx.load(str(path)).opset_import if o.domain == ""] == [17]
+    assert read_manifest(path).build["exporter"] == "torchscript"
