@@ -5,6 +5,7 @@ and run are at the end and skip where TensorRT is missing.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -274,3 +275,115 @@ def test_torchscript_exporter_is_still_available(tmp_path):
     path = export_onnx(_Tiny().eval(), tmp_path / "ts.onnx", exporter="torchscript")  # verified vs torch
     assert [o.version for o in onnx.load(str(path)).opset_import if o.domain == ""] == [17]
     assert read_manifest(path).build["exporter"] == "torchscript"
+
+
+# -- the builder's calls, against a stand-in TensorRT module -----------------------------
+class _FakeTensorRT:
+    """Records what build_engine asks of the TensorRT Python API (names as in 8.5 .. 11)."""
+
+    def __init__(self, version):
+        import enum
+        import types
+
+        self.__version__ = version
+        self.calls = []
+        calls = self.calls
+        self.NetworkDefinitionCreationFlag = enum.IntEnum("NDCF", {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1})
+        self.BuilderFlag = enum.Enum("BuilderFlag", ["FP16", "INT8", "TF32"])
+        self.MemoryPoolType = enum.Enum("MemoryPoolType", ["WORKSPACE"])
+
+        class Logger:
+            WARNING = 2
+
+            def __init__(self, level):
+                pass
+
+        class Parser:
+            def __init__(self, network, logger):
+                pass
+
+            def parse_from_file(self, path):
+                calls.append(("parse_from_file", Path(path).name))
+                return True
+
+        class Profile:
+            def set_shape(self, name, lo, opt, hi):
+                calls.append(("set_shape", name, tuple(lo), tuple(opt), tuple(hi)))
+
+        class Cache:
+            def serialize(self):
+                return b"timing"
+
+        class Config:
+            def set_memory_pool_limit(self, pool, size):
+                calls.append(("set_memory_pool_limit", pool.name, size))
+
+            def set_flag(self, flag):
+                calls.append(("set_flag", flag.name))
+
+            def add_optimization_profile(self, profile):
+                calls.append(("add_optimization_profile",))
+
+            def create_timing_cache(self, data):
+                return Cache()
+
+            def set_timing_cache(self, cache, ignore_mismatch):
+                calls.append(("set_timing_cache",))
+
+            def get_timing_cache(self):
+                return Cache()
+
+        class Builder:
+            def __init__(self, logger):
+                pass
+
+            def create_network(self, flags):
+                calls.append(("create_network", flags))
+                return types.SimpleNamespace()
+
+            def create_builder_config(self):
+                return Config()
+
+            def create_optimization_profile(self):
+                return Profile()
+
+            def build_serialized_network(self, network, config):
+                calls.append(("build_serialized_network",))
+                return b"plan"
+
+        self.Logger, self.OnnxParser, self.Builder = Logger, Parser, Builder
+
+
+
+@pytest.mark.parametrize("version, precision, flags, builder_flags", [
+    ("8.6.2", "int8", 1 << 0, ["INT8"]),
+    ("8.6.2", "fp16", 1 << 0, ["FP16"]),
+    ("10.3.0", "int8", 1 << 1, []),
+    ("10.3.0", "fp16", 1 << 1, []),
+    ("11.0.0", "int8", 0, []),
+])
+def test_build_engine_drives_the_api(tiny_onnx, tmp_path, monkeypatch, version, precision, flags, builder_flags):
+    from avsdk.export.manifest import read_manifest
+    from avsdk.export.tensorrt_build import build_engine, cached_engine
+
+    fake = _FakeTensorRT(version)
+    monkeypatch.setitem(__import__("sys").modules, "tensorrt", fake)
+    engine = build_engine(tiny_onnx[precision], tmp_path / "tiny.engine", EngineConfig(precision, max_batch=4))
+    assert ("create_network", flags) in fake.calls
+    assert [c[1] for c in fake.calls if c[0] == "set_flag"] == builder_flags
+    assert ("set_memory_pool_limit", "WORKSPACE", 1024 << 20) in fake.calls
+    assert ("set_shape", "frame", (1, 3, 224, 224), (1, 3, 224, 224), (4, 3, 224, 224)) in fake.calls
+    assert engine.read_bytes() == b"plan" and (tmp_path / "timing.cache").read_bytes() == b"timing"
+    manifest = read_manifest(engine)
+    assert manifest.kind == "engine" and manifest.precision == precision
+    assert manifest.build["tensorrt"] == version and manifest.versions["tensorrt"] == version
+    assert manifest.build["profile"]["frame"][2] == [4, 3, 224, 224]
+    check_engine_manifest(manifest, version)
+
+    # The cache builds once per (TensorRT, GPU, precision, ONNX) and reuses after.
+    cached = cached_engine(tiny_onnx[precision], tmp_path / "cache", EngineConfig(precision, max_batch=4))
+    builds = sum(c[0] == "build_serialized_network" for c in fake.calls)
+    assert cached_engine(tiny_onnx[precision], tmp_path / "cache", EngineConfig(precision, max_batch=4)) == cached
+    assert sum(c[0] == "build_serialized_network" for c in fake.calls) == builds
+    monkeypatch.setattr(fake, "__version__", "99.0.0")  # a JetPack upgrade: a new engine
+    assert cached_engine(tiny_onnx[precision], tmp_path / "cache", EngineConfig(precision, max_batch=4)) != cached
