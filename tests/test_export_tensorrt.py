@@ -351,7 +351,21 @@ class _FakeTensorRT:
                 calls.append(("build_serialized_network",))
                 return b"plan"
 
-        self.Logger, self.OnnxParser, self.Builder = Logger, Parser, Builder
+        class Engine:
+            num_optimization_profiles = 1
+
+            def get_tensor_profile_shape(self, name, profile):
+                rest = (3, 224, 224) if name == "frame" else (3, 1, 96, 64)
+                return [(1, *rest), (2, *rest), (16, *rest)]
+
+        class Runtime:
+            def __init__(self, logger):
+                pass
+
+            def deserialize_cuda_engine(self, data):
+                return Engine() if data == b"plan" else None
+
+        self.Logger, self.OnnxParser, self.Builder, self.Runtime = Logger, Parser, Builder, Runtime
 
 
 
@@ -387,3 +401,18 @@ def test_build_engine_drives_the_api(tiny_onnx, tmp_path, monkeypatch, version, 
     assert sum(c[0] == "build_serialized_network" for c in fake.calls) == builds
     monkeypatch.setattr(fake, "__version__", "99.0.0")  # a JetPack upgrade: a new engine
     assert cached_engine(tiny_onnx[precision], tmp_path / "cache", EngineConfig(precision, max_batch=4)) != cached
+
+
+def test_adopt_a_trtexec_engine(tiny_onnx, tmp_path, monkeypatch):
+    from avsdk.export.manifest import read_manifest
+    from avsdk.export.tensorrt_build import TensorRTBuildError, adopt_engine
+
+    monkeypatch.setitem(__import__("sys").modules, "tensorrt", _FakeTensorRT("10.3.0"))
+    engine = tmp_path / "tiny.int8.engine"
+    engine.write_bytes(b"plan")
+    adopt_engine(tiny_onnx["int8"], engine, EngineConfig("int8"))
+    manifest = read_manifest(engine)
+    assert manifest.build["tensorrt"] == "10.3.0" and manifest.build["profile"]["frame"][2] == [16, 3, 224, 224]
+    engine.write_bytes(b"a plan from another TensorRT")
+    with pytest.raises(TensorRTBuildError, match="cannot load"):
+        adopt_engine(tiny_onnx["int8"], engine, EngineConfig("int8"))
