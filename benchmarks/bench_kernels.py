@@ -115,16 +115,17 @@ def _sweep_tiles(dtype: torch.dtype):
     from avsdk.kernels.fused_infonce import Tiles, default_tiles
 
     base = default_tiles(256, dtype, on_gpu=True)
-    k = base.pair_k
-    return {
+    variants = {
         "default": base,
-        "wide-j": Tiles(pair_j=128, pair_p=64, pair_k=k, pair_warps=8, gv_p=64, gv_c=128,
-                        gv_j=32, gv_warps=8, ga_j=128, ga_c=128, ga_p=32, ga_warps=8),
-        "wide-p": Tiles(pair_j=64, pair_p=128, pair_k=k, pair_warps=8, gv_p=128, gv_c=64,
-                        gv_j=32, gv_warps=8, ga_j=64, ga_c=64, ga_p=64, ga_warps=4),
-        "deep": replace(base, pair_j=128, pair_p=32, pair_warps=4, gv_p=32, gv_c=128, gv_j=64,
-                        ga_j=128, ga_c=64, ga_p=64, stages=4),
+        "first-h100": Tiles(pair_k=base.pair_k),  # the tiles of the first H100 run
+        "wide-j": replace(base, pair_j=128, pair_p=64, pair_warps=8),
+        "p64": replace(base, pair_p=64, gv_p=64, gv_c=64, ga_p=32, ga_c=128, stages=3),
     }
+    if dtype == torch.float32:
+        variants["ieee"] = replace(base, fp32_dot="ieee")  # float32 FMA instead of 3xTF32
+    else:
+        variants["upcast-bwd"] = replace(base, split_onehot=False)
+    return variants
 
 
 def _run_sweep(B, C, HW, dtype, args, emit):

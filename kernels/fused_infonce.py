@@ -118,6 +118,20 @@ def _row_loss_kernel(
 
 
 @triton.jit
+def _onehot_dot(onehot, x, acc, PRECISION: tl.constexpr, NATIVE: tl.constexpr):
+    """acc + onehot @ x, onehot float32. NATIVE: x is half and onehot = hi + lo, two half
+    MMAs (about 16 significant bits, exact products); else both in float32 at PRECISION."""
+    if NATIVE:
+        hi = onehot.to(x.dtype)
+        lo = (onehot - hi.to(tl.float32)).to(x.dtype)
+        acc = tl.dot(hi, x, acc)
+        acc = tl.dot(lo, x, acc)
+    else:
+        acc = tl.dot(onehot, x.to(tl.float32), acc, input_precision=PRECISION)
+    return acc
+
+
+@triton.jit
 def _grad_visual_kernel(
     g_ptr,  # [B, B] float32: dL/ds from the forward
     arg_ptr,  # [B, B] int32: argmax positions from the forward
@@ -129,6 +143,7 @@ def _grad_visual_kernel(
     C,
     HW,
     PRECISION: tl.constexpr,
+    NATIVE: tl.constexpr,  # both operands one half dtype: one-hot split in two, native MMAs
     BLOCK_P: tl.constexpr,
     BLOCK_C: tl.constexpr,
     BLOCK_J: tl.constexpr,
@@ -150,8 +165,8 @@ def _grad_visual_kernel(
         p_star = tl.load(arg_ptr + i * B + offs_j, mask=j_ok, other=-1)
         onehot = tl.where(offs_p[:, None] == p_star[None, :], g[None, :], 0.0)  # [P, J]
         a = tl.load(a_ptr + offs_j[:, None] * C + offs_c[None, :],
-                    mask=j_ok[:, None] & c_ok[None, :], other=0.0).to(tl.float32)
-        acc = tl.dot(onehot, a, acc, input_precision=PRECISION)
+                    mask=j_ok[:, None] & c_ok[None, :], other=0.0)
+        acc = _onehot_dot(onehot, a, acc, PRECISION, NATIVE)
     m = tl.load(m_ptr + i * HW + offs_p, mask=p_ok, other=0.0)
     acc = acc * (m * tl.load(gout_ptr))[:, None]
     tl.store(gv_ptr + i * C * HW + offs_c[None, :] * HW + offs_p[:, None],
@@ -171,6 +186,7 @@ def _grad_audio_kernel(
     HW,
     ROWS_PER_SPLIT,
     PRECISION: tl.constexpr,
+    NATIVE: tl.constexpr,
     BLOCK_J: tl.constexpr,
     BLOCK_C: tl.constexpr,
     BLOCK_P: tl.constexpr,
@@ -200,8 +216,8 @@ def _grad_audio_kernel(
             m = tl.load(m_row + offs_p, mask=p_ok, other=0.0)
             onehot = tl.where(p_star[:, None] == offs_p[None, :], g[:, None] * m[None, :], 0.0)
             v = tl.load(v_map + offs_c[None, :] * HW + offs_p[:, None],
-                        mask=p_ok[:, None] & c_ok[None, :], other=0.0).to(tl.float32)
-            acc = tl.dot(onehot, v, acc, input_precision=PRECISION)  # [J, P] @ [P, C]
+                        mask=p_ok[:, None] & c_ok[None, :], other=0.0)
+            acc = _onehot_dot(onehot, v, acc, PRECISION, NATIVE)  # [J, P] @ [P, C]
         g_row += B
         arg_row += B
         m_row += HW
@@ -230,6 +246,8 @@ class Tiles:
     ga_programs: int = 512  # split the sum over i until about this many programs run
     stages: int = 3
     row_block: int = 1024
+    fp32_dot: str = "tf32x3"  # tl.dot input_precision for float32 operands: never below fp32
+    split_onehot: bool = True  # half inputs: backward one-hot as two native half MMAs
 
 
 # Under the interpreter every program costs milliseconds: few, small ones.
@@ -240,17 +258,28 @@ INTERPRETER_TILES = Tiles(
 
 
 def default_tiles(B: int, dtype: torch.dtype, on_gpu: bool) -> Tiles:
+    """Block sizes picked from the H100 sweep in benchmarks/results/kernels_h100.md."""
     if not on_gpu:
         return INTERPRETER_TILES
-    narrow = max(16, min(64, triton.next_power_of_2(B)))
-    k = 32 if dtype == torch.float32 else 64
-    return Tiles(pair_j=narrow, pair_k=k, gv_j=min(narrow, 32), ga_j=narrow)
+    cap = max(16, triton.next_power_of_2(B))  # no wider than the batch
+    if dtype == torch.float32:
+        return Tiles(pair_j=min(128, cap), pair_p=32, pair_k=32, pair_warps=4,
+                     gv_p=64, gv_c=128, gv_j=min(32, cap), gv_warps=8,
+                     ga_j=min(128, cap), ga_c=128, ga_p=32, ga_warps=8, stages=4)
+    return Tiles(pair_j=min(128, cap), pair_p=32, pair_k=64, pair_warps=4,
+                 gv_p=32, gv_c=128, gv_j=min(64, cap), gv_warps=4,
+                 ga_j=min(128, cap), ga_c=64, ga_p=64, ga_warps=4, stages=4)
 
 
-def _precision(*tensors: torch.Tensor) -> str:
-    # tf32x3 splits each float32 operand into two TF32 halves: float32 accuracy on tensor cores.
-    # Half-precision operands ignore it; the backward upcasts them and TF32 holds them exactly.
-    return "tf32x3" if any(t.dtype == torch.float32 for t in tensors) else "tf32"
+def _precision(tiles: Tiles, *tensors: torch.Tensor) -> str:
+    # tf32x3 splits each float32 operand into two TF32 halves: float32 accuracy on tensor
+    # cores. Half operands ignore it; upcast to float32, TF32 holds them exactly.
+    return tiles.fp32_dot if any(t.dtype == torch.float32 for t in tensors) else "tf32"
+
+
+def _native(tiles: Tiles, visual_hat: torch.Tensor, audio_hat: torch.Tensor) -> bool:
+    return (tiles.split_onehot and visual_hat.dtype == audio_hat.dtype
+            and visual_hat.dtype in (torch.float16, torch.bfloat16))
 
 
 def _forward(visual_hat, mask, audio_hat, keep, tau: float, tiles: Tiles):
@@ -262,7 +291,7 @@ def _forward(visual_hat, mask, audio_hat, keep, tau: float, tiles: Tiles):
     upcast = visual_hat.dtype != audio_hat.dtype
     _pair_max_kernel[(B * triton.cdiv(B, tiles.pair_j),)](
         visual_hat, mask, audio_hat, sims, argmax, B, C, HW,
-        UPCAST=upcast, PRECISION="tf32x3" if upcast else _precision(visual_hat),
+        UPCAST=upcast, PRECISION=_precision(tiles, visual_hat, audio_hat),
         BLOCK_J=tiles.pair_j, BLOCK_P=tiles.pair_p, BLOCK_K=tiles.pair_k,
         num_warps=tiles.pair_warps, num_stages=tiles.stages,
     )
@@ -281,7 +310,8 @@ def _grad_visual(grad_sims, argmax, mask, audio_hat, gout, visual_hat, tiles: Ti
     grid = (B * triton.cdiv(HW, tiles.gv_p) * triton.cdiv(C, tiles.gv_c),)
     _grad_visual_kernel[grid](
         grad_sims, argmax, mask, audio_hat, gout, grad, B, C, HW,
-        PRECISION=_precision(visual_hat, audio_hat), BLOCK_P=tiles.gv_p, BLOCK_C=tiles.gv_c,
+        PRECISION=_precision(tiles, visual_hat, audio_hat),
+        NATIVE=_native(tiles, visual_hat, audio_hat), BLOCK_P=tiles.gv_p, BLOCK_C=tiles.gv_c,
         BLOCK_J=tiles.gv_j, num_warps=tiles.gv_warps, num_stages=tiles.stages,
     )
     return grad
@@ -297,7 +327,8 @@ def _grad_audio(grad_sims, argmax, mask, visual_hat, gout, audio_hat, tiles: Til
     partial = _alloc.empty((splits, B, C), torch.float32, visual_hat.device)
     _grad_audio_kernel[(splits * blocks,)](
         grad_sims, argmax, mask, visual_hat, gout, partial, B, C, HW, rows_per_split,
-        PRECISION=_precision(visual_hat, audio_hat), BLOCK_J=tiles.ga_j, BLOCK_C=tiles.ga_c,
+        PRECISION=_precision(tiles, visual_hat, audio_hat),
+        NATIVE=_native(tiles, visual_hat, audio_hat), BLOCK_J=tiles.ga_j, BLOCK_C=tiles.ga_c,
         BLOCK_P=tiles.ga_p, num_warps=tiles.ga_warps, num_stages=tiles.stages,
     )
     return partial.sum(dim=0).to(audio_hat.dtype)
