@@ -122,7 +122,7 @@ def _sweep_tiles(dtype: torch.dtype):
         "p64": replace(base, pair_p=64, gv_p=64, gv_c=64, ga_p=32, ga_c=128, stages=3),
     }
     if dtype == torch.float32:
-        variants["ieee"] = replace(base, fp32_dot="ieee")  # float32 FMA instead of 3xTF32
+        variants["tf32x3"] = replace(base, fp32_dot="tf32x3")  # 3xTF32 tensor-core dots
     else:
         variants["upcast-bwd"] = replace(base, split_onehot=False)
     return variants

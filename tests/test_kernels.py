@@ -52,10 +52,10 @@ def assert_close(name: str, ref: torch.Tensor, tri: torch.Tensor, dtype: torch.d
     ref, tri = ref.double(), tri.double()
     assert torch.isfinite(tri).all(), f"{name}: non-finite values (a missed write?)"
     max_rms, max_abs = TOLERANCE[dtype]
-    # errors are relative to the reference's size, with a floor for values that are ~0 (the
+    # errors are relative to the reference's size, with a floor of 0.01 for values near 0 (the
     # B = 1 loss is exactly 0 in the reference and ~1e-7 from the GPU's exp and log)
-    scale = ref.abs().max().clamp_min(1e-4)
-    rms = (ref - tri).pow(2).mean().sqrt() / ref.pow(2).mean().sqrt().clamp_min(1e-4)
+    scale = ref.abs().max().clamp_min(1e-2)
+    rms = (ref - tri).pow(2).mean().sqrt() / ref.pow(2).mean().sqrt().clamp_min(1e-2)
     worst = (ref - tri).abs().max() / scale
     assert rms <= max_rms and worst <= max_abs, (
         f"{name}: relative RMS error {rms:.2e} (limit {max_rms:.0e}), "
