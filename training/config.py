@@ -8,6 +8,7 @@ from avsdk.models import ModelConfig
 
 SCHEMES = ("sacl", "sspl")
 MODES = ("fast", "full")
+POSITIVE_REGIONS = ("segments", "map")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class TrainConfig:
     remove_false_negatives: bool = True  # False: plain InfoNCE over every other clip
     retain: float = 0.5  # fraction of positions below the binarisation threshold
     fast_views: int = 4  # fast mode: cached views per image (eval view, its flip, random views)
+    positive_region: str = "segments"  # SACL: "segments" (Felzenszwalb, the reference) | "map" (binarised map alone)
     segment_size: int = 256  # side of the Felzenszwalb input; 256 is the reference, fast runs may use 128
     seed: int = 0
     device: str = "cpu"
@@ -51,6 +53,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.scheme not in SCHEMES:
             raise bad_input("scheme", f"one of {SCHEMES}", self.scheme)
+        if self.positive_region not in POSITIVE_REGIONS:
+            raise bad_input("positive_region", f"one of {POSITIVE_REGIONS}", self.positive_region)
         if self.mode not in MODES:
             raise bad_input("mode", f"one of {MODES}", self.mode)
         if not isinstance(self.model, ModelConfig):

@@ -88,7 +88,7 @@ def positive_masks(
     Args:
         sim1, sim2: raw cosine similarity maps of view 1 and view 2, [B, H, W].
         seg1, seg2: integer segment ids of the views, [B, h, w] (nearest-resized to H x W
-            here when h x w differs), non-negative.
+            here when h x w differs), non-negative; both None: the binarised maps alone.
         retain: fraction of positions below the binarisation threshold (0.5).
 
     Returns:
@@ -96,6 +96,12 @@ def positive_masks(
     """
     if sim1.dim() != 3 or sim1.shape != sim2.shape:
         raise bad_input("sim1, sim2", "two maps of the same shape [B, H, W]", (tuple(sim1.shape), tuple(sim2.shape)))
+    if seg1 is None and seg2 is None:
+        # no pseudo-segmentation (TrainConfig.positive_region == "map"): the reference's
+        # one-segment case, where the positive region is the binarised map itself
+        return binarize(sim1, retain), binarize(sim2, retain)
+    if seg1 is None or seg2 is None:
+        raise bad_input("seg1, seg2", "both segment maps or neither", (seg1 is None, seg2 is None))
     if seg1.dim() != 3 or seg2.dim() != 3 or seg1.shape[0] != sim1.shape[0] or seg2.shape[0] != sim1.shape[0]:
         raise bad_input("seg1, seg2", f"integer maps [{sim1.shape[0]}, h, w]", (tuple(seg1.shape), tuple(seg2.shape)))
     size = tuple(sim1.shape[-2:])

@@ -93,7 +93,7 @@ def _batches(config, objective, samples, rank, world, device):
     """An epoch -> iterator of loss-argument tuples, for the configured mode."""
     labels = [s.label for s in samples]
     sampler = GroupedBatches(labels, config.batch_size, config.clips_per_class, config.seed, rank, world)
-    segment = config.scheme == "sacl"
+    segment = config.scheme == "sacl" and config.positive_region == "segments"
     if config.mode == "fast":
         from .fast import build_cache
 
@@ -210,6 +210,8 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--audio", default=ModelConfig.audio, help="small_cnn | vggish")
     p.add_argument("--pcm", action="store_true", help="SSPL's predictive coding module (needs --audio vggish)")
     p.add_argument("--finetune-visual", action="store_true", help="train the visual trunk too (full mode)")
+    p.add_argument("--positive-region", choices=("segments", "map"), default="segments",
+                   help="SACL positive region: Felzenszwalb segment AND binarised map (reference), or the map alone")
     p.add_argument("--keep-false-negatives", action="store_true", help="SACL without false-negative removal")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for name in ("epochs", "batch_size", "clips_per_class", "fast_views", "segment_size", "seed", "eval_every", "val_limit",

@@ -69,8 +69,11 @@ class AVNet(nn.Module):
         self.config = config
         self.visual_trunk = make_trunk(config.visual)
         channels = self.visual_trunk.out_channels
+        # No bias: the map is a cosine, and a bias dominates positions where the frozen
+        # trunk's features are weak (the image border of EfficientNet-Lite0), which then
+        # all point the same way and win the max.
         self.visual_proj = (nn.Identity() if channels == config.embed_dim
-                            else nn.Conv2d(channels, config.embed_dim, 1))
+                            else nn.Conv2d(channels, config.embed_dim, 1, bias=False))
         self.audio_net = make_audio_net(config.audio, config.embed_dim)
         self.pcm = PredictiveCoding(cycles=config.pcm_cycles) if config.pcm else None
         self._freeze()
