@@ -46,16 +46,16 @@ def poisoned_buffers(monkeypatch):
     monkeypatch.setattr(_alloc, "empty", poisoned)
 
 
-def assert_close(name: str, ref: torch.Tensor, tri: torch.Tensor, dtype: torch.dtype) -> None:
+def assert_close(name: str, ref: torch.Tensor, tri: torch.Tensor, dtype: torch.dtype,
+                 floor: float = 1e-2) -> None:
     assert ref.shape == tri.shape, f"{name}: shape {tuple(tri.shape)} != {tuple(ref.shape)}"
     assert ref.dtype == tri.dtype, f"{name}: dtype {tri.dtype} != {ref.dtype}"
     ref, tri = ref.double(), tri.double()
     assert torch.isfinite(tri).all(), f"{name}: non-finite values (a missed write?)"
     max_rms, max_abs = TOLERANCE[dtype]
-    # errors are relative to the reference's size, with a floor of 0.01 for values near 0 (the
-    # B = 1 loss is exactly 0 in the reference and ~1e-7 from the GPU's exp and log)
-    scale = ref.abs().max().clamp_min(1e-2)
-    rms = (ref - tri).pow(2).mean().sqrt() / ref.pow(2).mean().sqrt().clamp_min(1e-2)
+    # errors are relative to the reference's size, with a floor for values near 0
+    scale = ref.abs().max().clamp_min(floor)
+    rms = (ref - tri).pow(2).mean().sqrt() / ref.pow(2).mean().sqrt().clamp_min(floor)
     worst = (ref - tri).abs().max() / scale
     assert rms <= max_rms and worst <= max_abs, (
         f"{name}: relative RMS error {rms:.2e} (limit {max_rms:.0e}), "
@@ -148,8 +148,11 @@ def test_masked_infonce_matches_reference(case, dtype, device):
     visual, mask, audio, keep = _infonce_inputs(B, C, HW, dtype, device, masks, B + C, diag)
     ref, tri = run_both(lambda v, a, backend: K.masked_infonce(v, mask, a, keep, 0.005, backend),
                         [visual, audio])
-    for name, r, t in zip(["loss", "grad visual", "grad audio"], ref, tri):
-        assert_close(name, r, t, torch.float32 if name == "loss" else dtype)
+    # The loss sums logits s / tau of size ~200, whose float32 rounding is ~1e-5 however small
+    # the loss (B = 1: exactly 0 in the reference, ~1e-6 from the GPU's division): floor 1.
+    assert_close("loss", ref[0], tri[0], torch.float32, floor=1.0)
+    for name, r, t in zip(["grad visual", "grad audio"], ref[1:], tri[1:]):
+        assert_close(name, r, t, dtype)
     assert tri[0].dtype == torch.float32
 
 
