@@ -1,8 +1,10 @@
 // The VGGish log-mel frontend (see frontend.h). Design, for speed on one core:
-//  - frames are transformed kLanes = 8 at a time, one frame per SIMD lane (GCC/Clang vector
+//  - frames are transformed kLanes = 16 at a time, one frame per SIMD lane (GCC/Clang vector
 //    extensions), so the FFT is plain scalar-looking code with no shuffles;
-//  - the real 512-point FFT is a complex 256-point radix-2 DIT FFT (stages fused in pairs)
-//    followed by the usual even/odd split; double precision throughout (see frontend.h);
+//  - the real 512-point FFT is a complex 256-point FFT (two passes of 16-point DFTs, in double,
+//    8 lanes at a time) followed by the usual even/odd split; from the power spectrum on
+//    (square root, mel, log) only relative precision matters and all 16 lanes run in float32
+//    (see frontend.h and frontend_kernel.inc);
 //  - the mel filterbank is stored sparsely (each band is a short run of bins);
 //  - on GCC/x86-64 the batch kernel is compiled three times (AVX-512, AVX2+FMA, SSE2) and the
 //    best one the CPU supports is picked once at run time.
@@ -32,20 +34,20 @@
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wpsabi"  // v8d arguments of always-inline helpers only
+#pragma GCC diagnostic ignored "-Wpsabi"  // vector arguments of always-inline helpers only
 #endif
 
 #define AVSDK_ALWAYS_INLINE __attribute__((always_inline))
 #if defined(__clang__)
-#define AVSDK_SHUFFLE(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#define AVSDK_SHUFFLE(mask_type, a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
 #else
-#define AVSDK_SHUFFLE(a, b, ...) __builtin_shuffle(a, b, v8l{__VA_ARGS__})
+#define AVSDK_SHUFFLE(mask_type, a, b, ...) __builtin_shuffle(a, b, mask_type{__VA_ARGS__})
 #endif
-#define AVSDK_SQRT_SCALAR 0
-#define AVSDK_SQRT_SSE2 1
-#define AVSDK_SQRT_AVX 2
-#define AVSDK_SQRT_AVX512 3
-#define AVSDK_SQRT_NEON 4
+#define AVSDK_ISA_SCALAR 0
+#define AVSDK_ISA_SSE2 1
+#define AVSDK_ISA_AVX 2
+#define AVSDK_ISA_AVX512 3
+#define AVSDK_ISA_NEON 4
 
 namespace avsdk {
 namespace {
@@ -53,8 +55,22 @@ namespace {
 typedef double v8d __attribute__((vector_size(64)));
 typedef long long v8l __attribute__((vector_size(64)));
 typedef float v8f __attribute__((vector_size(32)));
+typedef std::int32_t v8i __attribute__((vector_size(32)));
+typedef float v16f __attribute__((vector_size(64)));
+typedef std::int32_t v16i __attribute__((vector_size(64)));
 
-constexpr std::size_t kLanes = 8;
+template <class V>
+struct ShuffleMask;  // the integer vector __builtin_shuffle wants for V
+template <>
+struct ShuffleMask<v8d> {
+  typedef v8l type;
+};
+template <>
+struct ShuffleMask<v8f> {
+  typedef v8i type;
+};
+
+constexpr std::size_t kLanes = 16;  // frames per batch: the FFT runs 8 at a time, the rest 16
 constexpr std::size_t kHalf = kFftLength / 2;  // the real FFT runs as a complex FFT of this size
 constexpr std::size_t kFrameBins = kWindowLength / 2;  // complex inputs that are not zero padding
 constexpr double kPi = 3.14159265358979323846;
@@ -68,12 +84,11 @@ struct MelBand {
 
 struct Tables {
   double window[kWindowLength];
-  double twiddle_re[kHalf], twiddle_im[kHalf];  // exp(-2 pi i m / 256)
+  double pass_re[16][16], pass_im[16][16];  // W256^(j k) = exp(-2 pi i j k / 256), first FFT pass
   double split_cos[kHalf], split_sin[kHalf];            // W^k = exp(-2 pi i k / 512) = cos - i sin
-  std::uint16_t digit_reverse[kHalf];  // where the radix-4 FFT leaves Z[k]
   std::size_t first_split;              // smallest k whose pair (k, 256 - k) holds a weighted bin
   MelBand bands[kNumMelBands];
-  std::vector<double> weights;
+  std::vector<float> weights;  // float32: the mel product runs in float32
   Tables();
 };
 
@@ -82,18 +97,15 @@ double hertz_to_mel(double hertz) { return 1127.0 * std::log(1.0 + hertz / 700.0
 Tables::Tables() {
   for (std::size_t n = 0; n < kWindowLength; ++n)
     window[n] = 0.5 - 0.5 * std::cos(2.0 * kPi / kWindowLength * static_cast<double>(n));
-  for (std::size_t m = 0; m < kHalf; ++m) {
-    twiddle_re[m] = std::cos(2.0 * kPi * m / kHalf);
-    twiddle_im[m] = -std::sin(2.0 * kPi * m / kHalf);
+  for (std::size_t j = 0; j < 16; ++j) {
+    for (std::size_t k = 0; k < 16; ++k) {
+      pass_re[j][k] = std::cos(2.0 * kPi * static_cast<double>(j * k) / kHalf);
+      pass_im[j][k] = -std::sin(2.0 * kPi * static_cast<double>(j * k) / kHalf);
+    }
   }
   for (std::size_t k = 0; k < kHalf; ++k) {
     split_cos[k] = std::cos(2.0 * kPi * k / kFftLength);
     split_sin[k] = std::sin(2.0 * kPi * k / kFftLength);
-  }
-  for (std::size_t k = 0; k < kHalf; ++k) {  // reverse the four base-4 digits of k
-    std::size_t r = 0;
-    for (std::size_t digit = 0, v = k; digit < 4; ++digit, v >>= 2) r = (r << 2) | (v & 3);
-    digit_reverse[k] = static_cast<std::uint16_t>(r);
   }
   // The mel_features.py triangles: 66 edges evenly spaced in mel, slopes linear in mel, DC = 0.
   const double lo = hertz_to_mel(kMelMinHz), hi = hertz_to_mel(kMelMaxHz);
@@ -115,7 +127,7 @@ Tables::Tables() {
       if (bands[band].count == 0) bands[band].first = k;
       // Runs are contiguous: pad any interior zero so indexing stays first + i.
       while (bands[band].first + bands[band].count < k) { weights.push_back(0.0); ++bands[band].count; }
-      weights.push_back(0.5 * w);  // the kernel computes 2|X| (see frontend_kernel.inc)
+      weights.push_back(static_cast<float>(0.5 * w));  // the kernel computes 2|X| (see frontend_kernel.inc)
       ++bands[band].count;
     }
   }
@@ -132,12 +144,15 @@ const Tables& tables() {
   return instance;
 }
 
-// 64-byte aligned v8d storage. Not std::vector<v8d>: GCC drops the vector type's alignment in
-// template arguments, so the allocator would hand out 16-byte aligned memory.
+// 64-byte aligned storage for `count` values of T. Not std::vector<v8d>: GCC drops the vector
+// type's alignment in template arguments, so the allocator would hand out 16-byte aligned memory.
+template <class T>
 struct LaneRows {
-  v8d* data;
-  explicit LaneRows(std::size_t count) : data(new v8d[count]) {}
-  ~LaneRows() { delete[] data; }
+  v8d* storage;
+  T* data;
+  explicit LaneRows(std::size_t count)
+      : storage(new v8d[(count * sizeof(T) + sizeof(v8d) - 1) / sizeof(v8d)]), data(reinterpret_cast<T*>(storage)) {}
+  ~LaneRows() { delete[] storage; }
   LaneRows(const LaneRows&) = delete;
   LaneRows& operator=(const LaneRows&) = delete;
 };
@@ -147,11 +162,14 @@ struct Scan {
   bool non_finite;  // any NaN or Inf
 };
 
+struct cv {  // a complex value of each lane
+  v8d r, i;
+};
+
 struct Batch {
-  v8d re[kHalf];
-  v8d im[kHalf];
-  v8d mag[kNumBins];
-  v8d logmel[kNumMelBands];
+  cv z[kHalf];               // the 256-point FFT of 8 lanes (re and im side by side: see README)
+  v16f power[kNumBins];      // |2X[k]|^2, then 2|X[k]|, of all 16 lanes
+  v16f logmel[kNumMelBands];
   float discard[kNumMelBands];  // output row of lanes past the last frame
 };
 
@@ -163,39 +181,42 @@ struct Batch {
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma")
 #define AVSDK_KERNEL_NS kernel_avx512
-#define AVSDK_KERNEL_SQRT AVSDK_SQRT_AVX512
+#define AVSDK_KERNEL_ISA AVSDK_ISA_AVX512
 #include "frontend_kernel.inc"
 #undef AVSDK_KERNEL_NS
-#undef AVSDK_KERNEL_SQRT
+#undef AVSDK_KERNEL_ISA
 #pragma GCC pop_options
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #define AVSDK_KERNEL_NS kernel_avx2
-#define AVSDK_KERNEL_SQRT AVSDK_SQRT_AVX
+#define AVSDK_KERNEL_ISA AVSDK_ISA_AVX
 #include "frontend_kernel.inc"
 #undef AVSDK_KERNEL_NS
-#undef AVSDK_KERNEL_SQRT
+#undef AVSDK_KERNEL_ISA
 #pragma GCC pop_options
 #endif
 
 #define AVSDK_KERNEL_NS kernel_base
 #if defined(AVSDK_X86)
-#define AVSDK_KERNEL_SQRT AVSDK_SQRT_SSE2
+#define AVSDK_KERNEL_ISA AVSDK_ISA_SSE2
 #elif defined(AVSDK_NEON)
-#define AVSDK_KERNEL_SQRT AVSDK_SQRT_NEON
+#define AVSDK_KERNEL_ISA AVSDK_ISA_NEON
 #else
-#define AVSDK_KERNEL_SQRT AVSDK_SQRT_SCALAR
+#define AVSDK_KERNEL_ISA AVSDK_ISA_SCALAR
 #endif
 #include "frontend_kernel.inc"
 #undef AVSDK_KERNEL_NS
-#undef AVSDK_KERNEL_SQRT
+#undef AVSDK_KERNEL_ISA
 
 namespace {
 
 struct Kernel {
-  void (*transform)(const v8d*, Batch&, const Tables&, float* const*);
-  void (*transpose_f32)(const float*, std::size_t, std::size_t, std::size_t, v8d*);
-  void (*transpose_f64)(const double*, std::size_t, std::size_t, std::size_t, v8d*);
+  void (*transform_f32)(const float*, Batch&, const Tables&, float* const*);
+  void (*transform_f64)(const double*, Batch&, const Tables&, float* const*);
+  void (*transpose_f32)(const float*, std::size_t, std::size_t, std::size_t, float*);
+  void (*transpose_f64)(const double*, std::size_t, std::size_t, std::size_t, double*);
+  bool (*finite_f32)(const float*, std::size_t);
+  bool (*finite_f64)(const double*, std::size_t);
   Scan (*scan_f32)(const float*, std::size_t);
   Scan (*scan_f64)(const double*, std::size_t);
   void (*rescale_f32)(const float*, std::size_t, double, double, float*);
@@ -205,8 +226,9 @@ struct Kernel {
 };
 
 #define AVSDK_KERNEL_ENTRY(ns, id, label)                                                             \
-  Kernel { ns::transform, ns::transpose_lanes, ns::transpose_lanes, ns::scan, ns::scan, ns::rescale, \
-           ns::rescale, id, "own radix-4 FFT (double), " label }
+  Kernel { ns::transform, ns::transform, ns::transpose_lanes, ns::transpose_lanes, ns::all_finite,   \
+           ns::all_finite, ns::scan, ns::scan, ns::rescale, ns::rescale, id,                            \
+           "own 16x16 FFT (double), float32 mel/log, " label }
 
 // Every kernel this build holds, best first, with whether this CPU can run it.
 struct Candidate {
@@ -249,6 +271,8 @@ const Kernel& kernel() {
   return best;
 }
 
+bool all_finite(const float* s, std::size_t n) { return kernel().finite_f32(s, n); }
+bool all_finite(const double* s, std::size_t n) { return kernel().finite_f64(s, n); }
 Scan scan(const float* s, std::size_t n) { return kernel().scan_f32(s, n); }
 Scan scan(const double* s, std::size_t n) { return kernel().scan_f64(s, n); }
 void rescale(const float* s, std::size_t n, double lo, double inv, float* d) { kernel().rescale_f32(s, n, lo, inv, d); }
@@ -270,10 +294,15 @@ template <class T>
 }
 
 template <class T>
-Scan require_finite(const T* samples, std::size_t n, const char* what) {
+Scan require_finite_scan(const T* samples, std::size_t n, const char* what) {
   const Scan result = scan(samples, n);
   if (result.non_finite) reject_non_finite(samples, n, what);
   return result;
+}
+
+template <class T>
+void require_finite(const T* samples, std::size_t n, const char* what) {
+  if (!all_finite(samples, n)) reject_non_finite(samples, n, what);
 }
 
 void require_length(std::size_t n, std::size_t minimum, const char* what, const char* unit) {
@@ -282,15 +311,22 @@ void require_length(std::size_t n, std::size_t minimum, const char* what, const 
                    " samples at 16 kHz (" + unit + "), received " + std::to_string(n) + " samples");
 }
 
-// Lane l computes frames [l * P, (l + 1) * P) with P = ceil(frames / 8). The samples those
-// frames read are transposed once into rows[i][l] = samples[l * P * 160 + i] (zero past the
-// end), so a frame of all lanes is a run of consecutive v8d rows: the kernel loads whole vectors
-// and the overlapping windows (400 of hop 160) do not re-gather samples.
-void transpose(const Kernel& k, const float* s, std::size_t n, std::size_t stride, std::size_t rows, v8d* dst) {
+// Lane l computes frames [l * P, (l + 1) * P) with P = ceil(frames / 16). The samples those
+// frames read are transposed once into rows[i * 16 + l] = samples[l * P * 160 + i] (zero past
+// the end, kept in the input's own type), so a frame of all lanes is a run of consecutive
+// 16-sample rows: the kernel loads whole vectors and the overlapping windows (400 of hop 160)
+// do not re-gather samples.
+void transpose(const Kernel& k, const float* s, std::size_t n, std::size_t stride, std::size_t rows, float* dst) {
   k.transpose_f32(s, n, stride, rows, dst);
 }
-void transpose(const Kernel& k, const double* s, std::size_t n, std::size_t stride, std::size_t rows, v8d* dst) {
+void transpose(const Kernel& k, const double* s, std::size_t n, std::size_t stride, std::size_t rows, double* dst) {
   k.transpose_f64(s, n, stride, rows, dst);
+}
+void transform(const Kernel& k, const float* rows, Batch& b, const Tables& t, float* const* out) {
+  k.transform_f32(rows, b, t, out);
+}
+void transform(const Kernel& k, const double* rows, Batch& b, const Tables& t, float* const* out) {
+  k.transform_f64(rows, b, t, out);
 }
 
 template <class T>
@@ -299,7 +335,7 @@ void log_mel_frames(const T* samples, std::size_t n, std::size_t frames, float* 
   const Kernel& k = kernel();
   const std::size_t per_lane = (frames + kLanes - 1) / kLanes;
   const std::size_t rows = ((per_lane - 1) * kHopLength + kWindowLength + 7) / 8 * 8;
-  const LaneRows lanes(rows);
+  const LaneRows<T> lanes(rows * kLanes);
   transpose(k, samples, n, per_lane * kHopLength, rows, lanes.data);
   std::unique_ptr<Batch> batch(new Batch);
   float* targets[kLanes];
@@ -308,7 +344,7 @@ void log_mel_frames(const T* samples, std::size_t n, std::size_t frames, float* 
       const std::size_t frame = l * per_lane + j;
       targets[l] = frame < frames ? out + frame * kNumMelBands : batch->discard;
     }
-    k.transform(lanes.data + j * kHopLength, *batch, t, targets);
+    transform(k, lanes.data + j * kHopLength * kLanes, *batch, t, targets);
   }
 }
 
@@ -330,14 +366,14 @@ template <class T>
 void prepare_clip_impl(const T* samples, std::size_t n, std::size_t clip_samples, float* out) {
   if (n == 0) throw InputError("waveform: expected at least one sample, received 0 samples");
   if (clip_samples == 0) throw InputError("clip_samples: expected a positive length, received 0");
-  const Scan all = require_finite(samples, n, "waveform");
+  const Scan all = require_finite_scan(samples, n, "waveform");
   // As the SSPL/SACL loaders do it: tile int(clip / n) + 1 times when short, then take the
   // centre; out[i] = tiled[start + i] = samples[(start + i) % n].
   const std::size_t tiled = n < clip_samples ? n * (clip_samples / n + 1) : n;
   const std::size_t start = tiled / 2 - clip_samples / 2;
   // A clip of a tiled signal holds every sample; a clip of a long one only its own slice.
   // (The whole signal was checked for NaN/Inf above, as the numpy path does.)
-  const Scan range = n < clip_samples ? all : scan(samples + start, clip_samples);
+  const Scan range = n <= clip_samples ? all : scan(samples + start, clip_samples);
   // Multiplying by the reciprocal instead of dividing (numpy divides) can move a value by one
   // double ulp, invisible after float32 rounding but for a rare last-bit flip (< 1.2e-7).
   const double inverse = 1.0 / (range.hi - range.lo + 1e-3);
