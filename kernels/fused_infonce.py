@@ -90,7 +90,7 @@ def _row_loss_kernel(
     loss_ptr,  # [B] float32 out: cross-entropy of row i with target i
     g_ptr,  # [B, B] float32 out: dL/ds for L = mean of the rows' losses
     B,
-    tau,
+    inv_tau,  # 1 / tau: a product rounds the same in every loop (a division may not)
     FN_LOGIT: tl.constexpr,  # logit given to removed pairs, before / tau
     BLOCK: tl.constexpr,
 ):
@@ -102,14 +102,14 @@ def _row_loss_kernel(
         ok = offs < B
         s = tl.load(s_ptr + i * B + offs, mask=ok, other=0.0)
         keep = tl.load(keep_ptr + i * B + offs, mask=ok, other=0) != 0
-        z = tl.where(ok, tl.where(keep, s, FN_LOGIT) / tau, float("-inf"))
+        z = tl.where(ok, tl.where(keep, s, FN_LOGIT) * inv_tau, float("-inf"))
         new_max = tl.maximum(run_max, tl.max(z, axis=0))
         run_sum = run_sum * tl.exp(run_max - new_max) + tl.sum(tl.exp(z - new_max), axis=0)
         run_max = new_max
     lse = run_max + tl.log(run_sum)
     s_ii = tl.load(s_ptr + i * B + i)
     keep_ii = tl.load(keep_ptr + i * B + i) != 0
-    tl.store(loss_ptr + i, lse - tl.where(keep_ii, s_ii, FN_LOGIT) / tau)
+    tl.store(loss_ptr + i, lse - tl.where(keep_ii, s_ii, FN_LOGIT) * inv_tau)
 
     # d mean_i CE / d s[i, j] = keep[i, j] (softmax[i, j] - [i == j]) / (B tau)
     for j0 in range(0, B, BLOCK):
@@ -117,8 +117,8 @@ def _row_loss_kernel(
         ok = offs < B
         s = tl.load(s_ptr + i * B + offs, mask=ok, other=0.0)
         keep = tl.load(keep_ptr + i * B + offs, mask=ok, other=0) != 0
-        prob = tl.exp(tl.where(keep, s, FN_LOGIT) / tau - lse)
-        grad = tl.where(keep, (prob - tl.where(offs == i, 1.0, 0.0)) / (B * tau), 0.0)
+        prob = tl.exp(tl.where(keep, s, FN_LOGIT) * inv_tau - lse)
+        grad = tl.where(keep, (prob - tl.where(offs == i, 1.0, 0.0)) * (inv_tau / B), 0.0)
         tl.store(g_ptr + i * B + offs, grad, mask=ok)
 
 
@@ -303,7 +303,7 @@ def _forward(visual_hat, mask, audio_hat, keep, tau: float, tiles: Tiles):
     rows = _alloc.empty((B,), torch.float32, dev)
     grad_sims = _alloc.empty((B, B), torch.float32, dev)
     _row_loss_kernel[(B,)](
-        sims, keep, rows, grad_sims, B, float(tau), FN_LOGIT=FALSE_NEGATIVE_LOGIT,
+        sims, keep, rows, grad_sims, B, 1.0 / float(tau), FN_LOGIT=FALSE_NEGATIVE_LOGIT,
         BLOCK=min(tiles.row_block, triton.next_power_of_2(B)),
     )
     return rows, grad_sims, argmax
