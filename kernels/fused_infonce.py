@@ -106,10 +106,12 @@ def _row_loss_kernel(
         new_max = tl.maximum(run_max, tl.max(z, axis=0))
         run_sum = run_sum * tl.exp(run_max - new_max) + tl.sum(tl.exp(z - new_max), axis=0)
         run_max = new_max
-    lse = run_max + tl.log(run_sum)
+    # softmax = exp(z - max) / sum, never exp(z - lse): the GPU's exp and log are not exact
+    # at 0 and 1, and a single logit (B = 1) must give softmax 1 and gradient 0 exactly.
     s_ii = tl.load(s_ptr + i * B + i)
     keep_ii = tl.load(keep_ptr + i * B + i) != 0
-    tl.store(loss_ptr + i, lse - tl.where(keep_ii, s_ii, FN_LOGIT) * inv_tau)
+    z_ii = tl.where(keep_ii, s_ii, FN_LOGIT) * inv_tau
+    tl.store(loss_ptr + i, (run_max - z_ii) + tl.log(run_sum))
 
     # d mean_i CE / d s[i, j] = keep[i, j] (softmax[i, j] - [i == j]) / (B tau)
     for j0 in range(0, B, BLOCK):
@@ -117,7 +119,7 @@ def _row_loss_kernel(
         ok = offs < B
         s = tl.load(s_ptr + i * B + offs, mask=ok, other=0.0)
         keep = tl.load(keep_ptr + i * B + offs, mask=ok, other=0) != 0
-        prob = tl.exp(tl.where(keep, s, FN_LOGIT) * inv_tau - lse)
+        prob = tl.exp(tl.where(keep, s, FN_LOGIT) * inv_tau - run_max) / run_sum
         grad = tl.where(keep, (prob - tl.where(offs == i, 1.0, 0.0)) * (inv_tau / B), 0.0)
         tl.store(g_ptr + i * B + offs, grad, mask=ok)
 
