@@ -144,14 +144,13 @@ const Tables& tables() {
   return instance;
 }
 
-// 64-byte aligned storage for `count` values of T. Not std::vector<v8d>: GCC drops the vector
-// type's alignment in template arguments, so the allocator would hand out 16-byte aligned memory.
-template <class T>
+// 64-byte aligned storage for `count` doubles. Not std::vector<v8d>: GCC drops the vector type's
+// alignment in template arguments, so the allocator would hand out 16-byte aligned memory.
 struct LaneRows {
   v8d* storage;
-  T* data;
+  double* data;
   explicit LaneRows(std::size_t count)
-      : storage(new v8d[(count * sizeof(T) + sizeof(v8d) - 1) / sizeof(v8d)]), data(reinterpret_cast<T*>(storage)) {}
+      : storage(new v8d[(count + 7) / 8]), data(reinterpret_cast<double*>(storage)) {}
   ~LaneRows() { delete[] storage; }
   LaneRows(const LaneRows&) = delete;
   LaneRows& operator=(const LaneRows&) = delete;
@@ -211,10 +210,9 @@ struct Batch {
 namespace {
 
 struct Kernel {
-  void (*transform_f32)(const float*, Batch&, const Tables&, float* const*);
-  void (*transform_f64)(const double*, Batch&, const Tables&, float* const*);
-  void (*transpose_f32)(const float*, std::size_t, std::size_t, std::size_t, float*);
-  void (*transpose_f64)(const double*, std::size_t, std::size_t, std::size_t, double*);
+  void (*transform)(const double*, Batch&, const Tables&, float* const*);
+  bool (*transpose_f32)(const float*, std::size_t, std::size_t, std::size_t, double*);
+  bool (*transpose_f64)(const double*, std::size_t, std::size_t, std::size_t, double*);
   bool (*finite_f32)(const float*, std::size_t);
   bool (*finite_f64)(const double*, std::size_t);
   Scan (*scan_f32)(const float*, std::size_t);
@@ -226,7 +224,7 @@ struct Kernel {
 };
 
 #define AVSDK_KERNEL_ENTRY(ns, id, label)                                                             \
-  Kernel { ns::transform, ns::transform, ns::transpose_lanes, ns::transpose_lanes, ns::all_finite,   \
+  Kernel { ns::transform, ns::transpose_lanes, ns::transpose_lanes, ns::all_finite,   \
            ns::all_finite, ns::scan, ns::scan, ns::rescale, ns::rescale, id,                            \
            "own 16x16 FFT (double), float32 mel/log, " label }
 
@@ -300,10 +298,7 @@ Scan require_finite_scan(const T* samples, std::size_t n, const char* what) {
   return result;
 }
 
-template <class T>
-void require_finite(const T* samples, std::size_t n, const char* what) {
-  if (!all_finite(samples, n)) reject_non_finite(samples, n, what);
-}
+
 
 void require_length(std::size_t n, std::size_t minimum, const char* what, const char* unit) {
   if (n >= minimum) return;
@@ -313,30 +308,30 @@ void require_length(std::size_t n, std::size_t minimum, const char* what, const 
 
 // Lane l computes frames [l * P, (l + 1) * P) with P = ceil(frames / 16). The samples those
 // frames read are transposed once into rows[i * 16 + l] = samples[l * P * 160 + i] (zero past
-// the end, kept in the input's own type), so a frame of all lanes is a run of consecutive
-// 16-sample rows: the kernel loads whole vectors and the overlapping windows (400 of hop 160)
-// do not re-gather samples.
-void transpose(const Kernel& k, const float* s, std::size_t n, std::size_t stride, std::size_t rows, float* dst) {
-  k.transpose_f32(s, n, stride, rows, dst);
+// the end, converted to double), so a frame of all lanes is a run of consecutive 16-sample
+// rows: the kernel loads whole vectors and the overlapping windows (400 of hop 160) do not
+// re-gather samples. The transposition also checks what it reads for NaN/Inf.
+bool transpose(const Kernel& k, const float* s, std::size_t n, std::size_t stride, std::size_t rows, double* dst) {
+  return k.transpose_f32(s, n, stride, rows, dst);
 }
-void transpose(const Kernel& k, const double* s, std::size_t n, std::size_t stride, std::size_t rows, double* dst) {
-  k.transpose_f64(s, n, stride, rows, dst);
-}
-void transform(const Kernel& k, const float* rows, Batch& b, const Tables& t, float* const* out) {
-  k.transform_f32(rows, b, t, out);
-}
-void transform(const Kernel& k, const double* rows, Batch& b, const Tables& t, float* const* out) {
-  k.transform_f64(rows, b, t, out);
+bool transpose(const Kernel& k, const double* s, std::size_t n, std::size_t stride, std::size_t rows, double* dst) {
+  return k.transpose_f64(s, n, stride, rows, dst);
 }
 
+// The first `frames` frames of the n samples; throws InputError if any of the n samples (used
+// or not) is NaN or Inf, as the numpy reference does.
 template <class T>
 void log_mel_frames(const T* samples, std::size_t n, std::size_t frames, float* out) {
   const Tables& t = tables();
   const Kernel& k = kernel();
   const std::size_t per_lane = (frames + kLanes - 1) / kLanes;
+  const std::size_t stride = per_lane * kHopLength;
   const std::size_t rows = ((per_lane - 1) * kHopLength + kWindowLength + 7) / 8 * 8;
-  const LaneRows<T> lanes(rows * kLanes);
-  transpose(k, samples, n, per_lane * kHopLength, rows, lanes.data);
+  const LaneRows lanes(rows * kLanes);
+  // Lane l reads [l * stride, l * stride + rows), rows >= stride: together [0, covered).
+  const std::size_t covered = std::min(n, (kLanes - 1) * stride + rows);
+  if (!transpose(k, samples, n, stride, rows, lanes.data) || !all_finite(samples + covered, n - covered))
+    reject_non_finite(samples, n, "waveform");
   std::unique_ptr<Batch> batch(new Batch);
   float* targets[kLanes];
   for (std::size_t j = 0; j < per_lane; ++j) {
@@ -344,21 +339,19 @@ void log_mel_frames(const T* samples, std::size_t n, std::size_t frames, float* 
       const std::size_t frame = l * per_lane + j;
       targets[l] = frame < frames ? out + frame * kNumMelBands : batch->discard;
     }
-    transform(k, lanes.data + j * kHopLength * kLanes, *batch, t, targets);
+    k.transform(lanes.data + j * kHopLength * kLanes, *batch, t, targets);
   }
 }
 
 template <class T>
 void log_mel_impl(const T* samples, std::size_t n, float* out) {
   require_length(n, kMinSamplesFrame, "waveform", "one 25 ms window");
-  require_finite(samples, n, "waveform");
   log_mel_frames(samples, n, num_frames(n), out);
 }
 
 template <class T>
 void log_mel_examples_impl(const T* samples, std::size_t n, float* out) {
   require_length(n, kMinSamplesExample, "waveform", "one 0.96 s example");
-  require_finite(samples, n, "waveform");
   log_mel_frames(samples, n, num_examples(n) * kExampleFrames, out);
 }
 
