@@ -121,3 +121,15 @@ def test_felzenszwalb_at_a_smaller_size_keeps_the_regions():
     assert small.shape == (128, 128) and len(np.unique(small)) == 2
     with pytest.raises(ValueError, match="size"):
         pseudo_segmentation(frame, size=4)
+
+
+def test_without_segments_the_region_is_the_binarised_map():
+    # positive_region="map": no pseudo-segmentation, each view's binarised map is its region
+    g = torch.Generator().manual_seed(3)
+    sim1, sim2 = torch.randn(4, 14, 14, generator=g), torch.randn(4, 14, 14, generator=g)
+    mask1, mask2 = positive_masks(sim1, sim2, None, None)
+    assert torch.equal(mask1, binarize(sim1, 0.5))
+    assert torch.equal(mask2, binarize(sim2, 0.5))
+    assert int(mask1[0].sum()) == 14 * 14 - int(14 * 14 * 0.5) - 1  # strictly above position 98
+    with pytest.raises(ValueError, match="seg1, seg2"):
+        positive_masks(sim1, sim2, torch.zeros(4, 14, 14, dtype=torch.long), None)
