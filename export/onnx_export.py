@@ -309,6 +309,10 @@ def _export_dynamo(graph, inputs, path, opset, dynamic_batch, output_names):
         batch = torch.export.Dim(BATCH_AXIS, min=1, max=1024)
         dynamic_shapes = {"frame": {0: batch}, "log_mel": {0: batch}}
     chatter = io.StringIO()  # the exporter prints its progress; shown only if it fails
+    # it also logs one warning per torchvision op it cannot register (avsdk has none)
+    registry_log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry_log.level
+    registry_log.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(chatter):
             warnings.simplefilter("ignore", category=UserWarning)
@@ -328,6 +332,8 @@ def _export_dynamo(graph, inputs, path, opset, dynamic_batch, output_names):
     except Exception:
         log.warning("dynamo exporter output:\n%s", chatter.getvalue())
         raise
+    finally:
+        registry_log.setLevel(level)
     if opset < DYNAMO_OPSET:
         onnx.save(downconvert(onnx.load(str(path)), opset), str(path))
 

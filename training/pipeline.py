@@ -123,7 +123,8 @@ def run(config: PipelineConfig) -> dict:
 
         t = _stage("5/6 INT8 (Q/DQ, calibrated on train samples) and its score on test")
         int8_path = quantize_int8(onnx_path, out / "export" / "edge.int8.onnx",
-                                  calibration_inputs(data, config.calib_size, seed=config.seed))
+                                  calibration_inputs(data, config.calib_size, seed=config.seed,
+                                                     progress=config.progress))
         tables["test"]["edge model (ONNX int8)"] = _score(int8_path, splits["test"], config.progress)
         files["int8"] = str(int8_path)
         seconds["int8"] = time.perf_counter() - t
