@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .vgg import vgg_layers
+
 # conv channels, "M" = 2x2 max-pool: [N, 1, 96, 64] -> [N, 512, 6, 4]
 LAYOUT = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M")
 FLAT = 512 * 6 * 4  # 12288
@@ -24,15 +26,7 @@ class VGGish(nn.Module):
 
     def __init__(self, out_dim: int = 512):
         super().__init__()
-        layers: list[nn.Module] = []
-        in_ch = 1
-        for item in LAYOUT:
-            if item == "M":
-                layers.append(nn.MaxPool2d(2, 2))
-            else:
-                layers += [nn.Conv2d(in_ch, item, 3, padding=1), nn.ReLU(inplace=True)]
-                in_ch = item
-        self.features = nn.Sequential(*layers)
+        self.features = nn.Sequential(*vgg_layers(LAYOUT, 1))
         self.embeddings = nn.Sequential(
             nn.Linear(FLAT, 4096), nn.ReLU(inplace=True),
             nn.Linear(4096, 4096), nn.ReLU(inplace=True),
