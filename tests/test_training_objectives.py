@@ -114,6 +114,7 @@ def test_sacl_loss_gradcheck_fp64():
     fn = lambda v1, v2, a: sacl_by_reference(v1, v2, a, m, m, keep, 0.5)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (v1, v2, a))
     got = lambda v1, v2, a: sacl_loss(v1, v2, a, m, m, keep, tau=0.5, backend="torch")  # noqa: E731
+    assert torch.autograd.gradcheck(got, (v1, v2, a))
     grads = torch.autograd.grad(got(v1, v2, a), (v1, v2, a))
     refs = torch.autograd.grad(fn(v1, v2, a), (v1, v2, a))
     for g_got, g_ref in zip(grads, refs):

@@ -87,9 +87,11 @@ def sacl_loss(
         raise bad_input("keep", f"a bool tensor [{batch}, {batch}]", keep)
     infonce = _masked_infonce()
     kwargs = {} if infonce.__module__.endswith("reference") else {"backend": backend}
-    audio_hat = F.normalize(audio.float(), p=2, dim=1)
+    # float32 at least (logits reach 1 / tau = 200); float64 stays float64 (gradcheck)
+    dtype = torch.promote_types(torch.promote_types(visual1.dtype, audio.dtype), torch.float32)
+    audio_hat = F.normalize(audio.to(dtype), p=2, dim=1)
     loss = audio_hat.new_zeros(())
     for visual, mask in ((visual1, mask1), (visual2, mask2)):
-        visual_hat = F.normalize(visual.flatten(2).float(), p=2, dim=1)  # [B, C, HW]
-        loss = loss + infonce(visual_hat, mask.reshape(batch, -1).float(), audio_hat, keep.bool(), tau=tau, **kwargs)
+        visual_hat = F.normalize(visual.flatten(2).to(dtype), p=2, dim=1)  # [B, C, HW]
+        loss = loss + infonce(visual_hat, mask.reshape(batch, -1).to(dtype), audio_hat, keep.bool(), tau=tau, **kwargs)
     return loss
