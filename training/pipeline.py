@@ -2,7 +2,8 @@
 
     python -m avsdk.training.pipeline --out runs/main
 
-Steps, each reusing what an earlier run left in ``--out`` when its inputs are unchanged:
+Steps (a second run reuses the benchmark in ``--out`` when its config is unchanged and
+redoes the rest):
 
 1. build the real-parts benchmark from the committed asset pack (avsdk.datasets);
 2. train the default edge model (frozen EfficientNet-Lite0 + small log-mel CNN) with SACL
