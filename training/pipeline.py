@@ -48,6 +48,7 @@ class PipelineConfig:
     tau: float = EDGE_TAU  # InfoNCE temperature (SACL paper: 0.005; see EDGE_TAU)
     lr: float = EDGE_LR
     views: int = 4  # cached views per training image (fast mode)
+    split_sizes: tuple = ()  # (train, val, test, unheard) samples; () = BenchmarkConfig's defaults
     int8: bool = False  # also quantize and score an INT8 ONNX
     calib_size: int = 256  # INT8 calibration samples (train split)
     progress: bool = True
@@ -84,7 +85,8 @@ def run(config: PipelineConfig) -> dict:
     seconds: dict[str, float] = {}
 
     t = _stage("1/6 benchmark from the committed asset pack")
-    data = build_benchmark(out / "benchmark", BenchmarkConfig(seed=config.seed), progress=config.progress)
+    sizes = dict(zip(("train", "val", "test", "unheard"), config.split_sizes))
+    data = build_benchmark(out / "benchmark", BenchmarkConfig(seed=config.seed, **sizes), progress=config.progress)
     splits = {name: load_split(data, name) for name in ("train", "val", "test", "unheard")}
     print("   " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
     seconds["benchmark"] = time.perf_counter() - t
