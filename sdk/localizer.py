@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from avsdk import metrics
-from avsdk.errors import bad_input
+from avsdk.errors import AvsdkError, CheckpointError, bad_input
 
 Backend = Callable[..., np.ndarray]
 
@@ -133,7 +133,12 @@ def _numpy(value) -> np.ndarray:
 def _onnx_backend(path: Path) -> tuple[RunnerBackend, dict]:
     from avsdk.export.onnx_runtime import OnnxRunner
 
-    runner = OnnxRunner(path)
+    try:
+        runner = OnnxRunner(path)
+    except AvsdkError:
+        raise
+    except Exception as exc:  # ONNX Runtime's own errors (InvalidProtobuf, Fail, ...) share no base
+        raise CheckpointError(f"{str(path)!r} is not a loadable ONNX model: {exc}") from exc
     batch = runner.session.get_inputs()[0].shape[0]
     return RunnerBackend(runner, "onnxruntime", batch if isinstance(batch, int) else None), _preprocessing(path)
 
@@ -202,6 +207,8 @@ class Localizer:
             InputError: missing file or unknown extension. CheckpointError: a bad checkpoint.
             MissingDependencyError: onnxruntime / TensorRT not installed for that file.
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise bad_input("path", "a str or os.PathLike to a .pt, .onnx or .engine file", path)
         path = Path(path)
         if not path.is_file():
             raise bad_input("path", "an existing .pt, .onnx or .engine file", str(path), described=True)

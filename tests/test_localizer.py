@@ -263,3 +263,15 @@ def test_released_pairs_are_wired_to_the_model_loaders(tiny_model, monkeypatch):
     assert sacl.transform == "sacl" and sacl.backend_name == "torch"
     sspl = Localizer.load_sspl("frame.pth", "sound.pth", "pcm.pth")
     assert seen["paths"] == ("frame.pth", "sound.pth", "pcm.pth") and sspl.transform == "sspl"
+
+
+def test_load_reports_unreadable_onnx_and_bad_path_types(tmp_path):
+    from avsdk.errors import AvsdkError
+
+    pytest.importorskip("onnxruntime")
+    (tmp_path / "broken.onnx").write_bytes(b"not a protobuf")
+    with pytest.raises(AvsdkError, match="broken.onnx"):
+        Localizer.load(tmp_path / "broken.onnx")
+    for bad in (None, 3):
+        with pytest.raises(InputError, match="path"):
+            Localizer.load(bad)
