@@ -156,7 +156,11 @@ def _predicted_maps(predict: Predict, samples: Sequence, batch_size: int, transf
         chunk = samples[start : start + batch_size]
         frames, log_mels = zip(*(sample_inputs(s, transform) for s in chunk))
         with torch.no_grad():
-            maps = _as_numpy(predict(torch.stack(frames), torch.stack(log_mels)))
+            out = predict(torch.stack(frames), torch.stack(log_mels))
+        try:
+            maps = _as_numpy(out)
+        except (TypeError, ValueError) as exc:
+            raise bad_input("predict", f"a callable returning maps of shape [{len(chunk)}, h, w]", out) from exc
         if maps.ndim != 3 or maps.shape[0] != len(chunk):
             raise bad_input("predict", f"a callable returning maps of shape [{len(chunk)}, h, w]", maps)
         yield from maps
@@ -176,6 +180,10 @@ def evaluate(predict: Predict, samples: Sequence, batch_size: int = 16, progress
     Raises:
         InputError: no samples, a bad batch size, or predict returns the wrong shape.
     """
+    if not callable(predict):
+        raise bad_input("predict", "a callable (frames, log_mel) -> maps [B, h, w]", predict)
+    if isinstance(samples, (str, bytes)) or not hasattr(samples, "__iter__"):
+        raise bad_input("samples", "a sequence of avsdk.datasets.Sample", samples)
     samples = list(samples)
     if not samples:
         raise bad_input("samples", "at least one sample", samples)

@@ -164,3 +164,12 @@ def test_real_input_pipeline(samples):
     assert log_mel.shape == (3, 1, 96, 64) and log_mel.dtype == torch.float32
     report = evaluation.evaluate(lambda f, a: torch.rand(f.shape[0], 14, 14), samples[:3], progress=False)
     assert report.n == 3
+
+
+def test_non_callable_predict_and_non_iterable_samples_are_input_errors(samples, synthetic_inputs):
+    with pytest.raises(InputError, match="predict"):
+        evaluation.evaluate(None, samples, progress=False)
+    with pytest.raises(InputError, match="samples"):
+        evaluation.evaluate(oracle, None, progress=False)
+    with pytest.raises(InputError, match="predict"):
+        evaluation.evaluate(lambda f, a: "not a map", samples, progress=False)
