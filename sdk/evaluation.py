@@ -118,7 +118,8 @@ def report_from_maps(maps: Iterable[np.ndarray], targets: Sequence[Target]) -> E
     cious: dict[str, list[float]] = {rule: [] for rule in metrics.RULES}
     hits, distractor_scores = [], []
     count = 0
-    for raw, target in zip(maps, targets):
+    maps = iter(maps)
+    for target, raw in zip(targets, maps):  # targets first: zip must not swallow an extra map
         count += 1
         heatmap = metrics.localization_map(raw)
         for rule in metrics.RULES:
@@ -126,6 +127,8 @@ def report_from_maps(maps: Iterable[np.ndarray], targets: Sequence[Target]) -> E
         hits.append(metrics.pointing_hit(heatmap, target.box))
         if target.distractor is not None:
             distractor_scores.append(metrics.distractor_score(heatmap, target.mask, target.distractor))
+    if count == len(targets) and next(maps, None) is not None:
+        count += 1  # more maps than targets
     if count != len(targets) or count == 0:
         raise bad_input("maps", f"one map for each of the {len(targets)} targets", f"{count} maps",
                         described=True)

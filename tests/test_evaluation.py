@@ -173,3 +173,10 @@ def test_non_callable_predict_and_non_iterable_samples_are_input_errors(samples,
         evaluation.evaluate(oracle, None, progress=False)
     with pytest.raises(InputError, match="predict"):
         evaluation.evaluate(lambda f, a: "not a map", samples, progress=False)
+
+
+def test_report_from_maps_rejects_extra_maps(samples):
+    targets = [evaluation.load_target(s) for s in samples[:2]]
+    maps = [np.random.default_rng(i).random((14, 14)) for i in range(3)]
+    with pytest.raises(InputError, match="maps"):
+        evaluation.report_from_maps(maps, targets)
