@@ -11,7 +11,7 @@ redoes the rest):
 3. evaluate it on the test split and on the unheard classes, beside the all-ones and
    centre-box baselines (SPEC section 6, both binarisation rules);
 4. export the inference graph to ONNX (opset 17) and check ONNX Runtime against PyTorch;
-5. optionally (``--int8``) quantize to a Q/DQ INT8 ONNX, calibrated on train samples, and
+5. optionally (``--int8``) quantize to a Q/DQ INT8 ONNX, calibrated on train and val samples, and
    score it on the test split too;
 6. localize one test image with the ONNX model and write the overlay PNG;
 7. print the results table and write it to ``OUT/results.md``.
@@ -124,7 +124,7 @@ def run(config: PipelineConfig) -> dict:
     if config.int8:
         from avsdk.export import calibration_inputs, quantize_int8
 
-        t = _stage("5/6 INT8 (Q/DQ, calibrated on train samples) and its score on test")
+        t = _stage("5/6 INT8 (Q/DQ, calibrated on train and val samples) and its score on test")
         int8_path = quantize_int8(onnx_path, out / "export" / "edge.int8.onnx",
                                   calibration_inputs(data, config.calib_size, seed=config.seed,
                                                      progress=config.progress))
