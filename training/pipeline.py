@@ -50,7 +50,7 @@ class PipelineConfig:
     views: int = 4  # cached views per training image (fast mode)
     split_sizes: tuple = ()  # (train, val, test, unheard) samples; () = BenchmarkConfig's defaults
     int8: bool = False  # also quantize and score an INT8 ONNX
-    calib_size: int = 256  # INT8 calibration samples (train split)
+    calib_size: int = 256  # INT8 calibration samples (train and val splits, never test)
     progress: bool = True
 
 
