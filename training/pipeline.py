@@ -63,11 +63,9 @@ def _done(started: float) -> None:
     print(f"   ({time.perf_counter() - started:.1f} s)", flush=True)
 
 
-def _score(path: Path, samples, progress: bool):
+def _score(localizer, samples, progress: bool):
     from avsdk.evaluation import evaluate
-    from avsdk.localizer import Localizer
 
-    localizer = Localizer.load(path)
     return evaluate(localizer.predict, samples, batch_size=32, progress=progress, transform=localizer.transform)
 
 
@@ -76,7 +74,7 @@ def run(config: PipelineConfig) -> dict:
     from avsdk.datasets import BenchmarkConfig, build_benchmark, load_split
     from avsdk.evaluation import evaluate_baselines, format_table
     from avsdk.export import export_onnx
-    from avsdk.models import load_checkpoint
+    from avsdk.localizer import Localizer
     from avsdk.training.config import TrainConfig
     from avsdk.training.train import train
 
@@ -104,19 +102,20 @@ def run(config: PipelineConfig) -> dict:
 
     t = _stage("3/6 evaluate on test and unheard (never used for selection)")
     tables = {}
+    trained = Localizer.load(checkpoint)
     for split in ("test", "unheard"):
-        reports = {"edge model (PyTorch)": _score(checkpoint, splits[split], config.progress)}
+        reports = {"edge model (PyTorch)": _score(trained, splits[split], config.progress)}
         reports.update(evaluate_baselines(splits[split]))
         tables[split] = reports
     seconds["evaluate"] = time.perf_counter() - t
     _done(t)
 
     t = _stage("4/6 export ONNX (opset 17) and check ONNX Runtime against PyTorch")
-    model, _ = load_checkpoint(checkpoint)
-    onnx_path = export_onnx(model.eval(), out / "export" / "edge.onnx", opset=17, checkpoint=checkpoint)
+    onnx_path = export_onnx(trained.backend.model.eval(), out / "export" / "edge.onnx", opset=17, checkpoint=checkpoint)
     manifest = json.loads(Path(str(onnx_path) + ".json").read_text())
     print(f"   {onnx_path} (max |ORT - PyTorch| = {manifest['build'].get('parity_max_abs_error')})")
-    tables["test"]["edge model (ONNX fp32)"] = _score(onnx_path, splits["test"], config.progress)
+    onnx_localizer = Localizer.load(onnx_path)
+    tables["test"]["edge model (ONNX fp32)"] = _score(onnx_localizer, splits["test"], config.progress)
     seconds["export"] = time.perf_counter() - t
     _done(t)
 
@@ -128,7 +127,7 @@ def run(config: PipelineConfig) -> dict:
         int8_path = quantize_int8(onnx_path, out / "export" / "edge.int8.onnx",
                                   calibration_inputs(data, config.calib_size, seed=config.seed,
                                                      progress=config.progress))
-        tables["test"]["edge model (ONNX int8)"] = _score(int8_path, splits["test"], config.progress)
+        tables["test"]["edge model (ONNX int8)"] = _score(Localizer.load(int8_path), splits["test"], config.progress)
         files["int8"] = str(int8_path)
         seconds["int8"] = time.perf_counter() - t
         _done(t)
@@ -136,10 +135,8 @@ def run(config: PipelineConfig) -> dict:
         print("\n== 5/6 INT8 skipped (add --int8)")
 
     t = _stage("6/6 localize a test image with the ONNX model")
-    from avsdk.localizer import Localizer
-
     sample = splits["test"][0]
-    result = Localizer.load(onnx_path)(sample.image, sample.audio)
+    result = onnx_localizer(sample.image, sample.audio)
     overlay = result.save_overlay(out / "overlay.png", sample.image)
     print(f"   {sample.id} ({sample.label}): box {result.box}, peak {result.peak}, "
           f"true box {sample.box}, score {result.score:.3f} -> {overlay}")
