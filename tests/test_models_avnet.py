@@ -66,6 +66,29 @@ def test_edge_model_forward_and_features():
     assert s.abs().max() <= 1 + 1e-5
 
 
+def test_nonnegative_default_follows_the_trunk():
+    assert ModelConfig().nonnegative is True
+    assert ModelConfig.sacl().nonnegative is False and ModelConfig.sspl().nonnegative is False
+    assert ModelConfig(visual="resnet18", nonnegative=True).nonnegative is True
+    with pytest.raises(InputError, match="ModelConfig.nonnegative"):
+        ModelConfig(nonnegative="yes")
+
+
+@pytest.mark.parametrize("nonnegative", [True, False], ids=["relu", "linear"])
+def test_nonnegative_puts_the_map_in_zero_one(nonnegative):
+    torch.manual_seed(0)
+    model = AVNet(ModelConfig(nonnegative=nonnegative)).eval()
+    frames, log_mel = torch.randn(4, 3, 64, 64), torch.randn(4, 2, 1, 96, 64)
+    with torch.no_grad():
+        trunk = model.visual_trunk(frames)
+        v, (_, a) = model.visual_features(frames), model.audio_features(log_mel)
+        s = model(frames, log_mel)
+    linear = model.visual_proj(trunk)
+    torch.testing.assert_close(v, linear.clamp(min=0) if nonnegative else linear)
+    assert (s.min() >= 0) == nonnegative and (a.min() >= 0) == nonnegative
+    assert s.max() <= 1 + 1e-5
+
+
 def test_audio_features_average_over_examples():
     model = AVNet(ModelConfig(visual="resnet18", audio="vggish", freeze_visual=False)).eval()
     log_mel = torch.randn(2, 3, 1, 96, 64)

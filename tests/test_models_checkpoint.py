@@ -83,3 +83,18 @@ def test_newer_version_and_mismatched_weights_are_refused(tmp_path):
         load_checkpoint(path)
     assert "missing keys (1): visual_proj.weight" in str(info.value)
     assert "unexpected keys (1): extra.weight" in str(info.value)
+
+
+def test_checkpoint_from_before_nonnegative_loads_a_linear_head_model(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(nonnegative=False), pretrained=False).eval()
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, model)
+    payload = torch.load(path, weights_only=False)
+    del payload["model_config"]["nonnegative"]  # what earlier versions wrote
+    torch.save(payload, path)
+    loaded, _ = load_checkpoint(path)
+    assert loaded.config.nonnegative is False
+    frames, log_mel = _inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(frames, log_mel), model(frames, log_mel), rtol=0, atol=0)

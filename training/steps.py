@@ -35,7 +35,7 @@ class Objective(nn.Module):
 
     def visual(self, x: torch.Tensor, trunk_features: bool) -> torch.Tensor:
         """[B, 3, 224, 224] frames or [B, C_trunk, 14, 14] features -> [B, C, 14, 14]."""
-        return self.model.visual_proj(x.float()) if trunk_features else self.model.visual_features(x)
+        return self.model.project(x.float()) if trunk_features else self.model.visual_features(x)
 
     def forward(self, view1, view2, log_mel, seg1=None, seg2=None, trunk_features: bool = False):
         """Scalar loss. view1, view2: the two visual views; log_mel [B, N, 1, 96, 64];

@@ -213,6 +213,9 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--positive-region", choices=("segments", "map"), default="segments",
                    help="SACL positive region: Felzenszwalb segment AND binarised map (reference), or the map alone")
     p.add_argument("--keep-false-negatives", action="store_true", help="SACL without false-negative removal")
+    p.add_argument("--nonnegative", action=argparse.BooleanOptionalAction, default=None,
+                   help="ReLU on the visual map and audio vector (ModelConfig.nonnegative); "
+                        "default: on for efficientnet_lite0 (edge), off for the published trunks")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for name in ("epochs", "batch_size", "clips_per_class", "fast_views", "segment_size", "seed", "eval_every", "val_limit",
                  "num_workers", "max_steps"):
@@ -224,7 +227,7 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--no-progress", action="store_true")
     args = vars(p.parse_args(argv))
     model = ModelConfig(visual=args.pop("visual"), audio=args.pop("audio"), pcm=args.pop("pcm"),
-                        freeze_visual=not args.pop("finetune_visual"))
+                        freeze_visual=not args.pop("finetune_visual"), nonnegative=args.pop("nonnegative"))
     args["remove_false_negatives"] = not args.pop("keep_false_negatives")
     args["progress"] = not args.pop("no_progress")
     return TrainConfig(model=model, **args)

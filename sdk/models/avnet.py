@@ -102,7 +102,13 @@ class AVNet(nn.Module):
         """frames [B, 3, 224, 224] (ImageNet-normalised) -> [B, embed_dim, h, w] (14x14)."""
         if frames.dim() != 4 or frames.shape[1] != 3:
             raise bad_input("frames", "a tensor [B, 3, H, W]", frames)
-        return self.visual_proj(self.visual_trunk(frames))
+        return self.project(self.visual_trunk(frames))
+
+    def project(self, trunk_features: torch.Tensor) -> torch.Tensor:
+        """The trunk's output [B, C_trunk, h, w] -> the visual map [B, embed_dim, h, w]
+        (the 1x1 projection, then the ReLU of a ``nonnegative`` model)."""
+        v = self.visual_proj(trunk_features)
+        return F.relu(v) if self.config.nonnegative else v
 
     def audio_features(self, log_mel: torch.Tensor):
         """log_mel [B, N, 1, 96, 64] -> (emb128 [B, 128] or None, a [B, embed_dim]).
@@ -115,6 +121,8 @@ class AVNet(nn.Module):
         batch, examples = log_mel.shape[0], log_mel.shape[1]
         emb, a = self.audio_net(log_mel.reshape(-1, *LOG_MEL_SHAPE))
         a = a.reshape(batch, examples, -1).mean(dim=1)
+        if self.config.nonnegative:
+            a = F.relu(a)
         if emb is not None:
             emb = emb.reshape(batch, examples, -1).mean(dim=1)
         return emb, a

@@ -92,7 +92,10 @@ def load_checkpoint(path, map_location="cpu") -> tuple[AVNet, dict]:
             f"checkpoint {path!r} has format version {payload.get('version')!r}; this avsdk "
             f"reads version {VERSION}")
     try:
-        config = ModelConfig(**payload["model_config"])
+        fields = dict(payload["model_config"])
+        # checkpoints written before the field existed hold linear-head models
+        fields.setdefault("nonnegative", False)
+        config = ModelConfig(**fields)
     except (TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"checkpoint {path!r} holds an invalid model_config: {exc}") from exc
     model = AVNet(config)

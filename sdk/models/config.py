@@ -30,6 +30,13 @@ class ModelConfig:
             mode); the projection, if any, stays trainable.
         freeze_audio_backbone: freeze VGGish's conv and 128-d FC layers (SSPL trains only
             the 128->512->512 head); ignored by small_cnn, which has no pretrained weights.
+        nonnegative: a ReLU on the projected visual map and on the audio vector, so the
+            cosine map lies in [0, 1] (edge model). Positions whose features share no
+            channel with the sound score exactly 0 instead of spreading below 0, and the
+            min-max-normalised map (SPEC section 6) becomes a compact region instead of a
+            blob over a third of the image (README, "Main job"). None (default) means True
+            for efficientnet_lite0 and False for the published trunks, which keep their
+            linear heads (their trunks' outputs are post-ReLU already).
     """
 
     visual: str = "efficientnet_lite0"
@@ -39,6 +46,7 @@ class ModelConfig:
     pcm_cycles: int = 4
     freeze_visual: bool = True
     freeze_audio_backbone: bool = False
+    nonnegative: bool | None = None
 
     def __post_init__(self):
         if self.visual not in VISUAL_TRUNKS:
@@ -53,6 +61,10 @@ class ModelConfig:
             raise bad_input(
                 "ModelConfig.audio", "'vggish' when pcm=True (the PCM predicts the 128-d "
                 "VGGish embedding)", self.audio)
+        if self.nonnegative is None:
+            object.__setattr__(self, "nonnegative", self.visual == "efficientnet_lite0")
+        if not isinstance(self.nonnegative, bool):
+            raise bad_input("ModelConfig.nonnegative", "True, False or None (auto)", self.nonnegative)
         if self.pcm and self.embed_dim != 512:
             raise bad_input("ModelConfig.embed_dim", "512 when pcm=True", self.embed_dim)
 
