@@ -29,12 +29,12 @@ from avsdk.errors import AvsdkError
 # The default run: sized to train in a few minutes on 2 CPU cores (README, "Main job").
 DEFAULT_EPOCHS = 8
 DEFAULT_BATCH = 64
-# The edge model's SACL departs from the paper in two documented ways (README, "Main job"):
-# its audio encoder starts from scratch, and at the paper's tau = 0.005 it does not learn
-# at all on this data (val pointing game 0.00-0.02 over 5 epochs, below the centre box's
-# 0.22), while tau = 0.07 does (0.39); and the positive region is the binarised map alone
-# (issue 2 allows it), because Felzenszwalb on every cached view costs more CPU time than
-# the whole training.
+# The edge model's SACL departs from the paper in documented ways (README, "Main job"): its
+# audio encoder starts from scratch, and at the paper's tau = 0.005 it does not learn at all
+# on this data (val pointing game 0.00-0.02 over 5 epochs, below the centre box's 0.22),
+# while tau = 0.07 does (0.39); the positive region is the binarised map alone (issue 2
+# allows it; Felzenszwalb segments AND the map scored lower on val, AUC 0.108 vs 0.128);
+# and the model is ModelConfig.nonnegative (ReLU on both embeddings, see ModelConfig).
 EDGE_TAU = 0.07
 EDGE_LR = 5e-4
 
