@@ -27,7 +27,7 @@ from pathlib import Path
 from avsdk.errors import AvsdkError
 
 # The default run: sized to train in a few minutes on 2 CPU cores (README, "Main job").
-DEFAULT_EPOCHS = 8
+DEFAULT_EPOCHS = 12
 DEFAULT_BATCH = 64
 # The edge model's SACL departs from the paper in documented ways (README, "Main job"): its
 # audio encoder starts from scratch, and at the paper's tau = 0.005 it does not learn at all
