@@ -89,6 +89,26 @@ def test_nonnegative_puts_the_map_in_zero_one(nonnegative):
     assert s.max() <= 1 + 1e-5
 
 
+def test_edge_model_with_pcm_predicts_the_small_cnn_embedding():
+    torch.manual_seed(0)
+    plain, with_pcm = AVNet(ModelConfig()), AVNet(ModelConfig(pcm=True))
+    # the embedding is the pooled vector that feeds the head: no new audio parameters
+    assert plain.audio_net.state_dict().keys() == with_pcm.audio_net.state_dict().keys()
+    assert with_pcm.pcm.PredProcess[0].out_channels == 256
+    with_pcm.eval()
+    frames, log_mel = torch.randn(2, 3, 224, 224), torch.randn(2, 3, 1, 96, 64)
+    with torch.no_grad():
+        emb, a = with_pcm.audio_features(log_mel)
+        pooled = with_pcm.audio_net.features(with_pcm.audio_net.input_norm(log_mel.flatten(0, 1))).mean((2, 3))
+        v = with_pcm.visual_features(frames)
+        refined, _, _ = with_pcm.forward_features(frames, log_mel)
+        s = with_pcm(frames, log_mel)
+    torch.testing.assert_close(emb, pooled.view(2, 3, 256).mean(1))
+    torch.testing.assert_close(refined, with_pcm.pcm(v, torch.nn.functional.normalize(emb, dim=1)).clamp(min=0))
+    torch.testing.assert_close(s, av_similarity(refined, a)[0])
+    assert s.min() >= 0 and s.max() <= 1 + 1e-5
+
+
 def test_audio_features_average_over_examples():
     model = AVNet(ModelConfig(visual="resnet18", audio="vggish", freeze_visual=False)).eval()
     log_mel = torch.randn(2, 3, 1, 96, 64)
@@ -119,7 +139,7 @@ def test_sspl_freezes_vggish_backbone_but_not_head():
     ({"visual": "mobilenet"}, "visual"),
     ({"audio": "panns"}, "audio"),
     ({"embed_dim": 0}, "embed_dim"),
-    ({"pcm": True}, "audio"),
+    ({"pcm": True, "embed_dim": 256}, "embed_dim"),
     ({"pcm_cycles": -1}, "pcm_cycles"),
 ])
 def test_bad_config_names_the_field(kwargs, argument):

@@ -57,18 +57,21 @@ def tiny_benchmark(tmp_path_factory):
     return datasets.build_benchmark(tmp_path_factory.mktemp("bench"), config, progress=False)
 
 
-@pytest.mark.parametrize("mode,scheme", [("fast", "sacl"), ("full", "sacl"), ("fast", "sspl")])
-def test_three_steps_write_a_checkpoint(tiny_benchmark, tmp_path, mode, scheme):
+@pytest.mark.parametrize("mode,scheme,pcm", [("fast", "sacl", False), ("full", "sacl", False),
+                                             ("fast", "sspl", False), ("fast", "sspl", True)])
+def test_three_steps_write_a_checkpoint(tiny_benchmark, tmp_path, mode, scheme, pcm):
     from avsdk.models import load_checkpoint
     from avsdk.training.train import train
 
     config = TrainConfig(data=str(tiny_benchmark), out=str(tmp_path), scheme=scheme, mode=mode, epochs=3,
                          batch_size=4, clips_per_class=2, fast_views=2, max_steps=3, segment_size=128,
-                         progress=False)
+                         model=ModelConfig(pcm=pcm), progress=False)
     summary = train(config)
     assert summary["steps"] == 3
     model, meta = load_checkpoint(tmp_path / "best.pt")
-    assert meta["scheme"] == scheme and meta["mode"] == mode
+    assert meta["scheme"] == scheme and meta["mode"] == mode and model.config.pcm == pcm
+    if pcm:  # the PCM trained: its rates moved from their initial values
+        assert any(not torch.all(r == 1.0) for r in model.pcm.a0)
     history = json.loads((tmp_path / "history.json").read_text())
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in history)
     with torch.no_grad():

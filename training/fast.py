@@ -121,8 +121,7 @@ def cached_maps(objective, cache: FeatureCache, batch_size: int = 64) -> np.ndar
     for start in range(0, cache.features.shape[0], batch_size):
         v = model.project(cache.features[start : start + batch_size, 0].to(device).float())
         emb, a = model.audio_features(cache.log_mel[start : start + batch_size].to(device))
-        if model.pcm is not None:
-            v = model.pcm(v, torch.nn.functional.normalize(emb, p=2, dim=1))
+        v = model.refine(v, emb)
         sim, _, _ = av_similarity(v, a)
         maps.append(sim.float().cpu().numpy())
     model.train(was_training)

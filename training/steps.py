@@ -6,7 +6,6 @@ computed inside ``forward``, which DDP needs to hook gradient synchronisation.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from avsdk.models import AVNet, SimSiamHead
@@ -41,10 +40,8 @@ class Objective(nn.Module):
         """Scalar loss. view1, view2: the two visual views; log_mel [B, N, 1, 96, 64];
         seg1, seg2 [B, 14, 14] segment ids (SACL)."""
         emb, a = self.model.audio_features(log_mel)
-        v1, v2 = self.visual(view1, trunk_features), self.visual(view2, trunk_features)
-        if self.model.pcm is not None:
-            unit = F.normalize(emb, p=2, dim=1)
-            v1, v2 = self.model.pcm(v1, unit), self.model.pcm(v2, unit)
+        v1 = self.model.refine(self.visual(view1, trunk_features), emb)
+        v2 = self.model.refine(self.visual(view2, trunk_features), emb)
         if self.scheme == "sspl":
             _, _, f1 = av_similarity(v1, a)
             _, _, f2 = av_similarity(v2, a)
@@ -55,8 +52,8 @@ class Objective(nn.Module):
             masks = positive_masks(sim1, sim2, seg1, seg2, self.config.retain)
         keep = None
         if self.config.remove_false_negatives:
-            # the 128-d VGGish embedding as the reference; the small CNN has none, so its
-            # 512-d audio vector ranks the clips instead
+            # the 128-d VGGish embedding as the reference; the small CNN has none (unless
+            # the model has a PCM), so its 512-d audio vector ranks the clips instead
             keep = false_negative_keep(emb if emb is not None else a, self.config.negative_ratio)
         return sacl_loss(v1, v2, a, *masks, keep=keep, tau=self.config.tau)
 

@@ -208,7 +208,7 @@ def parse_args(argv=None) -> TrainConfig:
                    help="fast: cache the frozen trunk's features once (see avsdk.training.fast)")
     p.add_argument("--visual", default=ModelConfig.visual, help="efficientnet_lite0 | resnet18 | vgg16")
     p.add_argument("--audio", default=ModelConfig.audio, help="small_cnn | vggish")
-    p.add_argument("--pcm", action="store_true", help="SSPL's predictive coding module (needs --audio vggish)")
+    p.add_argument("--pcm", action="store_true", help="SSPL's predictive coding module (predicts VGGish's 128-d embedding, or the small CNN's 256-d pooled vector)")
     p.add_argument("--finetune-visual", action="store_true", help="train the visual trunk too (full mode)")
     p.add_argument("--positive-region", choices=("segments", "map"), default="segments",
                    help="SACL positive region: Felzenszwalb segment AND binarised map (reference), or the map alone")

@@ -41,11 +41,13 @@ def make_trunk(name: str) -> nn.Module:
     raise bad_input("visual", "'efficientnet_lite0', 'resnet18' or 'vgg16'", name)
 
 
-def make_audio_net(name: str, out_dim: int) -> nn.Module:
+def make_audio_net(name: str, out_dim: int, embedding: bool = False) -> nn.Module:
+    """VGGish (always has its 128-d embedding) or the small CNN (its 256-d pooled vector
+    as the embedding only when ``embedding``, i.e. for the PCM)."""
     if name == "vggish":
         return VGGish(out_dim)
     if name == "small_cnn":
-        return SmallAudioCNN(out_dim)
+        return SmallAudioCNN(out_dim, embedding=embedding)
     raise bad_input("audio", "'small_cnn' or 'vggish'", name)
 
 
@@ -57,8 +59,8 @@ class AVNet(nn.Module):
         visual_proj: 1x1 conv to ``embed_dim`` channels, or Identity when the trunk
             already has them (resnet18, vgg16 at 512).
         audio_net: VGGish + head, or the small CNN; per example [N, 1, 96, 64] ->
-            (emb128 [N, 128] or None, a [N, embed_dim]).
-        pcm: SSPL's predictive coding module, or None.
+            (emb [N, 128 | 256] or None, a [N, embed_dim]).
+        pcm: SSPL's predictive coding module, or None; it predicts ``emb``.
     """
 
     def __init__(self, config: Optional[ModelConfig] = None):
@@ -74,8 +76,9 @@ class AVNet(nn.Module):
         # all point the same way and win the max.
         self.visual_proj = (nn.Identity() if channels == config.embed_dim
                             else nn.Conv2d(channels, config.embed_dim, 1, bias=False))
-        self.audio_net = make_audio_net(config.audio, config.embed_dim)
-        self.pcm = PredictiveCoding(cycles=config.pcm_cycles) if config.pcm else None
+        self.audio_net = make_audio_net(config.audio, config.embed_dim, embedding=config.pcm)
+        self.pcm = (PredictiveCoding(cycles=config.pcm_cycles, audio_dim=self.audio_net.embed_dim)
+                    if config.pcm else None)
         self._freeze()
 
     def _freeze(self) -> None:
@@ -111,10 +114,11 @@ class AVNet(nn.Module):
         return F.relu(v) if self.config.nonnegative else v
 
     def audio_features(self, log_mel: torch.Tensor):
-        """log_mel [B, N, 1, 96, 64] -> (emb128 [B, 128] or None, a [B, embed_dim]).
+        """log_mel [B, N, 1, 96, 64] -> (emb [B, 128 | 256] or None, a [B, embed_dim]).
 
         Both are the mean over the N examples of each clip (the reference averages the
-        per-example outputs). emb128 is None for the small CNN.
+        per-example outputs). emb is VGGish's 128-d embedding, or the small CNN's 256-d
+        pooled vector when the model has a PCM; None otherwise.
         """
         if log_mel.dim() != 5 or tuple(log_mel.shape[2:]) != LOG_MEL_SHAPE:
             raise bad_input("log_mel", "a tensor [B, N, 1, 96, 64]", log_mel)
@@ -127,13 +131,18 @@ class AVNet(nn.Module):
             emb = emb.reshape(batch, examples, -1).mean(dim=1)
         return emb, a
 
+    def refine(self, v: torch.Tensor, emb: Optional[torch.Tensor]) -> torch.Tensor:
+        """The visual map after the PCM, fed the L2-normalised audio embedding as in the
+        reference (then the ReLU of a ``nonnegative`` model); ``v`` itself without a PCM."""
+        if self.pcm is None:
+            return v
+        v = self.pcm(v, F.normalize(emb, p=2, dim=1))
+        return F.relu(v) if self.config.nonnegative else v
+
     def forward_features(self, frames: torch.Tensor, log_mel: torch.Tensor):
-        """-> (visual map v [B, C, h, w] (after the PCM if any), emb128 or None, a [B, C])."""
-        v = self.visual_features(frames)
+        """-> (visual map v [B, C, h, w] (after the PCM if any), emb or None, a [B, C])."""
         emb, a = self.audio_features(log_mel)
-        if self.pcm is not None:
-            v = self.pcm(v, F.normalize(emb, p=2, dim=1))
-        return v, emb, a
+        return self.refine(self.visual_features(frames), emb), emb, a
 
     def forward(self, frames: torch.Tensor, log_mel: torch.Tensor) -> torch.Tensor:
         """frames [B, 3, 224, 224], log_mel [B, N, 1, 96, 64] -> S [B, h, w] raw cosine map."""

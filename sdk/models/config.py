@@ -24,7 +24,9 @@ class ModelConfig:
         embed_dim: channels of the shared audio-visual space; a 1x1 projection maps the
             trunk's channels to it when they differ (always for efficientnet_lite0).
         pcm: insert SSPL's predictive coding module between the trunk and the map; needs
-            a 512-channel 14x14 visual map (224x224 frames) and the VGGish 128-d embedding.
+            a 512-channel 14x14 visual map (224x224 frames). It predicts the audio
+            embedding: VGGish's 128-d one (the reference), or the small CNN's 256-d pooled
+            vector (the edge counterpart; see SmallAudioCNN).
         pcm_cycles: recurrent cycles of the PCM after its initial pass (4 in SSPL).
         freeze_visual: freeze the trunk (requires_grad False and BatchNorm kept in eval
             mode); the projection, if any, stays trainable.
@@ -57,10 +59,6 @@ class ModelConfig:
             raise bad_input("ModelConfig.embed_dim", "a positive int", self.embed_dim)
         if not isinstance(self.pcm_cycles, int) or self.pcm_cycles < 0:
             raise bad_input("ModelConfig.pcm_cycles", "an int >= 0", self.pcm_cycles)
-        if self.pcm and self.audio != "vggish":
-            raise bad_input(
-                "ModelConfig.audio", "'vggish' when pcm=True (the PCM predicts the 128-d "
-                "VGGish embedding)", self.audio)
         if self.nonnegative is None:
             object.__setattr__(self, "nonnegative", self.visual == "efficientnet_lite0")
         if not isinstance(self.nonnegative, bool):

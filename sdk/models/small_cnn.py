@@ -27,10 +27,12 @@ class SmallAudioCNN(nn.Module):
     Four conv-BN-ReLU stages (32, 64, 128, 256 channels; the first strided by 2, 2x2
     max-pool between them: 96x64 -> 6x4), global average pool, then the same kind of head as VGGish's
     (FC 256 -> 512, ReLU, FC 512 -> out_dim). There is no 128-d AudioSet embedding, so
-    the first output is None.
+    the first output is None, unless ``embedding=True``: then it is the pooled 256-d
+    vector that feeds the head, the counterpart of VGGish's 128-d embedding (SSPL's PCM
+    predicts it). The flag adds no parameters.
     """
 
-    def __init__(self, out_dim: int = 512):
+    def __init__(self, out_dim: int = 512, embedding: bool = False):
         super().__init__()
         # log(mel + 0.01) spans roughly [-4.6, 5]: a BatchNorm on the input learns the
         # shift and scale instead of hard-coding dataset statistics.
@@ -48,12 +50,12 @@ class SmallAudioCNN(nn.Module):
         self.features = nn.Sequential(*stages)
         self.fc = nn.Sequential(nn.Linear(in_ch, 512), nn.ReLU(inplace=True),
                                 nn.Linear(512, out_dim))
-        self.embed_dim = None
+        self.embed_dim = in_ch if embedding else None
         self.out_dim = out_dim
 
     def backbone_modules(self) -> list[nn.Module]:
         return []
 
-    def forward(self, x: torch.Tensor) -> tuple[None, torch.Tensor]:
-        x = self.features(self.input_norm(x))  # [N, 256, 6, 4]
-        return None, self.fc(x.mean(dim=(2, 3)))
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        pooled = self.features(self.input_norm(x)).mean(dim=(2, 3))  # [N, 256]
+        return (pooled if self.embed_dim else None), self.fc(pooled)

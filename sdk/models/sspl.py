@@ -46,9 +46,7 @@ class SSPL(nn.Module):
         emb, a = self.net.audio_features(log_mel)
         pooled, maps = [], []
         for view in (view1, view2):
-            v = self.net.visual_features(view)
-            if self.net.pcm is not None:
-                v = self.net.pcm(v, nn.functional.normalize(emb, p=2, dim=1))
+            v = self.net.refine(self.net.visual_features(view), emb)
             s, _, f = av_similarity(v, a)
             pooled.append(f)
             maps.append(s)
