@@ -60,7 +60,7 @@ def _settings(args) -> dict:
             "nonnegative": args.nonnegative}
 
 
-def run_one(key: str, seed: int, args, data: Path, splits: dict, out: Path) -> dict:
+def run_one(key: str, seed: int, args, data: Path, splits: dict, out: Path, caches: dict) -> dict:
     """Train and score one (variant, seed); returns and writes its result.json."""
     from avsdk.evaluation import evaluate
     from avsdk.localizer import Localizer
@@ -77,7 +77,7 @@ def run_one(key: str, seed: int, args, data: Path, splits: dict, out: Path) -> d
                          progress=not args.no_progress, **options,
                          # SSPL trains with the SPEC's per-group rates, scaled like the edge lr
                          **({"lr_audio": EDGE_LR, "lr_pcm": EDGE_LR, "lr_head": EDGE_LR} if sspl else {}))
-    summary = train(config)
+    summary = train(config, caches)
     localizer = Localizer.load(summary["checkpoint"])
     result = {"variant": key, "name": name, "seed": seed, "settings": _settings(args),
               "best": summary["best"], "seconds": summary["seconds"]}
@@ -97,16 +97,10 @@ def _mean_spread(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                                           for i, (c, w) in enumerate(zip(cells, widths))) + " |"
-    rule = "|" + "|".join(":" + "-" * (w + 1) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths)) + "|"
-    return "\n".join([line(header), rule] + [line(r) for r in rows])
-
-
 def report(results: list[dict], baselines: dict, split_sizes: dict, command: str) -> str:
     """claim.md: per split, mean ± sample std over seeds; then the paired (a) - (b) differences."""
+    from avsdk.evaluation import markdown_table
+
     lines = ["# SACL's claim on the real-parts benchmark", "", command, "",
              "Mean ± standard deviation over training seeds (one value where one seed ran); "
              "the benchmark is the same for every run. Val (model selection) per run:", ""]
@@ -124,7 +118,7 @@ def report(results: list[dict], baselines: dict, split_sizes: dict, command: str
                             + [_mean_spread([_metric(r[split], path) for r in runs]) for _, path in METRICS])
         for name, base in baselines[split].items():
             rows.append([name, "-"] + [_mean_spread([_metric(base, path)]) for _, path in METRICS])
-        lines += ["", f"## {split} split ({split_sizes[split]} samples)", "", _table(header, rows)]
+        lines += ["", f"## {split} split ({split_sizes[split]} samples)", "", markdown_table(header, rows)]
 
     by_seed = {(r["variant"], r["seed"]): r for r in results}
     paired = sorted(seed for variant, seed in by_seed if variant == "a" and ("b", seed) in by_seed)
@@ -144,14 +138,14 @@ def report(results: list[dict], baselines: dict, split_sizes: dict, command: str
             if len(paired) > 1:
                 rows.append([split, "mean"] + [f"{np.mean(diffs[t]):+.3f} ({sum(d > 0 for d in diffs[t])}/"
                                                f"{len(paired)} > 0)" for t, _ in METRICS])
-        lines.append(_table(header, rows))
+        lines.append(markdown_table(header, rows))
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/claim")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=12, help="as the main job")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=sorted(VARIANTS))
     parser.add_argument("--data-seed", type=int, default=0, help="the benchmark's seed (BenchmarkConfig.seed)")
@@ -173,6 +167,7 @@ def main(argv=None) -> int:
     baselines = {split: {k: r.to_dict(per_image=False) for k, r in evaluate_baselines(samples).items()}
                  for split, samples in splits.items()}
     for seed in args.seeds:
+        caches: dict = {}  # (a) and (b) share the SACL views' trunk features, (c) and (d) SSPL's
         for key in args.variants:
             folder = out / "runs" / f"{key}-seed{seed}"
             done = folder / "result.json"
@@ -180,7 +175,7 @@ def main(argv=None) -> int:
                 print(f"{VARIANTS[key][0]}, seed {seed}: done earlier ({done})", flush=True)
                 continue
             folder.mkdir(parents=True, exist_ok=True)
-            run_one(key, seed, args, data, splits, folder)
+            run_one(key, seed, args, data, splits, folder, caches)
 
     results = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/result.json"))]
     results = [r for r in results if r.get("settings") == _settings(args)]

@@ -222,7 +222,12 @@ def format_table(reports: Mapping[str, EvalReport]) -> str:
         distractor = "-" if math.isnan(report.distractor_accuracy) else f"{report.distractor_accuracy:.3f}"
         row += [f"{report.pointing_game:.3f}", distractor]
         rows.append(row)
-    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    return markdown_table(header, rows)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table of strings: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells):
         return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
@@ -231,4 +236,3 @@ def format_table(reports: Mapping[str, EvalReport]) -> str:
     rule_line = "|" + "|".join(":" + "-" * (w + 1) if i == 0 else "-" * (w + 1) + ":"
                                for i, w in enumerate(widths)) + "|"
     return "\n".join([line(header), rule_line] + [line(r) for r in rows])
-

@@ -77,3 +77,20 @@ def test_three_steps_write_a_checkpoint(tiny_benchmark, tmp_path, mode, scheme, 
     with torch.no_grad():
         maps = model(torch.zeros(1, 3, 224, 224), torch.zeros(1, 3, 1, 96, 64))
     assert maps.shape == (1, 14, 14)
+
+
+def test_runs_share_feature_caches(tiny_benchmark, tmp_path, monkeypatch):
+    from avsdk.training import fast
+    from avsdk.training.train import train
+
+    built = []
+    real = fast.build_cache
+    monkeypatch.setattr(fast, "build_cache", lambda *a, **k: built.append(a[2]) or real(*a, **k))
+    caches = {}
+    for index, remove in enumerate((True, False, True)):
+        config = TrainConfig(data=str(tiny_benchmark), out=str(tmp_path / str(index)), mode="fast", epochs=1,
+                             batch_size=4, clips_per_class=2, fast_views=2, max_steps=1, positive_region="map",
+                             remove_false_negatives=remove, seed=index // 2, progress=False)
+        train(config, caches)
+    # seed 0 builds the train (2 views) and val (1 view) caches once for both runs; seed 1 again
+    assert built == [2, 1, 2, 1] and len(caches) == 4

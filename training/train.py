@@ -57,20 +57,33 @@ def _atomic_save(obj, path: Path) -> None:
         raise
 
 
+def _feature_cache(caches, model, samples, split: str, config: TrainConfig, views: int, segment: bool):
+    """The fast mode's FeatureCache of ``samples``, from ``caches`` when a run with the same
+    data, trunk, views, scheme, seed and segmentation built it already (None: no sharing)."""
+    from .fast import build_cache
+
+    key = (config.data, split, len(samples), config.model.visual, views, config.scheme, config.seed,
+           segment, config.segment_size)
+    if caches is not None and key in caches:
+        return caches[key]
+    cache = build_cache(model, samples, views, config.scheme, config.seed, segment=segment,
+                        segment_size=config.segment_size, progress=config.progress)
+    if caches is not None:
+        caches[key] = cache
+    return cache
+
+
 class Validator:
     """cIoU@0.5 and AUC on the validation split, from cached features (fast) or frames (full)."""
 
-    def __init__(self, objective: Objective, samples, config: TrainConfig, device):
+    def __init__(self, objective: Objective, samples, config: TrainConfig, device, caches=None):
         from avsdk.evaluation import load_target
 
         self.objective, self.samples, self.config, self.device = objective, samples, config, device
         self.targets = [load_target(s) for s in samples]
         self.cache = None
         if config.mode == "fast":
-            from .fast import build_cache
-
-            self.cache = build_cache(objective.model, samples, 1, config.scheme, config.seed,
-                                     segment=False, progress=config.progress)
+            self.cache = _feature_cache(caches, objective.model, samples, "val", config, 1, segment=False)
 
     def __call__(self):
         from avsdk.evaluation import evaluate, report_from_maps
@@ -89,16 +102,13 @@ class Validator:
         return {"ciou": value.ciou_at_05, "auc": value.auc, "pointing": report.pointing_game}
 
 
-def _batches(config, objective, samples, rank, world, device):
+def _batches(config, objective, samples, rank, world, device, caches=None):
     """An epoch -> iterator of loss-argument tuples, for the configured mode."""
     labels = [s.label for s in samples]
     sampler = GroupedBatches(labels, config.batch_size, config.clips_per_class, config.seed, rank, world)
     segment = config.scheme == "sacl" and config.positive_region == "segments"
     if config.mode == "fast":
-        from .fast import build_cache
-
-        cache = build_cache(objective.model, samples, config.fast_views, config.scheme, config.seed,
-                            segment=segment, segment_size=config.segment_size, progress=config.progress)
+        cache = _feature_cache(caches, objective.model, samples, "train", config, config.fast_views, segment)
 
         def epoch_batches(epoch):
             sampler.set_epoch(epoch)
@@ -123,8 +133,14 @@ def _batches(config, objective, samples, rank, world, device):
     return epoch_batches, len(sampler)
 
 
-def train(config: TrainConfig) -> dict:
-    """Train, validate every ``eval_every`` epochs, keep the best checkpoint. Returns the summary."""
+def train(config: TrainConfig, caches: dict | None = None) -> dict:
+    """Train, validate every ``eval_every`` epochs, keep the best checkpoint. Returns the summary.
+
+    ``caches``: a dict shared between calls (fast mode): runs that would build the same
+    feature cache (same data, trunk, views, scheme, seed and segmentation; the trunk is
+    frozen, so its features are the same) build it once. The caller empties it to free the
+    memory (about 0.5 MB per view and image).
+    """
     from avsdk.datasets import load_split
 
     rank, world, device = _distributed(config)
@@ -148,8 +164,8 @@ def train(config: TrainConfig) -> dict:
         state = json.loads(saved["state"])
 
     started = time.perf_counter()
-    epoch_batches, steps_per_epoch = _batches(config, objective, train_samples, rank, world, device)
-    validate = Validator(objective, val_samples, config, device) if rank == 0 else None
+    epoch_batches, steps_per_epoch = _batches(config, objective, train_samples, rank, world, device, caches)
+    validate = Validator(objective, val_samples, config, device, caches) if rank == 0 else None
     step_fn = objective
     if world > 1:
         step_fn = torch.nn.parallel.DistributedDataParallel(
