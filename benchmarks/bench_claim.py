@@ -43,7 +43,7 @@ VARIANTS = {
     "c": ("(c) SSPL (PCM)", {"scheme": "sspl"}, {"pcm": True}),
     "d": ("(d) SSPL without PCM", {"scheme": "sspl"}, {}),
 }
-SPLITS = ("test", "unheard")
+SCORED = ("test", "unheard")  # the splits each run is scored on
 # (column title, path into EvalReport.to_dict())
 METRICS = (("cIoU@0.5", ("value", "ciou_at_0.5")), ("AUC", ("value", "auc")),
            ("pointing game", ("pointing_game",)), ("distractor acc.", ("distractor_accuracy",)))
@@ -110,7 +110,7 @@ def report(results: list[dict], baselines: dict, split_sizes: dict, command: str
         best = r["best"]
         lines.append(f"- {r['name']}, seed {r['seed']}: best val cIoU@0.5 {best['ciou']:.3f}, AUC {best['auc']:.3f}, "
                      f"pointing {best.get('pointing', float('nan')):.3f} (epoch {best['epoch']}), {r['seconds']} s")
-    for split in SPLITS:
+    for split in SCORED:
         header = ["method", "seeds"] + [title for title, _ in METRICS]
         rows = []
         for key, (name, _, _) in VARIANTS.items():
@@ -128,7 +128,7 @@ def report(results: list[dict], baselines: dict, split_sizes: dict, command: str
         lines += ["", "## (a) - (b): what removing false negatives changes, per seed", ""]
         header = ["split", "seed"] + [title for title, _ in METRICS]
         rows = []
-        for split in SPLITS:
+        for split in SCORED:
             diffs = {title: [] for title, _ in METRICS}
             for seed in paired:
                 row = [split, str(seed)]
@@ -158,14 +158,14 @@ def main(argv=None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
-    from avsdk.datasets import BenchmarkConfig, build_benchmark, load_split
+    from avsdk.datasets import SPLITS, BenchmarkConfig, build_benchmark, load_split
     from avsdk.evaluation import evaluate_baselines
 
     out = Path(args.out)
     progress = not args.no_progress
-    sizes = dict(zip(("train", "val", "test", "unheard"), args.split_sizes or ()))
+    sizes = dict(zip(SPLITS, args.split_sizes or ()))
     data = build_benchmark(out / "benchmark", BenchmarkConfig(seed=args.data_seed, **sizes), progress=progress)
-    splits = {name: load_split(data, name) for name in SPLITS}
+    splits = {name: load_split(data, name) for name in SCORED}
     baselines = {split: {k: r.to_dict(per_image=False) for k, r in evaluate_baselines(samples).items()}
                  for split, samples in splits.items()}
     for seed in args.seeds:

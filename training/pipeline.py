@@ -71,7 +71,7 @@ def _score(localizer, samples, progress: bool):
 
 def run(config: PipelineConfig) -> dict:
     """Run every step; returns {"tables": {...}, "files": {...}, "seconds": {...}}."""
-    from avsdk.datasets import BenchmarkConfig, build_benchmark, load_split
+    from avsdk.datasets import SPLITS, BenchmarkConfig, build_benchmark, load_split
     from avsdk.evaluation import evaluate_baselines, format_table
     from avsdk.export import export_onnx
     from avsdk.localizer import Localizer
@@ -83,9 +83,9 @@ def run(config: PipelineConfig) -> dict:
     seconds: dict[str, float] = {}
 
     t = _stage("1/6 benchmark from the committed asset pack")
-    sizes = dict(zip(("train", "val", "test", "unheard"), config.split_sizes))
+    sizes = dict(zip(SPLITS, config.split_sizes))
     data = build_benchmark(out / "benchmark", BenchmarkConfig(seed=config.seed, **sizes), progress=config.progress)
-    splits = {name: load_split(data, name) for name in ("train", "val", "test", "unheard")}
+    splits = {name: load_split(data, name) for name in SPLITS}
     print("   " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
     seconds["benchmark"] = time.perf_counter() - t
     _done(t)
