@@ -10,18 +10,25 @@ takes its max over p. Here that tensor never exists:
     _grad_visual_kernel  dL/dv[i, :, p] = mask[i, p] sum_j [argmax[i, j] = p] dL/ds[i, j] a[j]
     _grad_audio_kernel   dL/da[j] = sum_i dL/ds[i, j] mask[i, p*] v[i, :, p*],  p* = argmax[i, j]
 
-Both gradients are written as matmuls with a one-hot [p, j] weight built in registers, so they
+By default both gradients are matmuls with a one-hot [p, j] weight built in registers, so they
 run on the tensor cores and need no atomics; dL/da is split over i and the partial sums are
-added in a fixed order (deterministic).
+added in a fixed order (deterministic). ``Tiles(grad_audio="gather")`` computes dL/da instead
+by reading the one column v[i, :, p*] each pair needs (_grad_audio_gather_kernel): B * B * C
+multiply-adds instead of B * B * HW * C, no tensor cores, same fixed order.
 
-Precision: accumulation is always float32. float32 inputs use float32 FMA dots ("ieee"): on
-the H100 with Triton 3.6 that beat 3-pass TF32 ("tf32x3", 1.6-2x slower), and TF32 alone would
-put errors of ~1e-3 on logits scaled by 1 / tau = 200. float16 / bfloat16 inputs use native
-tensor-core dots with exact products; in the backward the float32 one-hot weight is split into
-two half-precision terms (hi + lo, ~16 significant bits).
+Precision: accumulation is always float32. float32 inputs use float32 FMA dots ("ieee") by
+default: on the H100 with Triton 3.6 that beat 3-pass TF32 ("tf32x3", 1.6-2x slower), and TF32
+alone would put errors of ~1e-3 on logits scaled by 1 / tau = 200. ``Tiles(fp32_dot="f16x3")``
+splits float32 data into float16 pieces (_split_f16: ~22 significant bits, exact products) and
+runs the forward as three and dL/dv as two float16 tensor-core dots per tile (the one-hot is
+exactly 0 / 1 there and carries no weight). float16 / bfloat16 inputs use native tensor-core
+dots with exact products; in the backward the float32 one-hot weight is split into two
+half-precision terms (hi + lo, ~16 significant bits).
 """
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import torch
@@ -30,6 +37,23 @@ import triton.language as tl
 
 from . import _alloc
 from .reference import FALSE_NEGATIVE_LOGIT
+
+
+SPLIT_SCALE: tl.constexpr = tl.constexpr(2048.0)  # 2^11: float16 keeps 11 significant bits
+
+
+@triton.jit
+def _split_f16(x):
+    """float32 x -> float16 (hi, lo) with x = hi + lo / 2^11 to about 22 significant bits.
+
+    |x - hi| <= 2^-11 |x|, so lo = (x - hi) 2^11 is no larger than x and fits float16 whenever
+    x does (|x| < 65504; L2-normalised data is <= 1). Products of the pieces are exact in the
+    tensor cores' float32 accumulation, so hi.hi + (hi.lo + lo.hi) / 2^11 matches a float32 dot
+    to ~2^-22 relative, with two or three float16 MMAs instead of float32 FMAs.
+    """
+    hi = x.to(tl.float16)
+    lo = ((x - hi.to(tl.float32)) * SPLIT_SCALE).to(tl.float16)
+    return hi, lo
 
 
 @triton.jit
@@ -44,6 +68,7 @@ def _pair_max_kernel(
     HW,
     UPCAST: tl.constexpr,  # operands of different dtypes: compute both in float32
     PRECISION: tl.constexpr,  # tl.dot input_precision for float32 operands
+    SPLIT: tl.constexpr,  # float32 data as float16 pieces: three tensor-core dots (_split_f16)
     BLOCK_J: tl.constexpr,
     BLOCK_P: tl.constexpr,
     BLOCK_K: tl.constexpr,
@@ -61,6 +86,7 @@ def _pair_max_kernel(
         offs_p = p0 + tl.arange(0, BLOCK_P)
         p_ok = offs_p < HW
         acc = tl.zeros([BLOCK_J, BLOCK_P], dtype=tl.float32)
+        acc_lo = tl.zeros([BLOCK_J, BLOCK_P], dtype=tl.float32)  # SPLIT: the 2^-11 terms
         for k0 in range(0, C, BLOCK_K):
             offs_k = k0 + tl.arange(0, BLOCK_K)
             k_ok = offs_k < C
@@ -68,10 +94,19 @@ def _pair_max_kernel(
                         mask=j_ok[:, None] & k_ok[None, :], other=0.0)
             v = tl.load(v_map + offs_k[:, None] * HW + offs_p[None, :],
                         mask=k_ok[:, None] & p_ok[None, :], other=0.0)
-            if UPCAST:
-                a = a.to(tl.float32)
-                v = v.to(tl.float32)
-            acc = tl.dot(a, v, acc, input_precision=PRECISION)
+            if SPLIT:
+                a_hi, a_lo = _split_f16(a.to(tl.float32))
+                v_hi, v_lo = _split_f16(v.to(tl.float32))
+                acc = tl.dot(a_hi, v_hi, acc)
+                acc_lo = tl.dot(a_hi, v_lo, acc_lo)
+                acc_lo = tl.dot(a_lo, v_hi, acc_lo)
+            else:
+                if UPCAST:
+                    a = a.to(tl.float32)
+                    v = v.to(tl.float32)
+                acc = tl.dot(a, v, acc, input_precision=PRECISION)
+        if SPLIT:
+            acc += acc_lo * (1.0 / SPLIT_SCALE)
         m = tl.load(m_ptr + i * HW + offs_p, mask=p_ok, other=0.0)
         # masked positions score exactly 0 and take part in the max, as in the reference
         scores = tl.where(p_ok[None, :], acc * m[None, :], float("-inf"))
@@ -149,8 +184,10 @@ def _grad_visual_kernel(
     B,
     C,
     HW,
+    g_scale,  # SPLIT: a power of two with |dL/ds| * g_scale <= 1, so g a fits float16
     PRECISION: tl.constexpr,
     NATIVE: tl.constexpr,  # both operands one half dtype: one-hot split in two, native MMAs
+    SPLIT: tl.constexpr,  # float32: exact 0/1 one-hot @ float16 pieces of g a (two MMAs)
     BLOCK_P: tl.constexpr,
     BLOCK_C: tl.constexpr,
     BLOCK_J: tl.constexpr,
@@ -165,15 +202,24 @@ def _grad_visual_kernel(
     c_ok = offs_c < C
 
     acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32)
+    acc_lo = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32)  # SPLIT: the 2^-11 terms
     for j0 in range(0, B, BLOCK_J):
         offs_j = j0 + tl.arange(0, BLOCK_J)
         j_ok = offs_j < B
         g = tl.load(g_ptr + i * B + offs_j, mask=j_ok, other=0.0)
         p_star = tl.load(arg_ptr + i * B + offs_j, mask=j_ok, other=-1)
-        onehot = tl.where(offs_p[:, None] == p_star[None, :], g[None, :], 0.0)  # [P, J]
         a = tl.load(a_ptr + offs_j[:, None] * C + offs_c[None, :],
                     mask=j_ok[:, None] & c_ok[None, :], other=0.0)
-        acc = _onehot_dot(onehot, a, acc, PRECISION, NATIVE)
+        hit = offs_p[:, None] == p_star[None, :]  # [P, J]
+        if SPLIT:
+            w_hi, w_lo = _split_f16(a.to(tl.float32) * (g * g_scale)[:, None])  # [J, C]
+            onehot = hit.to(tl.float16)
+            acc = tl.dot(onehot, w_hi, acc)
+            acc_lo = tl.dot(onehot, w_lo, acc_lo)
+        else:
+            acc = _onehot_dot(tl.where(hit, g[None, :], 0.0), a, acc, PRECISION, NATIVE)
+    if SPLIT:
+        acc = (acc + acc_lo * (1.0 / SPLIT_SCALE)) * (1.0 / g_scale)
     m = tl.load(m_ptr + i * HW + offs_p, mask=p_ok, other=0.0)
     acc = acc * (m * tl.load(gout_ptr))[:, None]
     tl.store(gv_ptr + i * C * HW + offs_c[None, :] * HW + offs_p[:, None],
@@ -234,6 +280,62 @@ def _grad_audio_kernel(
              acc, mask=j_ok[:, None] & c_ok[None, :])
 
 
+@triton.jit
+def _grad_audio_gather_kernel(
+    g_ptr,  # [B, B] float32: dL/ds from the forward
+    arg_ptr,  # [B, B] int32: argmax positions from the forward
+    m_ptr,  # [B, HW] float32 masks
+    v_ptr,  # [B, C, HW] visual maps
+    gout_ptr,  # [] float32: incoming gradient of the loss
+    part_ptr,  # [SPLITS, B, C] float32 out: dL/da summed over this split's rows i
+    B,
+    C,
+    HW,
+    ROWS_PER_SPLIT,
+    BLOCK_J: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
+    """dL/da[j] = sum_i g[i, j] m[i, p*] v[i, :, p*] as a gather: each pair reads one column.
+
+    The tile is [C, J], so neighbouring lanes gather v[i, c, p*_ij] for neighbouring j: all of
+    them lie in the same row v[i, c, :] (HW elements), a few cache lines. No MMA, no one-hot,
+    exact in every dtype; the work is B * B * C multiply-adds instead of B * B * HW * C.
+    """
+    pid = tl.program_id(0)
+    n_jb = tl.cdiv(B, BLOCK_J)
+    n_cb = tl.cdiv(C, BLOCK_C)
+    split = pid // (n_jb * n_cb)
+    offs_c = ((pid // n_jb) % n_cb) * BLOCK_C + tl.arange(0, BLOCK_C)
+    offs_j = (pid % n_jb) * BLOCK_J + tl.arange(0, BLOCK_J)
+    j_ok = offs_j < B
+    c_ok = offs_c < C
+
+    acc = tl.zeros([BLOCK_C, BLOCK_J], dtype=tl.float32)
+    first = split * ROWS_PER_SPLIT
+    g_row = g_ptr + first.to(tl.int64) * B
+    arg_row = arg_ptr + first.to(tl.int64) * B
+    m_row = m_ptr + first.to(tl.int64) * HW
+    v_map = v_ptr + first.to(tl.int64) * C * HW
+    for _ in range(first, tl.minimum(B, first + ROWS_PER_SPLIT)):
+        g = tl.load(g_row + offs_j, mask=j_ok, other=0.0)
+        p_star = tl.load(arg_row + offs_j, mask=j_ok, other=0)
+        w = g * tl.load(m_row + p_star, mask=j_ok, other=0.0)
+        v = tl.load(v_map + offs_c[:, None] * HW + p_star[None, :],
+                    mask=c_ok[:, None] & j_ok[None, :], other=0.0)
+        acc += v.to(tl.float32) * w[None, :]
+        g_row += B
+        arg_row += B
+        m_row += HW
+        v_map += C * HW
+    acc = acc * tl.load(gout_ptr)
+    tl.store(part_ptr + split.to(tl.int64) * B * C + offs_j[None, :] * C + offs_c[:, None],
+             acc, mask=c_ok[:, None] & j_ok[None, :])
+
+
+FP32_DOTS = ("ieee", "tf32x3", "f16x3")
+GRAD_AUDIO_MODES = ("onehot", "gather")
+
+
 @dataclass(frozen=True)
 class Tiles:
     """Block sizes and launch settings of the four kernels (benchmarks may pass their own)."""
@@ -253,8 +355,18 @@ class Tiles:
     ga_programs: int = 512  # split the sum over i until about this many programs run
     stages: int = 3
     row_block: int = 1024
-    fp32_dot: str = "ieee"  # tl.dot input_precision for float32 operands: never below fp32
+    # float32 operands: "ieee" (float32 FMA dots), "tf32x3" (Triton's 3-pass TF32) or "f16x3"
+    # (float16 pieces on the tensor cores, see _split_f16); never plain TF32
+    fp32_dot: str = "ieee"
     split_onehot: bool = True  # half inputs: backward one-hot as two native half MMAs
+    grad_audio: str = "onehot"  # "onehot": one-hot MMAs over all positions; "gather": sparse
+
+    def __post_init__(self):
+        if self.fp32_dot not in FP32_DOTS:
+            raise ValueError(f"Tiles.fp32_dot: expected one of {FP32_DOTS}, got {self.fp32_dot!r}")
+        if self.grad_audio not in GRAD_AUDIO_MODES:
+            raise ValueError(f"Tiles.grad_audio: expected one of {GRAD_AUDIO_MODES}, "
+                             f"got {self.grad_audio!r}")
 
 
 # Under the interpreter every program costs milliseconds: few, small ones.
@@ -264,6 +376,7 @@ INTERPRETER_TILES = Tiles(
 )
 
 
+@functools.lru_cache(maxsize=64)  # called on every forward: no dataclass built each step
 def default_tiles(B: int, dtype: torch.dtype, on_gpu: bool) -> Tiles:
     """Block sizes picked from the H100 sweep in benchmarks/results/kernels_h100.md."""
     if not on_gpu:
@@ -278,10 +391,22 @@ def default_tiles(B: int, dtype: torch.dtype, on_gpu: bool) -> Tiles:
                  ga_j=min(128, cap), ga_c=64, ga_p=64, ga_warps=4, stages=4)
 
 
+def _has_fp32(*tensors: torch.Tensor) -> bool:
+    return any(t.dtype == torch.float32 for t in tensors)
+
+
+def _split(tiles: Tiles, *tensors: torch.Tensor) -> bool:
+    """float32 data goes through the float16-piece dots (fp32_dot "f16x3")."""
+    return tiles.fp32_dot == "f16x3" and _has_fp32(*tensors)
+
+
 def _precision(tiles: Tiles, *tensors: torch.Tensor) -> str:
-    # float32 operands: "ieee" or "tf32x3" (two TF32 halves each, float32 accuracy). Half
-    # operands ignore it; upcast to float32, TF32 holds them exactly.
-    return tiles.fp32_dot if any(t.dtype == torch.float32 for t in tensors) else "tf32"
+    # float32 operands: "ieee" or "tf32x3" (two TF32 halves each, float32 accuracy); "f16x3"
+    # does not reach tl.dot's input_precision. Half operands upcast to float32: TF32 holds
+    # them exactly.
+    if not _has_fp32(*tensors):
+        return "tf32"
+    return "ieee" if tiles.fp32_dot == "f16x3" else tiles.fp32_dot
 
 
 def _native(tiles: Tiles, visual_hat: torch.Tensor, audio_hat: torch.Tensor) -> bool:
@@ -299,7 +424,7 @@ def _forward(visual_hat, mask, audio_hat, keep, tau: float, tiles: Tiles):
     _pair_max_kernel[(B * triton.cdiv(B, tiles.pair_j),)](
         visual_hat, mask, audio_hat, sims, argmax, B, C, HW,
         UPCAST=upcast, PRECISION=_precision(tiles, visual_hat, audio_hat),
-        BLOCK_J=tiles.pair_j, BLOCK_P=tiles.pair_p, BLOCK_K=tiles.pair_k,
+        SPLIT=_split(tiles, visual_hat, audio_hat), BLOCK_J=tiles.pair_j, BLOCK_P=tiles.pair_p, BLOCK_K=tiles.pair_k,
         num_warps=tiles.pair_warps, num_stages=tiles.stages,
     )
     rows = _alloc.empty((B,), torch.float32, dev)
@@ -311,14 +436,20 @@ def _forward(visual_hat, mask, audio_hat, keep, tau: float, tiles: Tiles):
     return rows, grad_sims, argmax
 
 
-def _grad_visual(grad_sims, argmax, mask, audio_hat, gout, visual_hat, tiles: Tiles):
+def _grad_scale(B: int, tau: float) -> float:
+    """A power of two g_scale with |dL/ds| g_scale <= 1: |dL/ds| <= 1 / (B tau) (softmax)."""
+    return 2.0 ** -math.ceil(math.log2(max(1.0 / (B * tau), 2.0 ** -60)))
+
+
+def _grad_visual(grad_sims, argmax, mask, audio_hat, gout, visual_hat, tau, tiles: Tiles):
     B, C, HW = visual_hat.shape
     grad = _alloc.empty((B, C, HW), visual_hat.dtype, grad_sims.device)
     grid = (B * triton.cdiv(HW, tiles.gv_p) * triton.cdiv(C, tiles.gv_c),)
     _grad_visual_kernel[grid](
-        grad_sims, argmax, mask, audio_hat, gout, grad, B, C, HW,
+        grad_sims, argmax, mask, audio_hat, gout, grad, B, C, HW, _grad_scale(B, tau),
         PRECISION=_precision(tiles, visual_hat, audio_hat),
-        NATIVE=_native(tiles, visual_hat, audio_hat), BLOCK_P=tiles.gv_p, BLOCK_C=tiles.gv_c,
+        NATIVE=_native(tiles, visual_hat, audio_hat),
+        SPLIT=_split(tiles, visual_hat, audio_hat), BLOCK_P=tiles.gv_p, BLOCK_C=tiles.gv_c,
         BLOCK_J=tiles.gv_j, num_warps=tiles.gv_warps, num_stages=tiles.stages,
     )
     return grad
@@ -332,13 +463,25 @@ def _grad_audio(grad_sims, argmax, mask, visual_hat, gout, audio_hat, tiles: Til
     rows_per_split = triton.cdiv(B, splits)
     splits = triton.cdiv(B, rows_per_split)
     partial = _alloc.empty((splits, B, C), torch.float32, visual_hat.device)
+    if tiles.grad_audio == "gather":
+        _grad_audio_gather_kernel[(splits * blocks,)](
+            grad_sims, argmax, mask, visual_hat, gout, partial, B, C, HW, rows_per_split,
+            BLOCK_J=tiles.ga_j, BLOCK_C=tiles.ga_c, num_warps=tiles.ga_warps,
+        )
+        return _sum_splits(partial, audio_hat.dtype)
     _grad_audio_kernel[(splits * blocks,)](
         grad_sims, argmax, mask, visual_hat, gout, partial, B, C, HW, rows_per_split,
         PRECISION=_precision(tiles, visual_hat, audio_hat),
         NATIVE=_native(tiles, visual_hat, audio_hat), BLOCK_J=tiles.ga_j, BLOCK_C=tiles.ga_c,
         BLOCK_P=tiles.ga_p, num_warps=tiles.ga_warps, num_stages=tiles.stages,
     )
-    return partial.sum(dim=0).to(audio_hat.dtype)
+    return _sum_splits(partial, audio_hat.dtype)
+
+
+def _sum_splits(partial: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    # one split: no reduction kernel; float32 output: no cast kernel
+    total = partial[0] if partial.shape[0] == 1 else partial.sum(dim=0)
+    return total.to(dtype)
 
 
 class MaskedInfoNCE(torch.autograd.Function):
@@ -353,12 +496,15 @@ class MaskedInfoNCE(torch.autograd.Function):
         visual_hat = visual_hat.contiguous()
         audio_hat = audio_hat.contiguous()
         mask = mask.to(torch.float32).contiguous()
-        keep = keep.to(torch.bool).to(torch.uint8).contiguous()
+        # a bool tensor is read as its bytes (no copy); anything else becomes 0 / 1 bytes
+        keep = (keep.contiguous().view(torch.uint8) if keep.dtype == torch.bool
+                else keep.to(torch.bool).to(torch.uint8).contiguous())
         B = visual_hat.shape[0]
         tiles = tiles or default_tiles(B, visual_hat.dtype, visual_hat.is_cuda)
         rows, grad_sims, argmax = _forward(visual_hat, mask, audio_hat, keep, tau, tiles)
         ctx.save_for_backward(visual_hat, mask, audio_hat, grad_sims, argmax)
         ctx.tiles = tiles
+        ctx.tau = tau
         return rows.mean()
 
     @staticmethod
@@ -369,7 +515,7 @@ class MaskedInfoNCE(torch.autograd.Function):
         grad_visual = grad_audio = None
         if ctx.needs_input_grad[0]:
             grad_visual = _grad_visual(grad_sims, argmax, mask, audio_hat, gout, visual_hat,
-                                       ctx.tiles)
+                                       ctx.tau, ctx.tiles)
         if ctx.needs_input_grad[2]:
             grad_audio = _grad_audio(grad_sims, argmax, mask, visual_hat, gout, audio_hat,
                                      ctx.tiles)

@@ -156,6 +156,69 @@ def test_masked_infonce_matches_reference(case, dtype, device):
     assert tri[0].dtype == torch.float32
 
 
+# Tiles options that change the arithmetic, not only block sizes (see fused_infonce.Tiles)
+VARIANTS = {
+    "f16x3": {"fp32_dot": "f16x3"},  # float32 as float16 pieces on the tensor cores
+    "gather": {"grad_audio": "gather"},  # dL/da reads one column per pair
+    "f16x3-gather": {"fp32_dot": "f16x3", "grad_audio": "gather"},
+}
+
+
+def _variant_op(variant: str, device: str):
+    from dataclasses import replace
+
+    from avsdk.kernels.fused_infonce import default_tiles, masked_infonce
+
+    def op(visual, mask, audio, keep, tau, backend):
+        if backend == "torch":
+            return K.masked_infonce(visual, mask, audio, keep, tau, backend="torch")
+        tiles = replace(default_tiles(visual.shape[0], visual.dtype, device == "cuda"),
+                        **VARIANTS[variant])
+        return masked_infonce(visual, mask, audio, keep, tau, tiles=tiles)
+
+    return op
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: SHORT[d])
+@pytest.mark.parametrize("case", INFONCE_CASES, ids=_case_id)
+def test_masked_infonce_variants_match_reference(case, dtype, variant, device):
+    B, C, HW, masks, diag = case
+    visual, mask, audio, keep = _infonce_inputs(B, C, HW, dtype, device, masks, B + C, diag)
+    op = _variant_op(variant, device)
+    ref, tri = run_both(lambda v, a, backend: op(v, mask, a, keep, 0.005, backend),
+                        [visual, audio])
+    assert_close("loss", ref[0], tri[0], torch.float32, floor=1.0)
+    for name, r, t in zip(["grad visual", "grad audio"], ref[1:], tri[1:]):
+        assert_close(name, r, t, dtype)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_masked_infonce_variants_mixed_dtypes_and_large_tau(variant, device):
+    """float32 visual with float16 audio, and tau = 1 (the f16x3 gradient scale grows)."""
+    gen = torch.Generator().manual_seed(12)
+    B, C, HW = 5, 24, 10
+    visual = F.normalize(torch.randn(B, C, HW, generator=gen), dim=1).to(device)
+    audio = F.normalize(torch.randn(B, C, generator=gen), dim=1).to(device, torch.float16)
+    mask = (torch.rand(B, HW, generator=gen) > 0.4).to(device)
+    keep = torch.ones(B, B, dtype=torch.bool, device=device)
+    op = _variant_op(variant, device)
+    ref, tri = run_both(lambda v, a, backend: op(v, mask, a, keep, 1.0, backend),
+                        [visual.requires_grad_(), audio.requires_grad_()])
+    for name, r, t, dt in zip(["loss", "grad visual", "grad audio"], ref, tri,
+                              [torch.float32, torch.float32, torch.float16]):
+        assert_close(name, r, t, dt)
+
+
+def test_unknown_tiles_options_are_refused():
+    from avsdk.kernels.fused_infonce import Tiles
+
+    with pytest.raises(ValueError, match="fp32_dot"):
+        Tiles(fp32_dot="tf32")
+    with pytest.raises(ValueError, match="grad_audio"):
+        Tiles(grad_audio="atomic")
+
+
 def test_masked_infonce_zero_mask_row_gets_no_gradient(device):
     visual, mask, audio, keep = _infonce_inputs(4, 16, 12, torch.float32, device, "zero-row", 3)
     loss = K.masked_infonce(visual, mask, audio, keep, backend="triton")
