@@ -3,11 +3,14 @@
 For each op, dtype and batch size: forward, backward and forward+backward times
 (``triton.testing.do_bench`` median with the 20th and 80th percentiles) and the peak memory of
 forward+backward above the inputs. Rows are appended to a CSV with the device, versions and
-commit. ``--sweep`` also times a few block-size sets of masked_infonce (checked against the
-default ones) to show which tiles suit the device.
+commit. ``--sweep`` also times other tile sets of masked_infonce (block sizes, and the
+``Tiles`` options that change the arithmetic: float16-piece dots for float32, the gathered
+dL/da), each checked against the default ones. ``--profile`` times each kernel of each tile
+set alone, and forward + backward inside a CUDA graph (GPU time, no host overhead).
 
     python benchmarks/bench_kernels.py                       # B in 64 256 1024, fp32 and bf16
     python benchmarks/bench_kernels.py --ops masked_infonce --batch 256 --sweep
+    python benchmarks/bench_kernels.py --ops --batch 256 --profile  # per kernel, CUDA graphs
 """
 from __future__ import annotations
 
@@ -121,11 +124,67 @@ def _sweep_tiles(dtype: torch.dtype):
         "wide-j": replace(base, pair_j=128, pair_p=64, pair_warps=8),
         "p64": replace(base, pair_p=64, gv_p=64, gv_c=64, ga_p=32, ga_c=128, stages=3),
     }
+    variants["gather"] = replace(base, grad_audio="gather")  # dL/da: one column per pair
     if dtype == torch.float32:
         variants["tf32x3"] = replace(base, fp32_dot="tf32x3")  # 3xTF32 tensor-core dots
+        variants["f16x3"] = replace(base, fp32_dot="f16x3")  # float16 pieces, tensor cores
+        variants["f16x3-gather"] = replace(base, fp32_dot="f16x3", grad_audio="gather")
     else:
         variants["upcast-bwd"] = replace(base, split_onehot=False)
     return variants
+
+
+def _run_profile(B, C, HW, dtype, args, emit):
+    """Each kernel of each tile set on its own, then the whole step in a CUDA graph.
+
+    The per-kernel rows show where the time goes; the graph rows ("fwd+bwd graph") are the
+    GPU time of forward + backward without Python and launch overhead, for eager and Triton,
+    so the gap to the plain fwd+bwd rows is the host's share.
+    """
+    from triton.testing import do_bench, do_bench_cudagraph
+
+    from avsdk.kernels import fused_infonce as fi
+
+    quantiles = [0.5, 0.2, 0.8]
+    leaves, (mask, keep) = _inputs("masked_infonce", B, C, HW, dtype)
+    v, a = (x.detach().contiguous() for x in leaves)
+    mask_f = mask.float().contiguous()
+    keep_u8 = keep.contiguous().view(torch.uint8)
+    gout = torch.ones((), device=DEVICE)
+    nan = float("nan")
+    variants = _sweep_tiles(dtype)
+    for name, tiles in variants.items():
+        sims, argmax = fi._pair_max(v, mask_f, a, tiles)
+        _, grad_sims = fi._row_loss(sims, keep_u8, 0.005, tiles)
+        stages = {
+            "pair_max": lambda: fi._pair_max(v, mask_f, a, tiles),
+            "row_loss": lambda: fi._row_loss(sims, keep_u8, 0.005, tiles),
+            "grad_visual": lambda: fi._grad_visual(grad_sims, argmax, mask_f, a, gout, v, 0.005,
+                                                   tiles),
+            "grad_audio": lambda: fi._grad_audio(grad_sims, argmax, mask_f, v, gout, a, tiles),
+        }
+        timings = {stage: do_bench(call, warmup=args.warmup, rep=args.rep, quantiles=quantiles)
+                   for stage, call in stages.items()}
+        emit("masked_infonce", dtype, B, C, HW, f"triton[{name}]", timings, nan,
+             "per kernel, launched directly")
+
+    from avsdk.kernels import reference
+
+    steps = {"eager": lambda v, a: reference.masked_infonce(v, mask, a, keep, 0.005)}
+    for name, tiles in variants.items():
+        steps[f"triton[{name}]"] = (lambda v, a, tiles=tiles:
+                                    fi.masked_infonce(v, mask, a, keep, 0.005, tiles=tiles))
+    for provider, fn in steps.items():
+        def step(fn=fn):
+            torch.autograd.grad(fn(*leaves), leaves)
+
+        try:
+            t = do_bench_cudagraph(step, rep=args.rep, quantiles=quantiles)
+        except Exception as exc:  # capture can fail on some stacks: report, go on
+            print(f"masked_infonce B={B} {provider}: CUDA graph failed: {exc!r}", flush=True)
+            continue
+        emit("masked_infonce", dtype, B, C, HW, provider, {"fwd+bwd graph": t}, nan,
+             "CUDA graph: GPU time without host overhead")
 
 
 def _run_sweep(B, C, HW, dtype, args, emit):
@@ -167,6 +226,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rep", type=int, default=50, help="do_bench repetitions, ms")
     parser.add_argument("--sweep", action="store_true", help="also time other masked_infonce tiles")
     parser.add_argument("--sweep-min-batch", type=int, default=256)
+    parser.add_argument("--profile", action="store_true",
+                        help="time each masked_infonce kernel of each tile set, and fwd+bwd in "
+                             "a CUDA graph (GPU time without host overhead)")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("bench_kernels: needs a CUDA device (the kernels are timed on the GPU only)")
@@ -218,6 +280,10 @@ def main(argv=None) -> int:
             for B in args.batch:
                 if B >= args.sweep_min_batch:
                     _run_sweep(B, C, HW, DTYPES[name], args, emit)
+    if args.profile:
+        for name in args.dtypes:
+            for B in args.batch:
+                _run_profile(B, C, HW, DTYPES[name], args, emit)
     out.close()
     return 0
 

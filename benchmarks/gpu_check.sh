@@ -25,8 +25,11 @@ timeout "${TEST_TIMEOUT:-200}" python -m pytest -q $parallel tests/test_kernels.
 test_rc=${PIPESTATUS[0]}
 
 bench() { python benchmarks/bench_kernels.py --csv "$OUT/kernels.csv" "$@" 2>&1 | tee -a "$OUT/bench_kernels.log"; }
-bench --ops masked_infonce "$@"
-bench --ops --sweep --batch 256 1024 "$@"
+# B = 256 first: the targets. Every tile set: fwd / bwd / fwd+bwd / peak, then per kernel and
+# in a CUDA graph (where the time goes, and how much of it is the host's).
+bench --ops masked_infonce --batch 256 --sweep "$@"
+bench --ops --batch 256 --profile "$@"
+bench --ops masked_infonce --batch 64 1024 --sweep "$@"
 bench --ops av_similarity "$@"
 
 echo "gpu_check: tests exit code $test_rc"

@@ -414,25 +414,38 @@ def _native(tiles: Tiles, visual_hat: torch.Tensor, audio_hat: torch.Tensor) -> 
             and visual_hat.dtype in (torch.float16, torch.bfloat16))
 
 
-def _forward(visual_hat, mask, audio_hat, keep, tau: float, tiles: Tiles):
-    """-> (loss rows [B], dL/ds [B, B], argmax [B, B]); inputs contiguous, mask float32."""
+def _pair_max(visual_hat, mask, audio_hat, tiles: Tiles):
+    """-> (s [B, B] float32, argmax [B, B] int32); inputs contiguous, mask float32."""
     B, C, HW = visual_hat.shape
-    dev = visual_hat.device
-    sims = _alloc.empty((B, B), torch.float32, dev)
-    argmax = _alloc.empty((B, B), torch.int32, dev)
-    upcast = visual_hat.dtype != audio_hat.dtype
+    sims = _alloc.empty((B, B), torch.float32, visual_hat.device)
+    argmax = _alloc.empty((B, B), torch.int32, visual_hat.device)
     _pair_max_kernel[(B * triton.cdiv(B, tiles.pair_j),)](
         visual_hat, mask, audio_hat, sims, argmax, B, C, HW,
-        UPCAST=upcast, PRECISION=_precision(tiles, visual_hat, audio_hat),
-        SPLIT=_split(tiles, visual_hat, audio_hat), BLOCK_J=tiles.pair_j, BLOCK_P=tiles.pair_p, BLOCK_K=tiles.pair_k,
+        UPCAST=visual_hat.dtype != audio_hat.dtype,
+        PRECISION=_precision(tiles, visual_hat, audio_hat),
+        SPLIT=_split(tiles, visual_hat, audio_hat),
+        BLOCK_J=tiles.pair_j, BLOCK_P=tiles.pair_p, BLOCK_K=tiles.pair_k,
         num_warps=tiles.pair_warps, num_stages=tiles.stages,
     )
-    rows = _alloc.empty((B,), torch.float32, dev)
-    grad_sims = _alloc.empty((B, B), torch.float32, dev)
+    return sims, argmax
+
+
+def _row_loss(sims, keep, tau: float, tiles: Tiles):
+    """-> (loss rows [B] float32, dL/ds [B, B] float32 for the mean of the rows)."""
+    B = sims.shape[0]
+    rows = _alloc.empty((B,), torch.float32, sims.device)
+    grad_sims = _alloc.empty((B, B), torch.float32, sims.device)
     _row_loss_kernel[(B,)](
         sims, keep, rows, grad_sims, B, 1.0 / float(tau), FN_LOGIT=FALSE_NEGATIVE_LOGIT,
         BLOCK=min(tiles.row_block, triton.next_power_of_2(B)),
     )
+    return rows, grad_sims
+
+
+def _forward(visual_hat, mask, audio_hat, keep, tau: float, tiles: Tiles):
+    """-> (loss rows [B], dL/ds [B, B], argmax [B, B]); inputs contiguous, mask float32."""
+    sims, argmax = _pair_max(visual_hat, mask, audio_hat, tiles)
+    rows, grad_sims = _row_loss(sims, keep, tau, tiles)
     return rows, grad_sims, argmax
 
 

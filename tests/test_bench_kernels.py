@@ -1,0 +1,86 @@
+"""benchmarks/bench_kernels.py's tile sweep and profile, run on CPU under the interpreter.
+
+The timings need a GPU (the device check, benchmarks/gpu_check.sh, is short and rare), so
+here the timers are replaced by a call counter: what is checked is that every tile set and
+stage runs, that each tile set agrees with the default one, and the rows written.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("triton", reason="the fused kernels need triton (pip install 'avsdk[train]')")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def bench(monkeypatch, device):
+    if device == "cuda":
+        pytest.skip("on a GPU the real benchmark runs (benchmarks/gpu_check.sh)")
+    spec = importlib.util.spec_from_file_location("bench_kernels",
+                                                  ROOT / "benchmarks" / "bench_kernels.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "DEVICE", "cpu")
+    calls = []
+
+    def fake_bench(fn, *args, quantiles=None, **kwargs):
+        fn()
+        calls.append(fn)
+        return [1.0, 0.5, 1.5]
+
+    import triton.testing
+
+    monkeypatch.setattr(triton.testing, "do_bench", fake_bench)
+    monkeypatch.setattr(triton.testing, "do_bench_cudagraph", fake_bench)
+    def fake_measure(fn, leaves, extra, *args):  # leaves' .grad untouched, as _measure leaves it
+        step = lambda: torch.autograd.grad(fn(*leaves, *extra), leaves)  # noqa: E731
+        return {"fwd+bwd": fake_bench(step)}, 0.0
+
+    monkeypatch.setattr(module, "_measure", fake_measure)
+    # the interpreter runs the GPU tile sets too slowly: the interpreter's blocks instead
+    from avsdk.kernels import fused_infonce
+
+    monkeypatch.setattr(fused_infonce, "default_tiles",
+                        lambda B, dtype, on_gpu: fused_infonce.INTERPRETER_TILES)
+    module.calls = calls
+    return module
+
+
+def _emitter(path):
+    rows = []
+
+    def emit(op, dtype, B, C, HW, provider, timings, peak_mb, note=""):
+        for mode, (p50, _, _) in timings.items():
+            rows.append({"provider": provider, "mode": mode, "ms": p50, "note": note})
+
+    return rows, emit
+
+
+def test_sweep_runs_every_tile_set_and_each_agrees_with_the_default(bench):
+    rows, emit = _emitter(None)
+    args = argparse.Namespace(warmup=1, rep=1)
+    bench._run_sweep(6, 20, 12, torch.float32, args, emit)
+    providers = [r["provider"] for r in rows]
+    expected = {f"triton[{name}]" for name in bench._sweep_tiles(torch.float32)}
+    assert set(providers) == expected and {"triton[f16x3]", "triton[gather]"} <= expected
+    assert not [r for r in rows if "MISMATCH" in r["note"]]
+
+
+def test_profile_times_each_kernel_and_the_graphed_step(bench):
+    rows, emit = _emitter(None)
+    args = argparse.Namespace(warmup=1, rep=1)
+    bench._run_profile(5, 16, 10, torch.float16, args, emit)
+    variants = bench._sweep_tiles(torch.float16)
+    stages = {"pair_max", "row_loss", "grad_visual", "grad_audio"}
+    for name in variants:
+        modes = {r["mode"] for r in rows if r["provider"] == f"triton[{name}]"}
+        assert modes == stages | {"fwd+bwd graph"}, name
+    assert [r["mode"] for r in rows if r["provider"] == "eager"] == ["fwd+bwd graph"]
+    assert len(bench.calls) == len(variants) * 5 + 1
