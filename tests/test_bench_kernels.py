@@ -68,7 +68,7 @@ def test_sweep_runs_every_tile_set_and_each_agrees_with_the_default(bench):
     args = argparse.Namespace(warmup=1, rep=1)
     bench._run_sweep(6, 20, 12, torch.float32, args, emit)
     providers = [r["provider"] for r in rows]
-    expected = {f"triton[{name}]" for name in bench._sweep_tiles(torch.float32)}
+    expected = {f"triton[{name}]" for name in bench._sweep_tiles(torch.float32, 12)}
     assert set(providers) == expected and {"triton[f16x3]", "triton[gather]"} <= expected
     assert not [r for r in rows if "MISMATCH" in r["note"]]
 
@@ -77,7 +77,7 @@ def test_profile_times_each_kernel_and_the_graphed_step(bench):
     rows, emit = _emitter(None)
     args = argparse.Namespace(warmup=1, rep=1)
     bench._run_profile(5, 16, 10, torch.float16, args, emit)
-    variants = bench._sweep_tiles(torch.float16)
+    variants = bench._sweep_tiles(torch.float16, 10)
     stages = {"pair_max", "row_loss", "grad_visual", "grad_audio"}
     for name in variants:
         modes = {r["mode"] for r in rows if r["provider"] == f"triton[{name}]"}
