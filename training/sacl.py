@@ -15,17 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from avsdk.errors import bad_input
+from avsdk.kernels import masked_infonce
 
 TAU = 0.005
 NEGATIVE_RATIO = 0.75
-
-
-def _masked_infonce():
-    try:  # the dispatcher (Triton on CUDA) once avsdk.kernels exports it
-        from avsdk.kernels import masked_infonce
-    except ImportError:
-        from avsdk.kernels.reference import masked_infonce
-    return masked_infonce
 
 
 def false_negative_keep(embedding: torch.Tensor, ratio: float = NEGATIVE_RATIO) -> torch.Tensor:
@@ -85,13 +78,12 @@ def sacl_loss(
         keep = torch.ones(batch, batch, dtype=torch.bool, device=audio.device)
     elif keep.shape != (batch, batch):
         raise bad_input("keep", f"a bool tensor [{batch}, {batch}]", keep)
-    infonce = _masked_infonce()
-    kwargs = {} if infonce.__module__.endswith("reference") else {"backend": backend}
     # float32 at least (logits reach 1 / tau = 200); float64 stays float64 (gradcheck)
     dtype = torch.promote_types(torch.promote_types(visual1.dtype, audio.dtype), torch.float32)
     audio_hat = F.normalize(audio.to(dtype), p=2, dim=1)
     loss = audio_hat.new_zeros(())
     for visual, mask in ((visual1, mask1), (visual2, mask2)):
         visual_hat = F.normalize(visual.flatten(2).to(dtype), p=2, dim=1)  # [B, C, HW]
-        loss = loss + infonce(visual_hat, mask.reshape(batch, -1).to(dtype), audio_hat, keep.bool(), tau=tau, **kwargs)
+        loss = loss + masked_infonce(visual_hat, mask.reshape(batch, -1).to(dtype), audio_hat,
+                                     keep.bool(), tau=tau, backend=backend)
     return loss

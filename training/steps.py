@@ -8,16 +8,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from avsdk.kernels import av_similarity
 from avsdk.models import AVNet, SimSiamHead
 
 from .sacl import false_negative_keep, sacl_loss
 from .segmentation import positive_masks
 from .sspl import sspl_loss
-
-try:
-    from avsdk.kernels import av_similarity
-except ImportError:  # the dispatcher lands with the kernel work; the twin is the same math
-    from avsdk.kernels.reference import av_similarity
 
 
 class Objective(nn.Module):
