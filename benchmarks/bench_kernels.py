@@ -127,17 +127,20 @@ def _sweep_tiles(dtype: torch.dtype, HW: int):
     all_p = triton.next_power_of_2(HW)
     wide_p = replace(base, pair_j=64, pair_p=all_p, pair_k=32, pair_warps=8,
                      gv_p=all_p, gv_c=32, gv_j=64, gv_warps=8)
+    sparse = {"grad_visual": "sorted", "grad_audio": "gather"}  # backward visits pairs only
     variants = {
         "default": base,
         "p64": replace(base, pair_p=64, gv_p=64, gv_c=64, ga_p=32, ga_c=128, stages=3),
         "gather": replace(base, grad_audio="gather"),  # dL/da: one column per pair
+        "sorted-gather": replace(base, **sparse),
         "wide-p": wide_p,
-        "wide-p-gather": replace(wide_p, grad_audio="gather"),
+        "wide-p-sorted-gather": replace(wide_p, **sparse),
     }
     if dtype == torch.float32:  # float16 pieces on the tensor cores instead of FMA dots
         variants["f16x3"] = replace(base, fp32_dot="f16x3")
         variants["f16x3-gather"] = replace(base, fp32_dot="f16x3", grad_audio="gather")
-        variants["wide-p-f16x3-gather"] = replace(wide_p, fp32_dot="f16x3", grad_audio="gather")
+        variants["f16x3-sorted-gather"] = replace(base, fp32_dot="f16x3", **sparse)
+        variants["wide-p-f16x3-sorted-gather"] = replace(wide_p, fp32_dot="f16x3", **sparse)
     return variants
 
 

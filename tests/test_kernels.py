@@ -160,7 +160,8 @@ def test_masked_infonce_matches_reference(case, dtype, device):
 VARIANTS = {
     "f16x3": {"fp32_dot": "f16x3"},  # float32 as float16 pieces on the tensor cores
     "gather": {"grad_audio": "gather"},  # dL/da reads one column per pair
-    "f16x3-gather": {"fp32_dot": "f16x3", "grad_audio": "gather"},
+    "sorted": {"grad_visual": "sorted"},  # dL/dv visits each block's run of sorted argmaxes
+    "f16x3-sorted-gather": {"fp32_dot": "f16x3", "grad_visual": "sorted", "grad_audio": "gather"},
 }
 
 
@@ -217,6 +218,8 @@ def test_unknown_tiles_options_are_refused():
         Tiles(fp32_dot="tf32")
     with pytest.raises(ValueError, match="grad_audio"):
         Tiles(grad_audio="atomic")
+    with pytest.raises(ValueError, match="grad_visual"):
+        Tiles(grad_visual="sparse")
 
 
 def test_masked_infonce_zero_mask_row_gets_no_gradient(device):
