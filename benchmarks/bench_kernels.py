@@ -128,6 +128,8 @@ def _sweep_tiles(dtype: torch.dtype, HW: int):
     wide_p = replace(base, pair_j=64, pair_p=all_p, pair_k=32, pair_warps=8,
                      gv_p=all_p, gv_c=32, gv_j=64, gv_warps=8)
     sparse = {"grad_visual": "sorted", "grad_audio": "gather"}  # backward visits pairs only
+    # and one launch each way: a program per row forward, both gradients in one kernel
+    fused = dict(sparse, forward="rows", fuse_backward=True)
     variants = {
         "default": base,
         "p64": replace(base, pair_p=64, gv_p=64, gv_c=64, ga_p=32, ga_c=128, stages=3),
@@ -141,6 +143,9 @@ def _sweep_tiles(dtype: torch.dtype, HW: int):
         variants["f16x3-gather"] = replace(base, fp32_dot="f16x3", grad_audio="gather")
         variants["f16x3-sorted-gather"] = replace(base, fp32_dot="f16x3", **sparse)
         variants["wide-p-f16x3-sorted-gather"] = replace(wide_p, fp32_dot="f16x3", **sparse)
+        variants["f16x3-fused"] = replace(base, fp32_dot="f16x3", **fused)
+    else:
+        variants["fused"] = replace(base, **fused)
     return variants
 
 
@@ -174,10 +179,14 @@ def _run_profile(B, C, HW, dtype, args, emit):
         stages = {
             "pair_max": lambda: fi._pair_max(v, mask_f, a, tiles),
             "row_loss": lambda: fi._row_loss(sims, keep_u8, 0.005, tiles),
+            "forward": lambda: fi._forward(v, mask_f, a, keep_u8, 0.005, tiles),  # as the set runs
             "grad_visual": lambda: fi._grad_visual(grad_sims, argmax, mask_f, a, gout, v, 0.005,
                                                    tiles),
             "grad_audio": lambda: fi._grad_audio(grad_sims, argmax, mask_f, v, gout, a, tiles),
         }
+        if tiles.fuse_backward and tiles.grad_audio == "gather":
+            stages["grad_both"] = lambda: fi._grad_both(grad_sims, argmax, mask_f, v, a, gout,
+                                                        0.005, tiles)
         timings = {stage: do_bench(call, warmup=args.warmup, rep=args.rep, quantiles=quantiles)
                    for stage, call in stages.items()}
         emit("masked_infonce", dtype, B, C, HW, f"triton[{name}]", timings, nan,

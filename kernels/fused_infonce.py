@@ -18,7 +18,10 @@ multiply-adds instead of B * B * HW * C, no tensor cores, same fixed order.
 ``Tiles(grad_visual="sorted")`` sorts each row of argmax first (one torch.sort), so that each
 block of positions visits only the run of pairs whose argmax falls in it
 (_grad_visual_sorted_kernel): about B / BLOCK_J + HW / BLOCK_P one-hot tiles per row instead
-of (B / BLOCK_J) (HW / BLOCK_P).
+of (B / BLOCK_J) (HW / BLOCK_P). Two options cut launches (each costs host time): with
+``Tiles(forward="rows")`` one program per row computes the pair max and the row loss together
+(_pair_row_kernel), and ``Tiles(fuse_backward=True)`` (with the gathered dL/da) computes both
+gradients in one launch (_grad_both_kernel).
 
 Precision: accumulation is always float32. float32 inputs use float32 FMA dots ("ieee") by
 default: on the H100 with Triton 3.6 that beat 3-pass TF32 ("tf32x3", 1.6-2x slower), and TF32
@@ -61,29 +64,10 @@ def _split_f16(x):
 
 
 @triton.jit
-def _pair_max_kernel(
-    v_ptr,  # [B, C, HW] L2-normalised visual maps, contiguous
-    m_ptr,  # [B, HW] float32 positive masks
-    a_ptr,  # [B, C] L2-normalised audio vectors, contiguous
-    s_ptr,  # [B, B] float32 out: s[i, j] = max_p m[i, p] <v[i, :, p], a[j]>
-    arg_ptr,  # [B, B] int32 out: the first p that attains s[i, j]
-    B,
-    C,
-    HW,
-    UPCAST: tl.constexpr,  # operands of different dtypes: compute both in float32
-    PRECISION: tl.constexpr,  # tl.dot input_precision for float32 operands
-    SPLIT: tl.constexpr,  # float32 data as float16 pieces: three tensor-core dots (_split_f16)
-    BLOCK_J: tl.constexpr,
-    BLOCK_P: tl.constexpr,
-    BLOCK_K: tl.constexpr,
-):
-    pid = tl.program_id(0)
-    n_jb = tl.cdiv(B, BLOCK_J)
-    i = (pid // n_jb).to(tl.int64)  # consecutive programs share v[i]: it stays in L2
-    offs_j = (pid % n_jb) * BLOCK_J + tl.arange(0, BLOCK_J)
-    j_ok = offs_j < B
-    v_map = v_ptr + i * C * HW
-
+def _pair_block(v_map, m_row, a_ptr, offs_j, j_ok, C, HW, UPCAST: tl.constexpr,
+                PRECISION: tl.constexpr, SPLIT: tl.constexpr, BLOCK_J: tl.constexpr,
+                BLOCK_P: tl.constexpr, BLOCK_K: tl.constexpr):
+    """max over p of m[i, p] <v[i, :, p], a[j]> and its first argmax, for the block of j."""
     best = tl.full([BLOCK_J], float("-inf"), dtype=tl.float32)
     best_p = tl.zeros([BLOCK_J], dtype=tl.int32)
     for p0 in range(0, HW, BLOCK_P):
@@ -111,15 +95,84 @@ def _pair_max_kernel(
                 acc = tl.dot(a, v, acc, input_precision=PRECISION)
         if SPLIT:
             acc += acc_lo * (1.0 / SPLIT_SCALE)
-        m = tl.load(m_ptr + i * HW + offs_p, mask=p_ok, other=0.0)
+        m = tl.load(m_row + offs_p, mask=p_ok, other=0.0)
         # masked positions score exactly 0 and take part in the max, as in the reference
         scores = tl.where(p_ok[None, :], acc * m[None, :], float("-inf"))
         tile_best, tile_arg = tl.max(scores, axis=1, return_indices=True)
         better = tile_best > best  # strict: ties keep the earlier position
         best = tl.where(better, tile_best, best)
         best_p = tl.where(better, p0 + tile_arg.to(tl.int32), best_p)
+    return best, best_p
+
+
+@triton.jit
+def _pair_max_kernel(
+    v_ptr,  # [B, C, HW] L2-normalised visual maps, contiguous
+    m_ptr,  # [B, HW] float32 positive masks
+    a_ptr,  # [B, C] L2-normalised audio vectors, contiguous
+    s_ptr,  # [B, B] float32 out: s[i, j] = max_p m[i, p] <v[i, :, p], a[j]>
+    arg_ptr,  # [B, B] int32 out: the first p that attains s[i, j]
+    B,
+    C,
+    HW,
+    UPCAST: tl.constexpr,  # operands of different dtypes: compute both in float32
+    PRECISION: tl.constexpr,  # tl.dot input_precision for float32 operands
+    SPLIT: tl.constexpr,  # float32 data as float16 pieces: three tensor-core dots (_split_f16)
+    BLOCK_J: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    n_jb = tl.cdiv(B, BLOCK_J)
+    i = (pid // n_jb).to(tl.int64)  # consecutive programs share v[i]: it stays in L2
+    offs_j = (pid % n_jb) * BLOCK_J + tl.arange(0, BLOCK_J)
+    j_ok = offs_j < B
+    best, best_p = _pair_block(v_ptr + i * C * HW, m_ptr + i * HW, a_ptr, offs_j, j_ok, C, HW,
+                               UPCAST, PRECISION, SPLIT, BLOCK_J, BLOCK_P, BLOCK_K)
     tl.store(s_ptr + i * B + offs_j, best, mask=j_ok)
     tl.store(arg_ptr + i * B + offs_j, best_p, mask=j_ok)
+
+
+@triton.jit
+def _pair_row_kernel(
+    v_ptr,  # [B, C, HW] L2-normalised visual maps, contiguous
+    m_ptr,  # [B, HW] float32 positive masks
+    a_ptr,  # [B, C] L2-normalised audio vectors, contiguous
+    keep_ptr,  # [B, B] uint8: 1 where the pair keeps its own logit
+    arg_ptr,  # [B, B] int32 out: the first p that attains s[i, j]
+    loss_ptr,  # [B] float32 out: cross-entropy of row i with target i
+    g_ptr,  # [B, B] float32 out: dL/ds for L = mean of the rows' losses
+    B,
+    C,
+    HW,
+    inv_tau,
+    FN_LOGIT: tl.constexpr,
+    UPCAST: tl.constexpr,
+    PRECISION: tl.constexpr,
+    SPLIT: tl.constexpr,
+    BLOCK_J: tl.constexpr,  # >= B: one program holds the whole row
+    BLOCK_P: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    """_pair_max_kernel and _row_loss_kernel in one: program i computes all of row i, so its
+    log-sum-exp and dL/ds are taken in registers (one launch, no s buffer)."""
+    i = tl.program_id(0).to(tl.int64)
+    offs_j = tl.arange(0, BLOCK_J)
+    j_ok = offs_j < B
+    best, best_p = _pair_block(v_ptr + i * C * HW, m_ptr + i * HW, a_ptr, offs_j, j_ok, C, HW,
+                               UPCAST, PRECISION, SPLIT, BLOCK_J, BLOCK_P, BLOCK_K)
+    tl.store(arg_ptr + i * B + offs_j, best_p, mask=j_ok)
+    keep = tl.load(keep_ptr + i * B + offs_j, mask=j_ok, other=0) != 0
+    z = tl.where(j_ok, tl.where(keep, best, FN_LOGIT) * inv_tau, float("-inf"))
+    row_max = tl.max(z, axis=0)
+    e = tl.exp(z - row_max)
+    row_sum = tl.sum(e, axis=0)
+    diag = offs_j == i
+    z_ii = tl.sum(tl.where(diag, z, 0.0), axis=0)
+    tl.store(loss_ptr + i, (row_max - z_ii) + tl.log(row_sum))
+    # as _row_loss_kernel: softmax = exp(z - max) / sum
+    grad = tl.where(keep, (e / row_sum - tl.where(diag, 1.0, 0.0)) * (inv_tau / B), 0.0)
+    tl.store(g_ptr + i * B + offs_j, grad, mask=j_ok)
 
 
 @triton.jit
@@ -221,7 +274,14 @@ def _grad_visual_kernel(
     BLOCK_C: tl.constexpr,
     BLOCK_J: tl.constexpr,
 ):
-    pid = tl.program_id(0)
+    _gv_dense_program(tl.program_id(0), g_ptr, arg_ptr, m_ptr, a_ptr, gout_ptr, gv_ptr, B, C,
+                      HW, g_scale, PRECISION, NATIVE, SPLIT, BLOCK_P, BLOCK_C, BLOCK_J)
+
+
+@triton.jit
+def _gv_dense_program(pid, g_ptr, arg_ptr, m_ptr, a_ptr, gout_ptr, gv_ptr, B, C, HW, g_scale,
+                      PRECISION: tl.constexpr, NATIVE: tl.constexpr, SPLIT: tl.constexpr,
+                      BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_J: tl.constexpr):
     n_pb = tl.cdiv(HW, BLOCK_P)
     n_cb = tl.cdiv(C, BLOCK_C)
     i = (pid // (n_pb * n_cb)).to(tl.int64)
@@ -273,7 +333,16 @@ def _grad_visual_sorted_kernel(
     costs about (B / BLOCK_J + HW / BLOCK_P) one-hot tiles instead of B HW / (BLOCK_J BLOCK_P).
     The run is summed in sorted order (deterministic); positions no pair picked get zeros.
     """
-    pid = tl.program_id(0)
+    _gv_sorted_program(tl.program_id(0), g_ptr, sp_ptr, perm_ptr, m_ptr, a_ptr, gout_ptr,
+                       gv_ptr, B, C, HW, g_scale, PRECISION, NATIVE, SPLIT, BLOCK_P, BLOCK_C,
+                       BLOCK_J, BLOCK_COUNT)
+
+
+@triton.jit
+def _gv_sorted_program(pid, g_ptr, sp_ptr, perm_ptr, m_ptr, a_ptr, gout_ptr, gv_ptr, B, C, HW,
+                       g_scale, PRECISION: tl.constexpr, NATIVE: tl.constexpr,
+                       SPLIT: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+                       BLOCK_J: tl.constexpr, BLOCK_COUNT: tl.constexpr):
     n_pb = tl.cdiv(HW, BLOCK_P)
     n_cb = tl.cdiv(C, BLOCK_C)
     i = (pid // (n_pb * n_cb)).to(tl.int64)
@@ -385,7 +454,13 @@ def _grad_audio_gather_kernel(
     them lie in the same row v[i, c, :] (HW elements), a few cache lines. No MMA, no one-hot,
     exact in every dtype; the work is B * B * C multiply-adds instead of B * B * HW * C.
     """
-    pid = tl.program_id(0)
+    _ga_gather_program(tl.program_id(0), g_ptr, arg_ptr, m_ptr, v_ptr, gout_ptr, part_ptr, B,
+                       C, HW, ROWS_PER_SPLIT, BLOCK_J, BLOCK_C)
+
+
+@triton.jit
+def _ga_gather_program(pid, g_ptr, arg_ptr, m_ptr, v_ptr, gout_ptr, part_ptr, B, C, HW,
+                       ROWS_PER_SPLIT, BLOCK_J: tl.constexpr, BLOCK_C: tl.constexpr):
     n_jb = tl.cdiv(B, BLOCK_J)
     n_cb = tl.cdiv(C, BLOCK_C)
     split = pid // (n_jb * n_cb)
@@ -416,9 +491,41 @@ def _grad_audio_gather_kernel(
              acc, mask=c_ok[:, None] & j_ok[None, :])
 
 
+@triton.jit
+def _grad_both_kernel(
+    g_ptr, arg_ptr, sp_ptr, perm_ptr, m_ptr, v_ptr, a_ptr, gout_ptr, gv_ptr, part_ptr,
+    B, C, HW, g_scale, ROWS_PER_SPLIT,
+    N_GA,  # the first N_GA programs compute dL/da (fewer, longer ones start first)
+    PRECISION: tl.constexpr,
+    NATIVE: tl.constexpr,
+    SPLIT: tl.constexpr,
+    SORTED: tl.constexpr,  # dL/dv as _grad_visual_sorted_kernel, else _grad_visual_kernel
+    BLOCK_P: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    BLOCK_J: tl.constexpr,
+    BLOCK_COUNT: tl.constexpr,
+    GA_J: tl.constexpr,
+    GA_C: tl.constexpr,
+):
+    """The whole backward in one launch: the gathered dL/da programs, then the dL/dv ones."""
+    pid = tl.program_id(0)
+    if pid < N_GA:
+        _ga_gather_program(pid, g_ptr, arg_ptr, m_ptr, v_ptr, gout_ptr, part_ptr, B, C, HW,
+                           ROWS_PER_SPLIT, GA_J, GA_C)
+    else:
+        if SORTED:
+            _gv_sorted_program(pid - N_GA, g_ptr, sp_ptr, perm_ptr, m_ptr, a_ptr, gout_ptr,
+                               gv_ptr, B, C, HW, g_scale, PRECISION, NATIVE, SPLIT, BLOCK_P,
+                               BLOCK_C, BLOCK_J, BLOCK_COUNT)
+        else:
+            _gv_dense_program(pid - N_GA, g_ptr, arg_ptr, m_ptr, a_ptr, gout_ptr, gv_ptr, B, C,
+                              HW, g_scale, PRECISION, NATIVE, SPLIT, BLOCK_P, BLOCK_C, BLOCK_J)
+
+
 FP32_DOTS = ("ieee", "tf32x3", "f16x3")
 GRAD_AUDIO_MODES = ("onehot", "gather")
 GRAD_VISUAL_MODES = ("dense", "sorted")
+FORWARD_MODES = ("blocks", "rows")
 
 
 @dataclass(frozen=True)
@@ -448,10 +555,19 @@ class Tiles:
     grad_visual: str = "dense"  # "dense": one-hot MMAs over all pairs; "sorted": each block
     # of positions visits only the pairs whose argmax falls in it (argmax rows sorted first)
     sort_count: int = 1024  # "sorted": sorted entries counted per step to find a block's run
+    # "blocks": pair max over (i, block of j), then a row kernel; "rows": one program per row
+    # does both (one launch) while the row fits one block, next_power_of_2(B) <= row_max_j
+    forward: str = "blocks"
+    row_max_j: int = 1024
+    # with grad_audio "gather": both gradients from one launch (_grad_both_kernel)
+    fuse_backward: bool = False
 
     def __post_init__(self):
         if self.fp32_dot not in FP32_DOTS:
             raise ValueError(f"Tiles.fp32_dot: expected one of {FP32_DOTS}, got {self.fp32_dot!r}")
+        if self.forward not in FORWARD_MODES:
+            raise ValueError(f"Tiles.forward: expected one of {FORWARD_MODES}, "
+                             f"got {self.forward!r}")
         if self.grad_visual not in GRAD_VISUAL_MODES:
             raise ValueError(f"Tiles.grad_visual: expected one of {GRAD_VISUAL_MODES}, "
                              f"got {self.grad_visual!r}")
@@ -534,8 +650,29 @@ def _row_loss(sims, keep, tau: float, tiles: Tiles):
     return rows, grad_sims
 
 
+def _pair_rows(visual_hat, mask, audio_hat, keep, tau: float, tiles: Tiles):
+    """-> (loss rows [B], dL/ds [B, B], argmax [B, B]) from one launch, a program per row."""
+    B, C, HW = visual_hat.shape
+    dev = visual_hat.device
+    argmax = _alloc.empty((B, B), torch.int32, dev)
+    rows = _alloc.empty((B,), torch.float32, dev)
+    grad_sims = _alloc.empty((B, B), torch.float32, dev)
+    _pair_row_kernel[(B,)](
+        visual_hat, mask, audio_hat, keep, argmax, rows, grad_sims, B, C, HW, 1.0 / float(tau),
+        FN_LOGIT=FALSE_NEGATIVE_LOGIT, UPCAST=visual_hat.dtype != audio_hat.dtype,
+        PRECISION=_precision(tiles, visual_hat, audio_hat),
+        SPLIT=_split(tiles, visual_hat, audio_hat), BLOCK_J=max(16, triton.next_power_of_2(B)),
+        BLOCK_P=tiles.pair_p, BLOCK_K=tiles.pair_k, num_warps=tiles.pair_warps,
+        num_stages=tiles.stages,
+    )
+    return rows, grad_sims, argmax
+
+
 def _forward(visual_hat, mask, audio_hat, keep, tau: float, tiles: Tiles):
     """-> (loss rows [B], dL/ds [B, B], argmax [B, B]); inputs contiguous, mask float32."""
+    B = visual_hat.shape[0]
+    if tiles.forward == "rows" and triton.next_power_of_2(B) <= tiles.row_max_j:
+        return _pair_rows(visual_hat, mask, audio_hat, keep, tau, tiles)
     sims, argmax = _pair_max(visual_hat, mask, audio_hat, tiles)
     rows, grad_sims = _row_loss(sims, keep, tau, tiles)
     return rows, grad_sims, argmax
@@ -546,23 +683,42 @@ def _grad_scale(B: int, tau: float) -> float:
     return 2.0 ** -math.ceil(math.log2(max(1.0 / (B * tau), 2.0 ** -60)))
 
 
-def _grad_visual(grad_sims, argmax, mask, audio_hat, gout, visual_hat, tau, tiles: Tiles):
+def _gv_setup(argmax, visual_hat, audio_hat, tau: float, tiles: Tiles):
+    """-> (programs, sorted argmax, its j, launch options) of the dL/dv kernels."""
     B, C, HW = visual_hat.shape
-    grad = _alloc.empty((B, C, HW), visual_hat.dtype, grad_sims.device)
-    grid = (B * triton.cdiv(HW, tiles.gv_p) * triton.cdiv(C, tiles.gv_c),)
+    programs = B * triton.cdiv(HW, tiles.gv_p) * triton.cdiv(C, tiles.gv_c)
     modes = dict(PRECISION=_precision(tiles, visual_hat, audio_hat),
                  NATIVE=_native(tiles, visual_hat, audio_hat),
                  SPLIT=_split(tiles, visual_hat, audio_hat), BLOCK_P=tiles.gv_p,
                  BLOCK_C=tiles.gv_c, BLOCK_J=tiles.gv_j, num_warps=tiles.gv_warps,
                  num_stages=tiles.stages)
+    sorted_p = perm = argmax  # unread unless sorted
     if tiles.grad_visual == "sorted":
         sorted_p, perm = torch.sort(argmax, dim=1, stable=True)
-        _grad_visual_sorted_kernel[grid](
+        modes["BLOCK_COUNT"] = min(tiles.sort_count, triton.next_power_of_2(B))
+    return programs, sorted_p, perm, modes
+
+
+def _ga_setup(B: int, C: int, tiles: Tiles):
+    """-> (blocks of (j, c), splits of the sum over i, rows per split) of the dL/da kernels."""
+    blocks = triton.cdiv(B, tiles.ga_j) * triton.cdiv(C, tiles.ga_c)
+    # Split the reduction over i until there are enough programs to fill the GPU.
+    splits = max(1, min(B, tiles.ga_programs // blocks))
+    rows_per_split = triton.cdiv(B, splits)
+    return blocks, triton.cdiv(B, rows_per_split), rows_per_split
+
+
+def _grad_visual(grad_sims, argmax, mask, audio_hat, gout, visual_hat, tau, tiles: Tiles):
+    B, C, HW = visual_hat.shape
+    grad = _alloc.empty((B, C, HW), visual_hat.dtype, grad_sims.device)
+    programs, sorted_p, perm, modes = _gv_setup(argmax, visual_hat, audio_hat, tau, tiles)
+    if tiles.grad_visual == "sorted":
+        _grad_visual_sorted_kernel[(programs,)](
             grad_sims, sorted_p, perm, mask, audio_hat, gout, grad, B, C, HW,
-            _grad_scale(B, tau), BLOCK_COUNT=min(tiles.sort_count, triton.next_power_of_2(B)), **modes,
+            _grad_scale(B, tau), **modes,
         )
     else:
-        _grad_visual_kernel[grid](
+        _grad_visual_kernel[(programs,)](
             grad_sims, argmax, mask, audio_hat, gout, grad, B, C, HW, _grad_scale(B, tau),
             **modes,
         )
@@ -571,11 +727,7 @@ def _grad_visual(grad_sims, argmax, mask, audio_hat, gout, visual_hat, tau, tile
 
 def _grad_audio(grad_sims, argmax, mask, visual_hat, gout, audio_hat, tiles: Tiles):
     B, C, HW = visual_hat.shape
-    blocks = triton.cdiv(B, tiles.ga_j) * triton.cdiv(C, tiles.ga_c)
-    # Split the reduction over i until there are enough programs to fill the GPU.
-    splits = max(1, min(B, tiles.ga_programs // blocks))
-    rows_per_split = triton.cdiv(B, splits)
-    splits = triton.cdiv(B, rows_per_split)
+    blocks, splits, rows_per_split = _ga_setup(B, C, tiles)
     partial = _alloc.empty((splits, B, C), torch.float32, visual_hat.device)
     if tiles.grad_audio == "gather":
         _grad_audio_gather_kernel[(splits * blocks,)](
@@ -590,6 +742,23 @@ def _grad_audio(grad_sims, argmax, mask, visual_hat, gout, audio_hat, tiles: Til
         BLOCK_P=tiles.ga_p, num_warps=tiles.ga_warps, num_stages=tiles.stages,
     )
     return _sum_splits(partial, audio_hat.dtype)
+
+
+def _grad_both(grad_sims, argmax, mask, visual_hat, audio_hat, gout, tau, tiles: Tiles):
+    """(dL/dv, dL/da) from one launch (_grad_both_kernel); dL/da is the gathered one."""
+    B, C, HW = visual_hat.shape
+    dev = grad_sims.device
+    programs, sorted_p, perm, modes = _gv_setup(argmax, visual_hat, audio_hat, tau, tiles)
+    modes.setdefault("BLOCK_COUNT", 16)  # unused by the dense dL/dv
+    blocks, splits, rows_per_split = _ga_setup(B, C, tiles)
+    grad_visual = _alloc.empty((B, C, HW), visual_hat.dtype, dev)
+    partial = _alloc.empty((splits, B, C), torch.float32, dev)
+    _grad_both_kernel[(splits * blocks + programs,)](
+        grad_sims, argmax, sorted_p, perm, mask, visual_hat, audio_hat, gout, grad_visual,
+        partial, B, C, HW, _grad_scale(B, tau), rows_per_split, splits * blocks,
+        SORTED=tiles.grad_visual == "sorted", GA_J=tiles.ga_j, GA_C=tiles.ga_c, **modes,
+    )
+    return grad_visual, _sum_splits(partial, audio_hat.dtype)
 
 
 def _sum_splits(partial: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -627,6 +796,12 @@ class MaskedInfoNCE(torch.autograd.Function):
         visual_hat, mask, audio_hat, grad_sims, argmax = ctx.saved_tensors
         gout = grad_loss.to(torch.float32).reshape(()).contiguous()
         grad_visual = grad_audio = None
+        tiles = ctx.tiles
+        if (tiles.fuse_backward and tiles.grad_audio == "gather"
+                and ctx.needs_input_grad[0] and ctx.needs_input_grad[2]):
+            grad_visual, grad_audio = _grad_both(grad_sims, argmax, mask, visual_hat, audio_hat,
+                                                 gout, ctx.tau, tiles)
+            return grad_visual, None, grad_audio, None, None, None
         if ctx.needs_input_grad[0]:
             grad_visual = _grad_visual(grad_sims, argmax, mask, audio_hat, gout, visual_hat,
                                        ctx.tau, ctx.tiles)

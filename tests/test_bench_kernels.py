@@ -78,9 +78,10 @@ def test_profile_times_each_kernel_and_the_graphed_step(bench):
     args = argparse.Namespace(warmup=1, rep=1)
     bench._run_profile(5, 16, 10, torch.float16, args, emit)
     variants = bench._sweep_tiles(torch.float16, 10)
-    stages = {"pair_max", "row_loss", "grad_visual", "grad_audio"}
-    for name in variants:
+    stages = {"pair_max", "row_loss", "forward", "grad_visual", "grad_audio", "fwd+bwd graph"}
+    for name, tiles in variants.items():
         modes = {r["mode"] for r in rows if r["provider"] == f"triton[{name}]"}
-        assert modes == stages | {"fwd+bwd graph"}, name
+        assert modes == stages | ({"grad_both"} if tiles.fuse_backward else set()), name
     assert [r["mode"] for r in rows if r["provider"] == "eager"] == ["fwd+bwd graph"]
-    assert len(bench.calls) == len(variants) * 5 + 1
+    fused = sum(t.fuse_backward for t in variants.values())
+    assert fused and len(bench.calls) == len(variants) * len(stages) + fused + 1

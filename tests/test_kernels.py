@@ -161,7 +161,11 @@ VARIANTS = {
     "f16x3": {"fp32_dot": "f16x3"},  # float32 as float16 pieces on the tensor cores
     "gather": {"grad_audio": "gather"},  # dL/da reads one column per pair
     "sorted": {"grad_visual": "sorted"},  # dL/dv visits each block's run of sorted argmaxes
+    "rows": {"forward": "rows"},  # one program per row: pair max and row loss in one launch
     "f16x3-sorted-gather": {"fp32_dot": "f16x3", "grad_visual": "sorted", "grad_audio": "gather"},
+    "fused-dense": {"forward": "rows", "grad_audio": "gather", "fuse_backward": True},
+    "fused-sorted": {"forward": "rows", "grad_visual": "sorted", "grad_audio": "gather",
+                     "fuse_backward": True},
 }
 
 
@@ -220,6 +224,8 @@ def test_unknown_tiles_options_are_refused():
         Tiles(grad_audio="atomic")
     with pytest.raises(ValueError, match="grad_visual"):
         Tiles(grad_visual="sparse")
+    with pytest.raises(ValueError, match="forward"):
+        Tiles(forward="row")
 
 
 def test_masked_infonce_zero_mask_row_gets_no_gradient(device):
