@@ -380,6 +380,22 @@ def _gv_sorted_program(pid, g_ptr, sp_ptr, perm_ptr, m_ptr, a_ptr, gout_ptr, gv_
 
 
 @triton.jit
+def _ga_coords(pid, g_ptr, arg_ptr, m_ptr, v_ptr, B, C, HW, ROWS_PER_SPLIT,
+               BLOCK_J: tl.constexpr, BLOCK_C: tl.constexpr):
+    """A dL/da program's split of rows i, its blocks of j and c, and its first row's pointers."""
+    n_jb = tl.cdiv(B, BLOCK_J)
+    n_cb = tl.cdiv(C, BLOCK_C)
+    split = pid // (n_jb * n_cb)
+    offs_c = ((pid // n_jb) % n_cb) * BLOCK_C + tl.arange(0, BLOCK_C)
+    offs_j = (pid % n_jb) * BLOCK_J + tl.arange(0, BLOCK_J)  # neighbours share v tiles
+    first = split * ROWS_PER_SPLIT
+    # 64-bit pointers walk the rows, so large B * C * HW cannot overflow an index
+    row = first.to(tl.int64)
+    return (split, first, offs_j, offs_c, offs_j < B, offs_c < C, g_ptr + row * B,
+            arg_ptr + row * B, m_ptr + row * HW, v_ptr + row * C * HW)
+
+
+@triton.jit
 def _grad_audio_kernel(
     g_ptr,  # [B, B] float32: dL/ds from the forward
     arg_ptr,  # [B, B] int32: argmax positions from the forward
@@ -397,22 +413,10 @@ def _grad_audio_kernel(
     BLOCK_C: tl.constexpr,
     BLOCK_P: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    n_jb = tl.cdiv(B, BLOCK_J)
-    n_cb = tl.cdiv(C, BLOCK_C)
-    split = pid // (n_jb * n_cb)
-    offs_c = ((pid // n_jb) % n_cb) * BLOCK_C + tl.arange(0, BLOCK_C)
-    offs_j = (pid % n_jb) * BLOCK_J + tl.arange(0, BLOCK_J)  # neighbours share v tiles
-    j_ok = offs_j < B
-    c_ok = offs_c < C
-
+    split, first, offs_j, offs_c, j_ok, c_ok, g_row, arg_row, m_row, v_map = _ga_coords(
+        tl.program_id(0), g_ptr, arg_ptr, m_ptr, v_ptr, B, C, HW, ROWS_PER_SPLIT, BLOCK_J,
+        BLOCK_C)
     acc = tl.zeros([BLOCK_J, BLOCK_C], dtype=tl.float32)
-    first = split * ROWS_PER_SPLIT
-    # 64-bit pointers walk the rows, so large B * C * HW cannot overflow an index
-    g_row = g_ptr + first.to(tl.int64) * B
-    arg_row = arg_ptr + first.to(tl.int64) * B
-    m_row = m_ptr + first.to(tl.int64) * HW
-    v_map = v_ptr + first.to(tl.int64) * C * HW
     for _ in range(first, tl.minimum(B, first + ROWS_PER_SPLIT)):
         g = tl.load(g_row + offs_j, mask=j_ok, other=0.0)
         p_star = tl.load(arg_row + offs_j, mask=j_ok, other=-1)
@@ -434,21 +438,11 @@ def _grad_audio_kernel(
 
 
 @triton.jit
-def _grad_audio_gather_kernel(
-    g_ptr,  # [B, B] float32: dL/ds from the forward
-    arg_ptr,  # [B, B] int32: argmax positions from the forward
-    m_ptr,  # [B, HW] float32 masks
-    v_ptr,  # [B, C, HW] visual maps
-    gout_ptr,  # [] float32: incoming gradient of the loss
-    part_ptr,  # [SPLITS, B, C] float32 out: dL/da summed over this split's rows i
-    B,
-    C,
-    HW,
-    ROWS_PER_SPLIT,
-    BLOCK_J: tl.constexpr,
-    BLOCK_C: tl.constexpr,
-):
+def _grad_audio_gather_kernel(g_ptr, arg_ptr, m_ptr, v_ptr, gout_ptr, part_ptr, B, C, HW,
+                              ROWS_PER_SPLIT, BLOCK_J: tl.constexpr, BLOCK_C: tl.constexpr):
     """dL/da[j] = sum_i g[i, j] m[i, p*] v[i, :, p*] as a gather: each pair reads one column.
+
+    Arguments as _grad_audio_kernel's.
 
     The tile is [C, J], so neighbouring lanes gather v[i, c, p*_ij] for neighbouring j: all of
     them lie in the same row v[i, c, :] (HW elements), a few cache lines. No MMA, no one-hot,
@@ -461,20 +455,9 @@ def _grad_audio_gather_kernel(
 @triton.jit
 def _ga_gather_program(pid, g_ptr, arg_ptr, m_ptr, v_ptr, gout_ptr, part_ptr, B, C, HW,
                        ROWS_PER_SPLIT, BLOCK_J: tl.constexpr, BLOCK_C: tl.constexpr):
-    n_jb = tl.cdiv(B, BLOCK_J)
-    n_cb = tl.cdiv(C, BLOCK_C)
-    split = pid // (n_jb * n_cb)
-    offs_c = ((pid // n_jb) % n_cb) * BLOCK_C + tl.arange(0, BLOCK_C)
-    offs_j = (pid % n_jb) * BLOCK_J + tl.arange(0, BLOCK_J)
-    j_ok = offs_j < B
-    c_ok = offs_c < C
-
+    split, first, offs_j, offs_c, j_ok, c_ok, g_row, arg_row, m_row, v_map = _ga_coords(
+        pid, g_ptr, arg_ptr, m_ptr, v_ptr, B, C, HW, ROWS_PER_SPLIT, BLOCK_J, BLOCK_C)
     acc = tl.zeros([BLOCK_C, BLOCK_J], dtype=tl.float32)
-    first = split * ROWS_PER_SPLIT
-    g_row = g_ptr + first.to(tl.int64) * B
-    arg_row = arg_ptr + first.to(tl.int64) * B
-    m_row = m_ptr + first.to(tl.int64) * HW
-    v_map = v_ptr + first.to(tl.int64) * C * HW
     for _ in range(first, tl.minimum(B, first + ROWS_PER_SPLIT)):
         g = tl.load(g_row + offs_j, mask=j_ok, other=0.0)
         p_star = tl.load(arg_row + offs_j, mask=j_ok, other=0)
