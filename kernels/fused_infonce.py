@@ -540,8 +540,9 @@ class Tiles:
     sort_count: int = 1024  # "sorted": sorted entries counted per step to find a block's run
     # "blocks": pair max over (i, block of j), then a row kernel; "rows": one program per row
     # does both (one launch) while the row fits one block, next_power_of_2(B) <= row_max_j
+    # (its accumulator is [next_power_of_2(B), pair_p] float32: larger rows would spill)
     forward: str = "blocks"
-    row_max_j: int = 1024
+    row_max_j: int = 256
     # with grad_audio "gather": both gradients from one launch (_grad_both_kernel)
     fuse_backward: bool = False
 

@@ -162,6 +162,7 @@ VARIANTS = {
     "gather": {"grad_audio": "gather"},  # dL/da reads one column per pair
     "sorted": {"grad_visual": "sorted"},  # dL/dv visits each block's run of sorted argmaxes
     "rows": {"forward": "rows"},  # one program per row: pair max and row loss in one launch
+    "rows-upto-16": {"forward": "rows", "row_max_j": 16},  # B = 20 falls back to blocks
     "f16x3-sorted-gather": {"fp32_dot": "f16x3", "grad_visual": "sorted", "grad_audio": "gather"},
     "fused-dense": {"forward": "rows", "grad_audio": "gather", "fuse_backward": True},
     "fused-sorted": {"forward": "rows", "grad_visual": "sorted", "grad_audio": "gather",
