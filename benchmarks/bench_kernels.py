@@ -240,6 +240,32 @@ def _run_sweep(B, C, HW, dtype, args, emit):
              "tiles " + repr(tiles) + ("" if same else " MISMATCH vs default"))
 
 
+def target_summary(rows) -> str:
+    """The issue's targets for masked_infonce, from the rows one run emitted.
+
+    ``rows``: dicts with dtype, B, provider, mode, ms (p50) and peak_mb. For each dtype and
+    batch size with an eager row: every Triton tile set's fwd+bwd time as a ratio to eager and
+    to torch.compile (targets at B = 256: >= 3x and >= 1.5x), and its peak memory as a share
+    of eager's (target at B = 1024: <= 25 %), fastest first.
+    """
+    lines = ["| dtype | B | tile set | fwd+bwd ms | x eager | x compile | peak / eager |",
+             "|---|---|---|---|---|---|---|"]
+    both = [r for r in rows if r["mode"] == "fwd+bwd"]
+    for dtype, B in sorted({(r["dtype"], r["B"]) for r in both}, key=lambda k: (k[0], k[1])):
+        here = {r["provider"]: r for r in both if (r["dtype"], r["B"]) == (dtype, B)}
+        eager, compiled = here.get("eager"), here.get("compile")
+        if eager is None:
+            continue
+        tritons = sorted((r for p, r in here.items() if p.startswith("triton")),
+                         key=lambda r: r["ms"])
+        for r in tritons:
+            vs_compile = f"{compiled['ms'] / r['ms']:.2f}" if compiled else "-"
+            lines.append(f"| {dtype} | {B} | {r['provider']} | {r['ms']:.3f} | "
+                         f"{eager['ms'] / r['ms']:.2f} | {vs_compile} | "
+                         f"{100 * r['peak_mb'] / eager['peak_mb']:.0f} % |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", nargs="*", default=["masked_infonce", "av_similarity"],
@@ -275,6 +301,8 @@ def main(argv=None) -> int:
     if new_file:
         writer.writeheader()
 
+    seen = []  # this run's rows, for the summary
+
     def emit(op, dtype, B, C, HW, provider, timings, peak_mb, note=""):
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         short = next(k for k, v in DTYPES.items() if v == dtype)
@@ -284,6 +312,9 @@ def main(argv=None) -> int:
                              "ms_p50": f"{p50:.4f}", "ms_p20": f"{p20:.4f}",
                              "ms_p80": f"{p80:.4f}", "peak_mb": f"{peak_mb:.1f}", "note": note})
         out.flush()
+        for mode, (p50, _, _) in timings.items():
+            seen.append({"op": op, "dtype": short, "B": B, "provider": provider, "mode": mode,
+                         "ms": p50, "peak_mb": peak_mb})
         cells = "  ".join(f"{m} {t[0]:8.3f} ms" for m, t in timings.items())
         print(f"{op:15s} {short:5s} B={B:5d} {provider:18s} {cells}  peak {peak_mb:9.1f} MB",
               flush=True)
@@ -315,6 +346,9 @@ def main(argv=None) -> int:
             for B in args.batch:
                 _run_profile(B, C, HW, DTYPES[name], args, emit)
     out.close()
+    summary = target_summary([r for r in seen if r["op"] == "masked_infonce"])
+    if summary.count("\n") > 1:
+        print("\n# masked_infonce against the targets (this run)\n" + summary, flush=True)
     return 0
 
 

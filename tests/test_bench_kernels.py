@@ -85,3 +85,29 @@ def test_profile_times_each_kernel_and_the_graphed_step(bench):
     assert [r["mode"] for r in rows if r["provider"] == "eager"] == ["fwd+bwd graph"]
     fused = sum(t.fuse_backward for t in variants.values())
     assert fused and len(bench.calls) == len(variants) * len(stages) + fused + 1
+
+
+def test_target_summary_ratios_fastest_first():
+    spec = importlib.util.spec_from_file_location("bench_kernels_summary",
+                                                  ROOT / "benchmarks" / "bench_kernels.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = [
+        {"dtype": "bf16", "B": 256, "provider": "eager", "mode": "fwd+bwd", "ms": 1.8,
+         "peak_mb": 240.0},
+        {"dtype": "bf16", "B": 256, "provider": "compile", "mode": "fwd+bwd", "ms": 1.2,
+         "peak_mb": 200.0},
+        {"dtype": "bf16", "B": 256, "provider": "triton", "mode": "fwd+bwd", "ms": 0.9,
+         "peak_mb": 60.0},
+        {"dtype": "bf16", "B": 256, "provider": "triton[fused]", "mode": "fwd+bwd", "ms": 0.45,
+         "peak_mb": 48.0},
+        {"dtype": "bf16", "B": 256, "provider": "triton[fused]", "mode": "fwd", "ms": 0.1,
+         "peak_mb": 48.0},
+        {"dtype": "fp32", "B": 64, "provider": "triton", "mode": "fwd+bwd", "ms": 0.5,
+         "peak_mb": 9.0},  # no eager row: no ratios to print
+    ]
+    table = module.target_summary(rows).splitlines()
+    assert table[2:] == [
+        "| bf16 | 256 | triton[fused] | 0.450 | 4.00 | 2.67 | 20 % |",
+        "| bf16 | 256 | triton | 0.900 | 2.00 | 1.33 | 25 % |",
+    ]
