@@ -116,36 +116,49 @@ def _measure(fn, leaves, extra, warmup_ms: int, rep_ms: int):
 
 def _sweep_tiles(dtype: torch.dtype, HW: int):
     """Tile sets to time against the default: block sizes, and the options that change the
-    arithmetic. Earlier sets that lost on the H100 (kernels_h100.md) are left out."""
+    arithmetic. The "tuned" sets take block sizes whose kernels compile for sm_90 without
+    register spills (benchmarks/kernel_resources.py; the defaults' pair max and dL/da spill)."""
     import triton
 
     from avsdk.kernels.fused_infonce import default_tiles
 
     base = default_tiles(256, dtype, on_gpu=True)
-    # one tile spans every position: a and v are read once per program instead of once per
-    # block of positions (pair max: the audio block; dL/dv: the audio columns)
-    all_p = triton.next_power_of_2(HW)
-    wide_p = replace(base, pair_j=64, pair_p=all_p, pair_k=32, pair_warps=8,
-                     gv_p=all_p, gv_c=32, gv_j=64, gv_warps=8)
     sparse = {"grad_visual": "sorted", "grad_audio": "gather"}  # backward visits pairs only
     # and one launch each way: a program per row forward, both gradients in one kernel
     fused = dict(sparse, forward="rows", fuse_backward=True)
+    if dtype == torch.float32:
+        tuned = replace(base, pair_j=128, pair_p=64, pair_k=16, pair_warps=8,
+                        ga_j=64, ga_c=64, ga_p=32, ga_warps=8)
+        tuned_f16 = replace(base, fp32_dot="f16x3", pair_j=128, pair_p=32, pair_k=16,
+                            pair_warps=8)
+    else:
+        tuned = replace(base, ga_j=64, ga_c=64, ga_p=32, ga_warps=8)
+        tuned_f16 = None
+    # the sparse backward's own blocks: dL/dv [64 positions x 64 channels] by 32 pairs on
+    # the tensor cores, dL/da gathered in [64 channels x 64 pairs]
+    sparse_blocks = dict(sparse, gv_p=64, gv_c=64, gv_j=32, gv_warps=8, ga_j=64, ga_c=64,
+                         ga_warps=8)
     variants = {
         "default": base,
-        "p64": replace(base, pair_p=64, gv_p=64, gv_c=64, ga_p=32, ga_c=128, stages=3),
         "gather": replace(base, grad_audio="gather"),  # dL/da: one column per pair
         "sorted-gather": replace(base, **sparse),
-        "wide-p": wide_p,
-        "wide-p-sorted-gather": replace(wide_p, **sparse),
+        "tuned": tuned,
+        "tuned-sparse": replace(tuned, **sparse_blocks),
+        # rows forward: [B, 32 positions] accumulators, 16 channels a step, 8 warps
+        "tuned-fused": replace(tuned, **sparse_blocks, forward="rows", fuse_backward=True,
+                               pair_p=32, pair_k=16, pair_warps=8),
     }
-    if dtype == torch.float32:  # float16 pieces on the tensor cores instead of FMA dots
+    if tuned_f16 is not None:  # float16 pieces on the tensor cores instead of FMA dots
         variants["f16x3"] = replace(base, fp32_dot="f16x3")
-        variants["f16x3-gather"] = replace(base, fp32_dot="f16x3", grad_audio="gather")
-        variants["f16x3-sorted-gather"] = replace(base, fp32_dot="f16x3", **sparse)
-        variants["wide-p-f16x3-sorted-gather"] = replace(wide_p, fp32_dot="f16x3", **sparse)
-        variants["f16x3-fused"] = replace(base, fp32_dot="f16x3", **fused)
+        variants["f16x3-tuned-sparse"] = replace(tuned_f16, **sparse_blocks)
+        variants["f16x3-tuned-fused"] = replace(tuned_f16, **sparse_blocks, forward="rows",
+                                                fuse_backward=True)
     else:
-        variants["fused"] = replace(base, **fused)
+        # one tile spans every position: a and v are read once per program
+        all_p = triton.next_power_of_2(HW)
+        variants["wide-p"] = replace(base, pair_j=64, pair_p=all_p, pair_k=32, pair_warps=8,
+                                     gv_p=all_p, gv_c=32, gv_j=64, gv_warps=8)
+    del fused
     return variants
 
 

@@ -1,0 +1,200 @@
+"""Compile the masked_infonce kernels for a GPU architecture on a machine without a GPU, and
+report what each launch of each tile set gets: registers, spill stack, shared memory, and
+whether its dots run as Hopper warp-group MMAs, older MMAs, or float32 FMAs.
+
+No timing: that needs the GPU (bench_kernels.py). But a tile set whose kernels spill or run
+their dots on FMAs cannot be fast, and a kernel that fails to compile for the GPU is caught
+here, where the interpreter would not notice.
+
+    python benchmarks/kernel_resources.py                    # sm_90 (H100), B = 256, both dtypes
+    python benchmarks/kernel_resources.py --arch 87 --batch 1024 --dtypes fp32
+
+Each launch is captured by running the package's own launch code on CPU tensors with the
+kernels' ``run`` replaced by a recorder, so what is compiled is exactly what a CUDA call would
+compile. Needs Triton with its bundled ptxas / cuobjdump (Linux wheels have them).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+if os.environ.get("TRITON_INTERPRET", "0") == "1":  # the interpreter does not compile
+    sys.exit("kernel_resources: unset TRITON_INTERPRET (kernels are compiled, not interpreted)")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_kernels import DTYPES, _sweep_tiles  # noqa: E402
+
+TRITON_TYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16",
+                torch.int32: "i32", torch.int64: "i64", torch.uint8: "u8"}
+
+
+@dataclass
+class Launch:
+    kernel: object  # the JITFunction
+    signature: dict
+    constexprs: dict
+    options: dict
+
+
+def _record(kernel, args, kwargs, launches: list) -> None:
+    options = {k: kwargs.pop(k) for k in ("num_warps", "num_stages") if k in kwargs}
+    signature, constexprs = {}, {}
+    values = dict(zip((p.name for p in kernel.params), args))
+    values.update(kwargs)
+    for param in kernel.params:
+        value = values[param.name]
+        if param.is_constexpr:
+            signature[param.name] = "constexpr"
+            constexprs[param.name] = value
+        elif isinstance(value, torch.Tensor):
+            signature[param.name] = "*" + TRITON_TYPES[value.dtype]
+        elif isinstance(value, bool):
+            signature[param.name] = "i1"
+        elif isinstance(value, int):
+            signature[param.name] = "i32" if -2**31 <= value < 2**31 else "i64"
+        else:
+            signature[param.name] = "fp32"
+    launches.append(Launch(kernel, signature, constexprs, options))
+
+
+def capture(tiles, B: int, C: int, HW: int, dtype: torch.dtype) -> list[Launch]:
+    """The launches one forward + backward of ``tiles`` makes, recorded instead of run."""
+    from triton.runtime.jit import JITFunction
+
+    from avsdk.kernels import fused_infonce as fi
+
+    launches: list[Launch] = []
+    original = JITFunction.run
+
+    def record(self, *args, grid, warmup, **kwargs):
+        _record(self, args, kwargs, launches)
+
+    JITFunction.run = record
+    try:
+        visual = F.normalize(torch.randn(B, C, HW), dim=1).to(dtype)
+        audio = F.normalize(torch.randn(B, C), dim=1).to(dtype)
+        mask = torch.ones(B, HW)
+        keep = torch.ones(B, B, dtype=torch.bool).view(torch.uint8)
+        gout = torch.ones(())
+        rows, grad_sims, argmax = fi._forward(visual, mask, audio, keep, 0.005, tiles)
+        argmax.zero_()  # recorded, not run: give torch.sort defined values
+        if tiles.fuse_backward and tiles.grad_audio == "gather":
+            fi._grad_both(grad_sims, argmax, mask, visual, audio, gout, 0.005, tiles)
+        else:
+            fi._grad_visual(grad_sims, argmax, mask, audio, gout, visual, 0.005, tiles)
+            fi._grad_audio(grad_sims, argmax, mask, visual, gout, audio, tiles)
+    finally:
+        JITFunction.run = original
+    return launches
+
+
+def capture_similarity(B: int, C: int, HW: int, dtype: torch.dtype) -> list[Launch]:
+    """The launches of av_similarity's forward and backward, with the GPU's block sizes."""
+    from triton.runtime.jit import JITFunction
+
+    from avsdk.kernels import fused_similarity as fs
+
+    launches: list[Launch] = []
+    original_run, original_blocks = JITFunction.run, fs._blocks
+
+    def record(self, *args, grid, warmup, **kwargs):
+        _record(self, args, kwargs, launches)
+
+    JITFunction.run = record
+    fs._blocks = lambda C, HW, on_gpu: original_blocks(C, HW, True)
+    try:
+        visual, audio = torch.randn(B, C, HW).to(dtype), torch.randn(B, C).to(dtype)
+        sim, att, pooled, saved = fs._forward(visual, audio)
+        fs._backward(visual, audio, sim, att, *saved, sim, att, pooled.float())
+    finally:
+        JITFunction.run, fs._blocks = original_run, original_blocks
+    return launches
+
+
+def _tool(name: str) -> str:
+    import triton
+
+    return str(Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / name)
+
+
+def compile_launch(launch: Launch, arch: int) -> dict:
+    """Compile for sm_<arch>; -> registers, spill stack bytes, shared bytes, dot kind."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    source = ASTSource(fn=launch.kernel, signature=launch.signature,
+                       constexprs=launch.constexprs)
+    compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32), options=launch.options)
+    ttgir = compiled.asm["ttgir"]
+    if "warp_group_dot" in ttgir:
+        dots = "wgmma"
+    elif "nvidia_mma" in ttgir:
+        dots = "mma"
+    elif "tt.dot" in ttgir:
+        dots = "fma"
+    else:
+        dots = "-"
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
+        cubin.write(compiled.asm["cubin"])
+        cubin.flush()
+        usage = subprocess.run([_tool("cuobjdump"), "-res-usage", cubin.name],
+                               capture_output=True, text=True, check=True).stdout
+    # the kernel's own line: "REG:n STACK:n SHARED:n LOCAL:n ..."
+    found = dict(re.findall(r"(REG|STACK):(\d+)", usage))
+    return {"regs": int(found.get("REG", -1)), "stack": int(found.get("STACK", -1)),
+            "shared": compiled.metadata.shared, "dots": dots}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", type=int, default=90, help="compute capability, e.g. 90, 87")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--channels", type=int, default=512)
+    parser.add_argument("--hw", type=int, default=196)
+    parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=list(DTYPES))
+    parser.add_argument("--sets", nargs="*", help="tile sets to compile (default: all)")
+    args = parser.parse_args(argv)
+    print(f"# sm_{args.arch}, B = {args.batch}, C = {args.channels}, HW = {args.hw}; stack > 0 "
+          "means register spills; shared in bytes")
+    print("| dtype | tile set (or op) | kernel | warps | regs | stack | shared | dots |")
+    print("|---|---|---|---|---|---|---|---|")
+    cache: dict = {}
+    for name in args.dtypes:
+        dtype = DTYPES[name]
+        shape = (args.batch, args.channels, args.hw, dtype)
+        runs = [("av_similarity", capture_similarity(*shape))]
+        runs += [(set_name, capture(tiles, *shape))
+                 for set_name, tiles in _sweep_tiles(dtype, args.hw).items()
+                 if not args.sets or set_name in args.sets]
+        for set_name, launches in runs:
+            for launch in launches:
+                key = (launch.kernel.fn.__name__, repr(launch.signature),
+                       repr(sorted(launch.constexprs.items())), repr(launch.options))
+                if key not in cache:
+                    try:
+                        cache[key] = compile_launch(launch, args.arch)
+                    except Exception as exc:  # report it with its tile set, go on
+                        cache[key] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+                info = cache[key]
+                kernel = launch.kernel.fn.__name__.strip("_").removesuffix("_kernel")
+                warps = launch.options.get("num_warps", 4)
+                if "error" in info:
+                    print(f"| {name} | {set_name} | {kernel} | {warps} | FAILED: {info['error']} |")
+                    continue
+                print(f"| {name} | {set_name} | {kernel} | {warps} | {info['regs']} | "
+                      f"{info['stack']} | {info['shared']} | {info['dots']} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
