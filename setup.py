@@ -40,9 +40,12 @@ def _package_dirs():
 
 
 def _extensions():
-    """The compiled VGGish frontend; see bindings/README.md."""
+    """The compiled VGGish frontend; see bindings/README.md. AVSDK_BUILD_FRONTEND=0 skips it
+    (avsdk then uses the numpy frontend), e.g. where pybind11 cannot be installed."""
     import os
 
+    if os.environ.get("AVSDK_BUILD_FRONTEND", "1") == "0":
+        return []
     if not os.path.exists("bindings/frontend_py.cpp"):
         return []
     from pybind11.setup_helpers import Pybind11Extension

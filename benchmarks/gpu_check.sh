@@ -4,7 +4,8 @@
 #   bash benchmarks/gpu_check.sh [--commit SHA]
 #
 # Writes env.txt, pytest_kernels.log, bench_kernels.log and kernels.csv to $OUT (default
-# benchmarks/results/gpu_check). Needs avsdk importable (pip install -e . --no-deps).
+# benchmarks/results/gpu_check). Installs avsdk (editable, no dependencies, no compiled audio
+# frontend) with the machine's own torch and Triton when it is not importable yet.
 # Order: what matters most first, each step appending to the CSV as it goes, so a run cut
 # short still leaves its results.
 set -uo pipefail
@@ -12,6 +13,9 @@ OUT="${OUT:-benchmarks/results/gpu_check}"
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 cd "$(dirname "$0")/.."
+if ! python -c "import avsdk.kernels" 2>/dev/null; then
+  AVSDK_BUILD_FRONTEND=0 pip install -q -e . --no-deps --no-build-isolation
+fi
 
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
