@@ -93,7 +93,7 @@ def _measure(fn, leaves, extra, warmup_ms: int, rep_ms: int):
 
     outs = _outputs(fn, leaves, extra)
 
-    def bwd():
+    def bwd():  # reads the cell "outs", which the del below empties (frees the graph)
         torch.autograd.backward(outs, grads, retain_graph=True)
 
     timings = {}

@@ -795,6 +795,7 @@ class MaskedInfoNCE(torch.autograd.Function):
         return grad_visual, None, grad_audio, None, None, None
 
 
-def masked_infonce(visual_hat, mask, audio_hat, keep, tau: float = 0.005, tiles: Tiles | None = None):
+def masked_infonce(visual_hat, mask, audio_hat, keep, tau: float = 0.005,
+                   tiles: Tiles | None = None):
     """Triton twin of ``reference.masked_infonce`` (no argument checks; see the package)."""
     return MaskedInfoNCE.apply(visual_hat, mask, audio_hat, keep, tau, tiles)

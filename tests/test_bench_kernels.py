@@ -7,7 +7,6 @@ stage runs, that each tile set agrees with the default one, and the rows written
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib.util
 from pathlib import Path
 

@@ -70,7 +70,8 @@ def sacl_loss(
         scalar float32 loss.
     """
     if visual1.shape != visual2.shape or visual1.dim() not in (3, 4):
-        raise bad_input("visual1, visual2", "two maps of one shape [B, C, H, W]", (tuple(visual1.shape), tuple(visual2.shape)))
+        raise bad_input("visual1, visual2", "two maps of one shape [B, C, H, W]",
+                        (tuple(visual1.shape), tuple(visual2.shape)))
     batch, channels = visual1.shape[:2]
     if audio.shape != (batch, channels):
         raise bad_input("audio", f"a tensor [{batch}, {channels}]", audio)
