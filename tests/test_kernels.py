@@ -386,3 +386,39 @@ def test_masked_infonce_rejects_bad_arguments(bad, match):
 def test_av_similarity_rejects_bad_arguments(visual, audio, match):
     with pytest.raises(InputError, match=match):
         K.av_similarity(visual, audio)
+
+
+def _gpu_tile_sets(dtype):
+    """The tile sets benchmarks/bench_kernels.py times on a GPU (its sweep)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_kernels.py"
+    spec = importlib.util.spec_from_file_location("bench_kernels_sets", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module._sweep_tiles(dtype, 196)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: SHORT[d])
+def test_masked_infonce_gpu_tile_sets_match_reference(dtype, device):
+    """Every tile set the GPU check times, with its GPU block sizes, at HW = 196: several
+    blocks of positions, runs of sorted pairs across blocks, a whole-row forward block, and
+    channel and batch counts that no block size divides."""
+    from avsdk.kernels.fused_infonce import masked_infonce
+
+    B, C, HW = 40, 40, 196
+    visual, mask, audio, keep = _infonce_inputs(B, C, HW, dtype, device, "zero-row", 9)
+    sets = _gpu_tile_sets(torch.float32 if dtype == torch.float32 else torch.bfloat16)
+    assert {"tuned-sparse", "tuned-fused"} <= set(sets)
+    for name, tiles in sets.items():
+        def op(v, a, backend, tiles=tiles):
+            if backend == "torch":
+                return K.masked_infonce(v, mask, a, keep, 0.005, backend="torch")
+            return masked_infonce(v, mask, a, keep, 0.005, tiles=tiles)
+
+        ref, tri = run_both(op, [visual, audio])
+        assert_close(f"{name}: loss", ref[0], tri[0], torch.float32, floor=1.0)
+        for what, r, t in zip(["grad visual", "grad audio"], ref[1:], tri[1:]):
+            assert_close(f"{name}: {what}", r, t, dtype)
