@@ -98,25 +98,24 @@ def capture(tiles, B: int, C: int, HW: int, dtype: torch.dtype) -> list[Launch]:
 
 
 def capture_similarity(B: int, C: int, HW: int, dtype: torch.dtype) -> list[Launch]:
-    """The launches of av_similarity's forward and backward, with the GPU's block sizes."""
+    """The launches of av_similarity's forward and backward."""
     from triton.runtime.jit import JITFunction
 
     from avsdk.kernels import fused_similarity as fs
 
     launches: list[Launch] = []
-    original_run, original_blocks = JITFunction.run, fs._blocks
+    original_run = JITFunction.run
 
     def record(self, *args, grid, warmup, **kwargs):
         _record(self, args, kwargs, launches)
 
     JITFunction.run = record
-    fs._blocks = lambda C, HW, on_gpu: original_blocks(C, HW, True)
     try:
         visual, audio = torch.randn(B, C, HW).to(dtype), torch.randn(B, C).to(dtype)
         sim, att, pooled, saved = fs._forward(visual, audio)
         fs._backward(visual, audio, sim, att, *saved, sim, att, pooled.float())
     finally:
-        JITFunction.run, fs._blocks = original_run, original_blocks
+        JITFunction.run = original_run
     return launches
 
 

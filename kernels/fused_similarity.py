@@ -1,12 +1,17 @@
 """Fused audio-visual similarity map (SPEC section 3) in Triton: forward, backward, autograd.
 
-One program per clip b holds the whole spatial row [HW] in registers and walks the channels
-in blocks of BLOCK_C:
+One program per clip b walks the positions in blocks of BLOCK_P, holding every channel of a
+block in registers, so each pass reads the visual map v[b] exactly once:
 
-    forward   pass 1 over v[b]: <v, a>, |v|^2, |a|^2      -> S, min-max attention A
-              pass 2 over v[b]: f = sum_p A[p] v[:, p]     (v[b] is hot in L2 by then)
-    backward  pass 1 over v[b]: <gf, v[:, p]>              -> dL/dA, then dL/dS incl. min/max
-              pass 2 over v[b]: dL/dv and dL/da
+    forward   S[p] = <v_p, a> / (|v_p| |a|), the running min / max of S, and two channel
+              vectors: sum_p (S[p] - S[0]) v_p and sum_p v_p. The min-max attention is affine in
+              S, so f = sum_p A[p] v_p = (sum_p (S[p] - S[0]) v_p + (S[0] - lo) sum_p v_p) / span
+              once lo and span are known (the shift by S[0], which lies in [lo, hi], keeps the
+              two terms of the size of the result). A then comes from S, re-read from [B, HW].
+    backward dL/dA[p] gains <dL/df, v_p>, and dL/dS[p] = dL/dS[p] + dL/dA[p] / span for every
+              position: dL/dv and dL/da follow per block. Only the positions of lo and hi also
+              carry the min / max terms (sums over all positions): their two columns are
+              written last, with those terms added.
 
 No [B, C, HW] temporary is written: the normalised map, the masked copies and the products
 that the reference builds stay in registers. The twin is ``reference.av_similarity``.
@@ -37,48 +42,77 @@ def _similarity_fwd_kernel(
     HW,
     NORM_EPS: tl.constexpr,
     MINMAX_EPS: tl.constexpr,
-    BLOCK_C: tl.constexpr,
-    BLOCK_HW: tl.constexpr,
+    BLOCK_C: tl.constexpr,  # >= C
+    BLOCK_P: tl.constexpr,
 ):
     b = tl.program_id(0).to(tl.int64)
-    offs_p = tl.arange(0, BLOCK_HW)
-    p_ok = offs_p < HW
+    offs_c = tl.arange(0, BLOCK_C)
+    c_ok = offs_c < C
     v_map = v_ptr + b * C * HW
+    a = tl.load(a_ptr + b * C + offs_c, mask=c_ok, other=0.0).to(tl.float32)
+    anorm = tl.maximum(tl.sqrt(tl.sum(a * a, axis=0)), NORM_EPS)
+    # S[0], the shift of the pooled sum
+    v0 = tl.load(v_map + offs_c * HW, mask=c_ok, other=0.0).to(tl.float32)
+    s0 = tl.sum(v0 * a, axis=0) / (tl.maximum(tl.sqrt(tl.sum(v0 * v0, axis=0)), NORM_EPS) * anorm)
 
-    dot = tl.zeros([BLOCK_HW], dtype=tl.float32)
-    v_sq = tl.zeros([BLOCK_HW], dtype=tl.float32)
-    a_sq = tl.zeros([BLOCK_C], dtype=tl.float32)
-    for c0 in range(0, C, BLOCK_C):
-        offs_c = c0 + tl.arange(0, BLOCK_C)
-        c_ok = offs_c < C
+    lo = tl.full([], float("inf"), dtype=tl.float32)
+    hi = tl.full([], float("-inf"), dtype=tl.float32)
+    i_lo = tl.zeros([], dtype=tl.int32)
+    i_hi = tl.zeros([], dtype=tl.int32)
+    shifted = tl.zeros([BLOCK_C], dtype=tl.float32)  # sum_p (S[p] - S[0]) v_p
+    total = tl.zeros([BLOCK_C], dtype=tl.float32)  # sum_p v_p
+    for p0 in range(0, HW, BLOCK_P):
+        offs_p = p0 + tl.arange(0, BLOCK_P)
+        p_ok = offs_p < HW
         v = tl.load(v_map + offs_c[:, None] * HW + offs_p[None, :],
                     mask=c_ok[:, None] & p_ok[None, :], other=0.0).to(tl.float32)
-        a = tl.load(a_ptr + b * C + offs_c, mask=c_ok, other=0.0).to(tl.float32)
-        dot += tl.sum(v * a[:, None], axis=0)
-        v_sq += tl.sum(v * v, axis=0)
-        a_sq += a * a
-    vnorm = tl.maximum(tl.sqrt(v_sq), NORM_EPS)
-    anorm = tl.maximum(tl.sqrt(tl.sum(a_sq, axis=0)), NORM_EPS)
-    sim = dot / (vnorm * anorm)
-
-    lo, i_lo = tl.min(tl.where(p_ok, sim, float("inf")), axis=0, return_indices=True)
-    hi, i_hi = tl.max(tl.where(p_ok, sim, float("-inf")), axis=0, return_indices=True)
-    att = tl.where(p_ok, (sim - lo) / (hi - lo + MINMAX_EPS), 0.0)
-
-    tl.store(s_ptr + b * HW + offs_p, sim, mask=p_ok)
-    tl.store(att_ptr + b * HW + offs_p, att, mask=p_ok)
-    tl.store(vnorm_ptr + b * HW + offs_p, vnorm, mask=p_ok)
+        vnorm = tl.maximum(tl.sqrt(tl.sum(v * v, axis=0)), NORM_EPS)
+        sim = tl.sum(v * a[:, None], axis=0) / (vnorm * anorm)
+        tl.store(s_ptr + b * HW + offs_p, sim, mask=p_ok)
+        tl.store(vnorm_ptr + b * HW + offs_p, vnorm, mask=p_ok)
+        blk_lo, blk_i_lo = tl.min(tl.where(p_ok, sim, float("inf")), axis=0, return_indices=True)
+        blk_hi, blk_i_hi = tl.max(tl.where(p_ok, sim, float("-inf")), axis=0,
+                                  return_indices=True)
+        lower = blk_lo < lo  # strict: ties keep the first position, as torch's min / max
+        i_lo = tl.where(lower, p0 + blk_i_lo.to(tl.int32), i_lo)
+        lo = tl.where(lower, blk_lo, lo)
+        higher = blk_hi > hi
+        i_hi = tl.where(higher, p0 + blk_i_hi.to(tl.int32), i_hi)
+        hi = tl.where(higher, blk_hi, hi)
+        shifted += tl.sum(v * tl.where(p_ok, sim - s0, 0.0)[None, :], axis=1)
+        total += tl.sum(v, axis=1)
+    span = hi - lo + MINMAX_EPS
+    pooled = (shifted + (s0 - lo) * total) / span
+    tl.store(f_ptr + b * C + offs_c, pooled.to(f_ptr.dtype.element_ty), mask=c_ok)
     tl.store(anorm_ptr + b, anorm)
-    tl.store(ext_ptr + 2 * b, i_lo.to(tl.int32))
-    tl.store(ext_ptr + 2 * b + 1, i_hi.to(tl.int32))
+    tl.store(ext_ptr + 2 * b, i_lo)
+    tl.store(ext_ptr + 2 * b + 1, i_hi)
 
-    for c0 in range(0, C, BLOCK_C):
-        offs_c = c0 + tl.arange(0, BLOCK_C)
-        c_ok = offs_c < C
-        v = tl.load(v_map + offs_c[:, None] * HW + offs_p[None, :],
-                    mask=c_ok[:, None] & p_ok[None, :], other=0.0).to(tl.float32)
-        pooled = tl.sum(v * att[None, :], axis=1)
-        tl.store(f_ptr + b * C + offs_c, pooled.to(f_ptr.dtype.element_ty), mask=c_ok)
+    tl.debug_barrier()  # this program's S, written above by other threads, is read back
+    for p0 in range(0, HW, BLOCK_P):
+        offs_p = p0 + tl.arange(0, BLOCK_P)
+        p_ok = offs_p < HW
+        sim = tl.load(s_ptr + b * HW + offs_p, mask=p_ok, other=0.0)
+        tl.store(att_ptr + b * HW + offs_p, (sim - lo) / span, mask=p_ok)
+
+
+@triton.jit
+def _extreme_column(q, delta, enabled, v_map, gv_map, b, offs_c, c_ok, gf, a_hat, span, s_ptr,
+                    att_ptr, vnorm_ptr, gs_ptr, gatt_ptr, HW, NORM_EPS: tl.constexpr):
+    """dL/dv[:, q] for the position q of lo or hi, whose dL/dS gains ``delta``; -> the extra
+    terms of sum_p dL/dS[p] v_hat_p and sum_p dL/dS[p] S[p] that delta adds."""
+    v = tl.load(v_map + offs_c * HW + q, mask=c_ok, other=0.0).to(tl.float32)
+    at = b * HW + q
+    sim = tl.load(s_ptr + at)
+    vnorm = tl.load(vnorm_ptr + at)
+    g_att = tl.load(gatt_ptr + at) + tl.sum(v * gf, axis=0)
+    g_sim = tl.load(gs_ptr + at) + g_att / span + delta
+    v_hat = v / vnorm
+    v_live = tl.where(vnorm > NORM_EPS, 1.0, 0.0)
+    gv = tl.load(att_ptr + at) * gf + (g_sim / vnorm) * (a_hat - v_live * sim * v_hat)
+    tl.store(gv_map + offs_c * HW + q, gv.to(gv_map.dtype.element_ty), mask=c_ok & enabled)
+    keep = tl.where(enabled, delta, 0.0)
+    return keep * v_hat, keep * sim
 
 
 @triton.jit
@@ -99,69 +133,80 @@ def _similarity_bwd_kernel(
     HW,
     NORM_EPS: tl.constexpr,
     MINMAX_EPS: tl.constexpr,
-    BLOCK_C: tl.constexpr,
-    BLOCK_HW: tl.constexpr,
+    BLOCK_C: tl.constexpr,  # >= C
+    BLOCK_P: tl.constexpr,
 ):
     b = tl.program_id(0).to(tl.int64)
-    offs_p = tl.arange(0, BLOCK_HW)
-    p_ok = offs_p < HW
+    offs_c = tl.arange(0, BLOCK_C)
+    c_ok = offs_c < C
     v_map = v_ptr + b * C * HW
-    row = b * HW + offs_p
-
-    sim = tl.load(s_ptr + row, mask=p_ok, other=0.0)
-    att = tl.load(att_ptr + row, mask=p_ok, other=0.0)
-    vnorm = tl.load(vnorm_ptr + row, mask=p_ok, other=1.0)
+    gv_map = gv_ptr + b * C * HW
     anorm = tl.load(anorm_ptr + b)
+    a_hat = tl.load(a_ptr + b * C + offs_c, mask=c_ok, other=0.0).to(tl.float32) / anorm
+    gf = tl.load(gf_ptr + b * C + offs_c, mask=c_ok, other=0.0)
     i_lo = tl.load(ext_ptr + 2 * b)
     i_hi = tl.load(ext_ptr + 2 * b + 1)
     span = tl.load(s_ptr + b * HW + i_hi) - tl.load(s_ptr + b * HW + i_lo) + MINMAX_EPS
 
-    # f depends on A: dL/dA[p] gains <dL/df, v[:, p]>.
-    g_pool = tl.zeros([BLOCK_HW], dtype=tl.float32)
-    for c0 in range(0, C, BLOCK_C):
-        offs_c = c0 + tl.arange(0, BLOCK_C)
-        c_ok = offs_c < C
-        v = tl.load(v_map + offs_c[:, None] * HW + offs_p[None, :],
-                    mask=c_ok[:, None] & p_ok[None, :], other=0.0).to(tl.float32)
-        gf = tl.load(gf_ptr + b * C + offs_c, mask=c_ok, other=0.0)
-        g_pool += tl.sum(v * gf[:, None], axis=0)
-    g_att = tl.load(gatt_ptr + row, mask=p_ok, other=0.0) + g_pool
-
-    # A = (S - lo) / span: S itself, then lo and hi, which send theirs to one position each.
-    g_lo = tl.sum(g_att * (att - 1.0), axis=0) / span
-    g_hi = -tl.sum(g_att * att, axis=0) / span
-    g_sim = tl.load(gs_ptr + row, mask=p_ok, other=0.0) + g_att / span
-    g_sim += tl.where(offs_p == i_lo, g_lo, 0.0) + tl.where(offs_p == i_hi, g_hi, 0.0)
-    g_sim = tl.where(p_ok, g_sim, 0.0)
-
     # S[p] = <v_p / |v_p|, a / |a|>; a clamped norm is a constant, so its projection term drops.
-    v_live = tl.where(vnorm > NORM_EPS, 1.0, 0.0)
-    a_live = tl.where(anorm > NORM_EPS, 1.0, 0.0)
-    g_dot = tl.sum(g_sim * sim, axis=0)
-    for c0 in range(0, C, BLOCK_C):
-        offs_c = c0 + tl.arange(0, BLOCK_C)
-        c_ok = offs_c < C
+    g_va = tl.zeros([BLOCK_C], dtype=tl.float32)  # sum_p dL/dS[p] v_hat_p
+    g_dot = tl.zeros([], dtype=tl.float32)  # sum_p dL/dS[p] S[p]
+    g_lo_sum = tl.zeros([], dtype=tl.float32)  # sum_p dL/dA[p] (A[p] - 1)
+    g_hi_sum = tl.zeros([], dtype=tl.float32)  # sum_p dL/dA[p] A[p]
+    for p0 in range(0, HW, BLOCK_P):
+        offs_p = p0 + tl.arange(0, BLOCK_P)
+        p_ok = offs_p < HW
+        row = b * HW + offs_p
         tile = c_ok[:, None] & p_ok[None, :]
-        v = tl.load(v_map + offs_c[:, None] * HW + offs_p[None, :], mask=tile, other=0.0).to(tl.float32)
-        a = tl.load(a_ptr + b * C + offs_c, mask=c_ok, other=0.0).to(tl.float32)
-        gf = tl.load(gf_ptr + b * C + offs_c, mask=c_ok, other=0.0)
+        v = tl.load(v_map + offs_c[:, None] * HW + offs_p[None, :], mask=tile,
+                    other=0.0).to(tl.float32)
+        sim = tl.load(s_ptr + row, mask=p_ok, other=0.0)
+        att = tl.load(att_ptr + row, mask=p_ok, other=0.0)
+        vnorm = tl.load(vnorm_ptr + row, mask=p_ok, other=1.0)
+        # f depends on A: dL/dA[p] gains <dL/df, v_p>
+        g_att = tl.where(p_ok, tl.load(gatt_ptr + row, mask=p_ok, other=0.0)
+                         + tl.sum(v * gf[:, None], axis=0), 0.0)
+        g_lo_sum += tl.sum(g_att * (att - 1.0), axis=0)
+        g_hi_sum += tl.sum(g_att * att, axis=0)
+        # A = (S - lo) / span: S itself here; lo and hi add theirs to two positions below
+        g_sim = tl.where(p_ok, tl.load(gs_ptr + row, mask=p_ok, other=0.0) + g_att / span, 0.0)
         v_hat = v / vnorm[None, :]
-        a_hat = a / anorm
+        v_live = tl.where(vnorm > NORM_EPS, 1.0, 0.0)
         gv = att[None, :] * gf[:, None] + (g_sim / vnorm)[None, :] * (
             a_hat[:, None] - (v_live * sim)[None, :] * v_hat)
-        tl.store(gv_ptr + b * C * HW + offs_c[:, None] * HW + offs_p[None, :],
-                 gv.to(gv_ptr.dtype.element_ty), mask=tile)
-        ga = (tl.sum(g_sim[None, :] * v_hat, axis=1) - a_live * g_dot * a_hat) / anorm
-        tl.store(ga_ptr + b * C + offs_c, ga.to(ga_ptr.dtype.element_ty), mask=c_ok)
+        extreme = (offs_p == i_lo) | (offs_p == i_hi)  # written last, complete
+        tl.store(gv_map + offs_c[:, None] * HW + offs_p[None, :],
+                 gv.to(gv_ptr.dtype.element_ty), mask=tile & ~extreme[None, :])
+        g_va += tl.sum(g_sim[None, :] * v_hat, axis=1)
+        g_dot += tl.sum(g_sim * sim, axis=0)
+
+    g_lo = g_lo_sum / span
+    g_hi = -g_hi_sum / span
+    same = i_lo == i_hi  # a constant map: one position takes both
+    extra_va, extra_dot = _extreme_column(
+        i_lo, g_lo + tl.where(same, g_hi, 0.0), True, v_map, gv_map, b, offs_c, c_ok, gf,
+        a_hat, span, s_ptr, att_ptr, vnorm_ptr, gs_ptr, gatt_ptr, HW, NORM_EPS)
+    g_va += extra_va
+    g_dot += extra_dot
+    extra_va, extra_dot = _extreme_column(
+        i_hi, g_hi, ~same, v_map, gv_map, b, offs_c, c_ok, gf, a_hat, span, s_ptr, att_ptr,
+        vnorm_ptr, gs_ptr, gatt_ptr, HW, NORM_EPS)
+    g_va += extra_va
+    g_dot += extra_dot
+    a_live = tl.where(anorm > NORM_EPS, 1.0, 0.0)
+    ga = (g_va - a_live * g_dot * a_hat) / anorm
+    tl.store(ga_ptr + b * C + offs_c, ga.to(ga_ptr.dtype.element_ty), mask=c_ok)
 
 
-def _blocks(C: int, HW: int, on_gpu: bool):
-    block_hw = triton.next_power_of_2(HW)
-    # ~8K fp32 elements per tile on a GPU; the interpreter pays per op, not per element.
-    budget = 8192 if on_gpu else 4096
-    block_c = max(1, min(triton.next_power_of_2(C), budget // block_hw))
-    num_warps = 8 if block_hw * block_c >= 8192 else 4
-    return block_c, block_hw, num_warps
+def _blocks(C: int, HW: int):
+    """(BLOCK_C, BLOCK_P, warps): every channel by a block of positions, ~4K elements a tile.
+
+    Larger tiles spill registers in the backward on sm_90 (benchmarks/kernel_resources.py:
+    8K elements, 8 warps: 255 registers and 88-120 bytes of stack; 4K: 220, none)."""
+    block_c = triton.next_power_of_2(C)
+    block_p = max(2, min(triton.next_power_of_2(HW), 4096 // block_c))
+    num_warps = 8 if block_p * block_c >= 4096 else 4
+    return block_c, block_p, num_warps
 
 
 def _forward(visual: torch.Tensor, audio: torch.Tensor):
@@ -174,10 +219,10 @@ def _forward(visual: torch.Tensor, audio: torch.Tensor):
     vnorm = _alloc.empty((B, HW), torch.float32, dev)
     anorm = _alloc.empty((B,), torch.float32, dev)
     ext = _alloc.empty((B, 2), torch.int32, dev)
-    block_c, block_hw, num_warps = _blocks(C, HW, visual.is_cuda)
+    block_c, block_p, num_warps = _blocks(C, HW)
     _similarity_fwd_kernel[(B,)](
         visual, audio, sim, att, pooled, vnorm, anorm, ext, C, HW,
-        NORM_EPS=NORM_EPS, MINMAX_EPS=MINMAX_EPS, BLOCK_C=block_c, BLOCK_HW=block_hw,
+        NORM_EPS=NORM_EPS, MINMAX_EPS=MINMAX_EPS, BLOCK_C=block_c, BLOCK_P=block_p,
         num_warps=num_warps,
     )
     return sim, att, pooled, (vnorm, anorm, ext)
@@ -188,11 +233,11 @@ def _backward(visual, audio, sim, att, vnorm, anorm, ext, g_sim, g_att, g_pooled
     dev = visual.device
     grad_visual = _alloc.empty((B, C, HW), visual.dtype, dev)
     grad_audio = _alloc.empty((B, C), audio.dtype, dev)
-    block_c, block_hw, num_warps = _blocks(C, HW, visual.is_cuda)
+    block_c, block_p, num_warps = _blocks(C, HW)
     _similarity_bwd_kernel[(B,)](
         visual, audio, sim, att, vnorm, anorm, ext,
         g_sim, g_att, g_pooled, grad_visual, grad_audio, C, HW,
-        NORM_EPS=NORM_EPS, MINMAX_EPS=MINMAX_EPS, BLOCK_C=block_c, BLOCK_HW=block_hw,
+        NORM_EPS=NORM_EPS, MINMAX_EPS=MINMAX_EPS, BLOCK_C=block_c, BLOCK_P=block_p,
         num_warps=num_warps,
     )
     return grad_visual, grad_audio

@@ -110,6 +110,62 @@ def test_av_similarity_non_contiguous(device):
         assert_close(name, r, t, torch.float32)
 
 
+def test_av_similarity_constant_map_puts_min_and_max_at_one_position(device):
+    """Every position equal: S is constant, lo and hi are the same position (the first), and
+    A = 0. Gradients through A or f are then of size 1 / MINMAX_EPS and cancel to rounding
+    noise in any implementation, so only dL/dS flows here; every column is still written."""
+    gen = torch.Generator().manual_seed(3)
+    column = torch.randn(2, 12, 1, generator=gen)
+    visual = column.expand(2, 12, 9).contiguous().to(device).requires_grad_()
+    audio = torch.randn(2, 12, generator=gen).to(device).requires_grad_()
+    grads = [torch.randn(2, 9, generator=gen).to(device), torch.zeros(2, 9, device=device),
+             torch.zeros(2, 12, device=device)]
+    ref, tri = run_both(K.av_similarity, [visual, audio], grads)
+    for name, r, t in zip(["S", "A", "f", "grad visual", "grad audio"], ref, tri):
+        assert_close(name, r, t, torch.float32)
+
+
+def test_av_similarity_large_map(device):
+    """9000 positions: many blocks of positions, more than one spatial row ever held."""
+    gen = torch.Generator().manual_seed(4)
+    B, C, HW = 2, 4, 9000
+    audio = torch.randn(B, C, generator=gen)
+    visual = (audio.unsqueeze(2) + 0.3 * torch.randn(B, C, HW, generator=gen)).to(device)
+    grads = [torch.randn(s, generator=gen).to(device) for s in [(B, HW), (B, HW), (B, C)]]
+    ref, tri = run_both(K.av_similarity,
+                        [visual.requires_grad_(), audio.to(device).requires_grad_()], grads)
+    for name, r, t in zip(["S", "A", "f", "grad visual", "grad audio"], ref, tri):
+        assert_close(name, r, t, torch.float32)
+
+
+def test_av_similarity_pooled_feature_in_a_narrow_band_matches_float64(device):
+    """S within [0.95, 0.96] over 9000 positions. The kernel pools f as (sum (S - S[0]) v +
+    (S[0] - lo) sum v) / span; without the shift by S[0] the two sums would be ~90x larger
+    than their difference, and f was measured 2.5e-5 from float64, above this limit."""
+    gen = torch.Generator().manual_seed(4)
+    B, C, HW = 2, 8, 9000
+    a_hat = F.normalize(torch.randn(B, C, generator=gen), dim=1)
+    noise = torch.randn(B, C, HW, generator=gen)
+    noise -= (noise * a_hat.unsqueeze(2)).sum(1, keepdim=True) * a_hat.unsqueeze(2)
+    noise = F.normalize(noise, dim=1) * (0.29 + 0.04 * torch.rand(B, 1, HW, generator=gen))
+    visual = (a_hat.unsqueeze(2) + noise) * (1 + torch.rand(B, 1, HW, generator=gen))
+    exact = K.reference.av_similarity(visual.double(), a_hat.double())
+    assert 0.94 < exact[0].min() and exact[0].max() < 0.97
+    tri = K.av_similarity(visual.to(device), a_hat.to(device), backend="triton")
+    for name, e, t, limit in zip("SAf", exact, tri, [1e-6, 3e-5, 1.5e-5]):
+        rms = ((t.double().cpu() - e).pow(2).mean().sqrt() / e.pow(2).mean().sqrt()).item()
+        assert rms <= limit, f"{name}: relative RMS error to float64 {rms:.1e} > {limit:.1e}"
+
+
+def test_av_similarity_refuses_triton_beyond_the_channel_limit(device):
+    visual = torch.zeros(1, K.MAX_C + 1, 2, device=device)
+    audio = torch.zeros(1, K.MAX_C + 1, device=device)
+    with pytest.raises(InputError, match="C <="):
+        K.av_similarity(visual, audio, backend="triton")
+    S, A, f = K.av_similarity(visual, audio, backend="auto")  # the reference serves
+    assert f.shape == (1, K.MAX_C + 1)
+
+
 # -------------------------------------------------------------------------- masked_infonce
 def _infonce_inputs(B, C, HW, dtype, device, masks="random", seed=0, keep_diag=True):
     gen = torch.Generator().manual_seed(seed)
