@@ -117,7 +117,7 @@ def _measure(fn, leaves, extra, warmup_ms: int, rep_ms: int):
 def _sweep_tiles(dtype: torch.dtype, HW: int):
     """Tile sets to time against the default: block sizes, and the options that change the
     arithmetic. The "tuned" sets take block sizes whose kernels compile for sm_90 without
-    register spills (benchmarks/kernel_resources.py; the defaults' pair max and dL/da spill)."""
+    register spills (benchmarks/kernel_resources.py; the defaults' one-hot dL/da spills)."""
     import triton
 
     from avsdk.kernels.fused_infonce import default_tiles

@@ -33,37 +33,39 @@ import torch.nn.functional as F  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_kernels import DTYPES, _sweep_tiles  # noqa: E402
 
-TRITON_TYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16",
-                torch.int32: "i32", torch.int64: "i64", torch.uint8: "u8"}
-
-
 @dataclass
 class Launch:
     kernel: object  # the JITFunction
     signature: dict
     constexprs: dict
+    attrs: dict
     options: dict
 
 
 def _record(kernel, args, kwargs, launches: list) -> None:
+    """Specialise the arguments as Triton's launcher would (its own rules: an int equal to 1
+    becomes a constant, ints and pointers divisible by 16 are marked so), and keep the launch."""
+    from triton.backends.compiler import BaseBackend
+    from triton.runtime.jit import native_specialize_impl
+
     options = {k: kwargs.pop(k) for k in ("num_warps", "num_stages") if k in kwargs}
-    signature, constexprs = {}, {}
     values = dict(zip((p.name for p in kernel.params), args))
     values.update(kwargs)
-    for param in kernel.params:
+    signature, constexprs, attrs = {}, {}, {}
+    for index, param in enumerate(kernel.params):
         value = values[param.name]
         if param.is_constexpr:
-            signature[param.name] = "constexpr"
-            constexprs[param.name] = value
-        elif isinstance(value, torch.Tensor):
-            signature[param.name] = "*" + TRITON_TYPES[value.dtype]
-        elif isinstance(value, bool):
-            signature[param.name] = "i1"
-        elif isinstance(value, int):
-            signature[param.name] = "i32" if -2**31 <= value < 2**31 else "i64"
+            kind, key = "constexpr", None
         else:
-            signature[param.name] = "fp32"
-    launches.append(Launch(kernel, signature, constexprs, options))
+            kind, key = native_specialize_impl(BaseBackend, value, False,
+                                               not param.do_not_specialize,
+                                               not param.do_not_specialize_on_alignment)
+        signature[param.name] = kind
+        if kind == "constexpr":
+            constexprs[param.name] = value
+        elif key:
+            attrs[(index,)] = BaseBackend.parse_attr(key)
+    launches.append(Launch(kernel, signature, constexprs, attrs, options))
 
 
 def capture(tiles, B: int, C: int, HW: int, dtype: torch.dtype) -> list[Launch]:
@@ -132,7 +134,7 @@ def compile_launch(launch: Launch, arch: int) -> dict:
     from triton.compiler import ASTSource
 
     source = ASTSource(fn=launch.kernel, signature=launch.signature,
-                       constexprs=launch.constexprs)
+                       constexprs=launch.constexprs, attrs=launch.attrs)
     compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32), options=launch.options)
     ttgir = compiled.asm["ttgir"]
     if "warp_group_dot" in ttgir:
@@ -178,7 +180,8 @@ def main(argv=None) -> int:
         for set_name, launches in runs:
             for launch in launches:
                 key = (launch.kernel.fn.__name__, repr(launch.signature),
-                       repr(sorted(launch.constexprs.items())), repr(launch.options))
+                       repr(sorted(launch.constexprs.items())), repr(launch.attrs),
+                       repr(launch.options))
                 if key not in cache:
                     try:
                         cache[key] = compile_launch(launch, args.arch)

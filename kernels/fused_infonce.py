@@ -64,44 +64,82 @@ def _split_f16(x):
 
 
 @triton.jit
+def _pair_tile(acc, acc_lo, v_map, a_ptr, offs_j, j_ok, offs_p, p_ok, k0, C, HW,
+               UPCAST: tl.constexpr, PRECISION: tl.constexpr, SPLIT: tl.constexpr,
+               BLOCK_K: tl.constexpr):
+    """acc[J, P] += a[J, k0:k0+K] @ v[k0:k0+K, P] (SPLIT: the 2^-11 terms into acc_lo)."""
+    offs_k = k0 + tl.arange(0, BLOCK_K)
+    k_ok = offs_k < C
+    a = tl.load(a_ptr + offs_j[:, None] * C + offs_k[None, :],
+                mask=j_ok[:, None] & k_ok[None, :], other=0.0)
+    v = tl.load(v_map + offs_k[:, None] * HW + offs_p[None, :],
+                mask=k_ok[:, None] & p_ok[None, :], other=0.0)
+    if SPLIT:
+        a_hi, a_lo = _split_f16(a.to(tl.float32))
+        v_hi, v_lo = _split_f16(v.to(tl.float32))
+        acc = tl.dot(a_hi, v_hi, acc)
+        acc_lo = tl.dot(a_hi, v_lo, acc_lo)
+        acc_lo = tl.dot(a_lo, v_hi, acc_lo)
+    else:
+        if UPCAST:
+            a = a.to(tl.float32)
+            v = v.to(tl.float32)
+        acc = tl.dot(a, v, acc, input_precision=PRECISION)
+    return acc, acc_lo
+
+
+@triton.jit
+def _pair_update(best, best_p, acc, acc_lo, m_row, p0, offs_p, p_ok, SPLIT: tl.constexpr):
+    """Fold one [J, P] tile of dots into the running max and first argmax over p."""
+    if SPLIT:
+        acc += acc_lo * (1.0 / SPLIT_SCALE)
+    m = tl.load(m_row + offs_p, mask=p_ok, other=0.0)
+    # masked positions score exactly 0 and take part in the max, as in the reference
+    scores = tl.where(p_ok[None, :], acc * m[None, :], float("-inf"))
+    tile_best, tile_arg = tl.max(scores, axis=1, return_indices=True)
+    better = tile_best > best  # strict: ties keep the earlier position
+    return tl.where(better, tile_best, best), tl.where(better, p0 + tile_arg.to(tl.int32), best_p)
+
+
+@triton.jit
 def _pair_block(v_map, m_row, a_ptr, offs_j, j_ok, C, HW, UPCAST: tl.constexpr,
                 PRECISION: tl.constexpr, SPLIT: tl.constexpr, BLOCK_J: tl.constexpr,
-                BLOCK_P: tl.constexpr, BLOCK_K: tl.constexpr):
-    """max over p of m[i, p] <v[i, :, p], a[j]> and its first argmax, for the block of j."""
+                BLOCK_P: tl.constexpr, BLOCK_K: tl.constexpr, FLAT: tl.constexpr):
+    """max over p of m[i, p] <v[i, :, p], a[j]> and its first argmax, for the block of j.
+
+    FLAT walks the (positions, channels) tiles as one loop, folding at each block's last
+    channel step, so the loads are pipelined across blocks of positions too; otherwise a loop
+    over blocks of positions holds a short loop over channels.
+    """
     best = tl.full([BLOCK_J], float("-inf"), dtype=tl.float32)
     best_p = tl.zeros([BLOCK_J], dtype=tl.int32)
-    for p0 in range(0, HW, BLOCK_P):
-        offs_p = p0 + tl.arange(0, BLOCK_P)
-        p_ok = offs_p < HW
-        acc = tl.zeros([BLOCK_J, BLOCK_P], dtype=tl.float32)
-        acc_lo = tl.zeros([BLOCK_J, BLOCK_P], dtype=tl.float32)  # SPLIT: the 2^-11 terms
-        for k0 in range(0, C, BLOCK_K):
-            offs_k = k0 + tl.arange(0, BLOCK_K)
-            k_ok = offs_k < C
-            a = tl.load(a_ptr + offs_j[:, None] * C + offs_k[None, :],
-                        mask=j_ok[:, None] & k_ok[None, :], other=0.0)
-            v = tl.load(v_map + offs_k[:, None] * HW + offs_p[None, :],
-                        mask=k_ok[:, None] & p_ok[None, :], other=0.0)
-            if SPLIT:
-                a_hi, a_lo = _split_f16(a.to(tl.float32))
-                v_hi, v_lo = _split_f16(v.to(tl.float32))
-                acc = tl.dot(a_hi, v_hi, acc)
-                acc_lo = tl.dot(a_hi, v_lo, acc_lo)
-                acc_lo = tl.dot(a_lo, v_hi, acc_lo)
-            else:
-                if UPCAST:
-                    a = a.to(tl.float32)
-                    v = v.to(tl.float32)
-                acc = tl.dot(a, v, acc, input_precision=PRECISION)
-        if SPLIT:
-            acc += acc_lo * (1.0 / SPLIT_SCALE)
-        m = tl.load(m_row + offs_p, mask=p_ok, other=0.0)
-        # masked positions score exactly 0 and take part in the max, as in the reference
-        scores = tl.where(p_ok[None, :], acc * m[None, :], float("-inf"))
-        tile_best, tile_arg = tl.max(scores, axis=1, return_indices=True)
-        better = tile_best > best  # strict: ties keep the earlier position
-        best = tl.where(better, tile_best, best)
-        best_p = tl.where(better, p0 + tile_arg.to(tl.int32), best_p)
+    acc = tl.zeros([BLOCK_J, BLOCK_P], dtype=tl.float32)
+    acc_lo = tl.zeros([BLOCK_J, BLOCK_P], dtype=tl.float32)  # SPLIT: the 2^-11 terms
+    if FLAT:
+        n_k = tl.cdiv(C, BLOCK_K)
+        for t in range(0, tl.cdiv(HW, BLOCK_P) * n_k):
+            p0 = (t // n_k) * BLOCK_P
+            offs_p = p0 + tl.arange(0, BLOCK_P)
+            p_ok = offs_p < HW
+            acc, acc_lo = _pair_tile(acc, acc_lo, v_map, a_ptr, offs_j, j_ok, offs_p, p_ok,
+                                     (t % n_k) * BLOCK_K, C, HW, UPCAST, PRECISION, SPLIT,
+                                     BLOCK_K)
+            if t % n_k == n_k - 1:
+                best, best_p = _pair_update(best, best_p, acc, acc_lo, m_row, p0, offs_p, p_ok,
+                                            SPLIT)
+                acc = tl.zeros([BLOCK_J, BLOCK_P], dtype=tl.float32)
+                acc_lo = tl.zeros([BLOCK_J, BLOCK_P], dtype=tl.float32)
+    else:
+        for p0 in range(0, HW, BLOCK_P):
+            offs_p = p0 + tl.arange(0, BLOCK_P)
+            p_ok = offs_p < HW
+            acc = tl.zeros([BLOCK_J, BLOCK_P], dtype=tl.float32)
+            acc_lo = tl.zeros([BLOCK_J, BLOCK_P], dtype=tl.float32)
+            for k0 in range(0, C, BLOCK_K):
+                acc, acc_lo = _pair_tile(acc, acc_lo, v_map, a_ptr, offs_j, j_ok, offs_p, p_ok,
+                                         k0, C, HW, UPCAST, PRECISION, SPLIT, BLOCK_K)
+            best, best_p = _pair_update(best, best_p, acc, acc_lo, m_row, p0, offs_p, p_ok,
+                                        SPLIT)
     return best, best_p
 
 
@@ -121,6 +159,7 @@ def _pair_max_kernel(
     BLOCK_J: tl.constexpr,
     BLOCK_P: tl.constexpr,
     BLOCK_K: tl.constexpr,
+    FLAT: tl.constexpr,  # one loop over (positions, channels) tiles; see _pair_block
 ):
     pid = tl.program_id(0)
     n_jb = tl.cdiv(B, BLOCK_J)
@@ -128,7 +167,7 @@ def _pair_max_kernel(
     offs_j = (pid % n_jb) * BLOCK_J + tl.arange(0, BLOCK_J)
     j_ok = offs_j < B
     best, best_p = _pair_block(v_ptr + i * C * HW, m_ptr + i * HW, a_ptr, offs_j, j_ok, C, HW,
-                               UPCAST, PRECISION, SPLIT, BLOCK_J, BLOCK_P, BLOCK_K)
+                               UPCAST, PRECISION, SPLIT, BLOCK_J, BLOCK_P, BLOCK_K, FLAT)
     tl.store(s_ptr + i * B + offs_j, best, mask=j_ok)
     tl.store(arg_ptr + i * B + offs_j, best_p, mask=j_ok)
 
@@ -153,6 +192,7 @@ def _pair_row_kernel(
     BLOCK_J: tl.constexpr,  # >= B: one program holds the whole row
     BLOCK_P: tl.constexpr,
     BLOCK_K: tl.constexpr,
+    FLAT: tl.constexpr,
 ):
     """_pair_max_kernel and _row_loss_kernel in one: program i computes all of row i, so its
     log-sum-exp and dL/ds are taken in registers (one launch, no s buffer)."""
@@ -160,7 +200,7 @@ def _pair_row_kernel(
     offs_j = tl.arange(0, BLOCK_J)
     j_ok = offs_j < B
     best, best_p = _pair_block(v_ptr + i * C * HW, m_ptr + i * HW, a_ptr, offs_j, j_ok, C, HW,
-                               UPCAST, PRECISION, SPLIT, BLOCK_J, BLOCK_P, BLOCK_K)
+                               UPCAST, PRECISION, SPLIT, BLOCK_J, BLOCK_P, BLOCK_K, FLAT)
     tl.store(arg_ptr + i * B + offs_j, best_p, mask=j_ok)
     keep = tl.load(keep_ptr + i * B + offs_j, mask=j_ok, other=0) != 0
     z = tl.where(j_ok, tl.where(keep, best, FN_LOGIT) * inv_tau, float("-inf"))
@@ -545,6 +585,7 @@ class Tiles:
     row_max_j: int = 256
     # with grad_audio "gather": both gradients from one launch (_grad_both_kernel)
     fuse_backward: bool = False
+    pair_flat: bool = False  # pair max: one loop over (positions, channels) tiles
 
     def __post_init__(self):
         if self.fp32_dot not in FP32_DOTS:
@@ -616,7 +657,7 @@ def _pair_max(visual_hat, mask, audio_hat, tiles: Tiles):
         UPCAST=visual_hat.dtype != audio_hat.dtype,
         PRECISION=_precision(tiles, visual_hat, audio_hat),
         SPLIT=_split(tiles, visual_hat, audio_hat),
-        BLOCK_J=tiles.pair_j, BLOCK_P=tiles.pair_p, BLOCK_K=tiles.pair_k,
+        BLOCK_J=tiles.pair_j, BLOCK_P=tiles.pair_p, BLOCK_K=tiles.pair_k, FLAT=tiles.pair_flat,
         num_warps=tiles.pair_warps, num_stages=tiles.stages,
     )
     return sims, argmax
@@ -646,8 +687,8 @@ def _pair_rows(visual_hat, mask, audio_hat, keep, tau: float, tiles: Tiles):
         FN_LOGIT=FALSE_NEGATIVE_LOGIT, UPCAST=visual_hat.dtype != audio_hat.dtype,
         PRECISION=_precision(tiles, visual_hat, audio_hat),
         SPLIT=_split(tiles, visual_hat, audio_hat), BLOCK_J=max(16, triton.next_power_of_2(B)),
-        BLOCK_P=tiles.pair_p, BLOCK_K=tiles.pair_k, num_warps=tiles.pair_warps,
-        num_stages=tiles.stages,
+        BLOCK_P=tiles.pair_p, BLOCK_K=tiles.pair_k, FLAT=tiles.pair_flat,
+        num_warps=tiles.pair_warps, num_stages=tiles.stages,
     )
     return rows, grad_sims, argmax
 

@@ -202,7 +202,7 @@ def _blocks(C: int, HW: int):
     """(BLOCK_C, BLOCK_P, warps): every channel by a block of positions, ~4K elements a tile.
 
     Larger tiles spill registers in the backward on sm_90 (benchmarks/kernel_resources.py:
-    8K elements, 8 warps: 255 registers and 88-120 bytes of stack; 4K: 220, none)."""
+    8K elements, 8 warps: 255 registers and 128-160 bytes of stack; 4K: 222, none)."""
     block_c = triton.next_power_of_2(C)
     block_p = max(2, min(triton.next_power_of_2(HW), 4096 // block_c))
     num_warps = 8 if block_p * block_c >= 4096 else 4

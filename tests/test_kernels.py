@@ -219,6 +219,8 @@ VARIANTS = {
     "sorted": {"grad_visual": "sorted"},  # dL/dv visits each block's run of sorted argmaxes
     "rows": {"forward": "rows"},  # one program per row: pair max and row loss in one launch
     "rows-upto-16": {"forward": "rows", "row_max_j": 16},  # B = 20 falls back to blocks
+    "flat": {"pair_flat": True},  # pair max as one loop over (positions, channels) tiles
+    "flat-rows-f16x3": {"pair_flat": True, "forward": "rows", "fp32_dot": "f16x3"},
     "f16x3-sorted-gather": {"fp32_dot": "f16x3", "grad_visual": "sorted", "grad_audio": "gather"},
     "fused-dense": {"forward": "rows", "grad_audio": "gather", "fuse_backward": True},
     "fused-sorted": {"forward": "rows", "grad_visual": "sorted", "grad_audio": "gather",
