@@ -148,11 +148,15 @@ def _sweep_tiles(dtype: torch.dtype, HW: int):
         "tuned-fused": replace(tuned, **sparse_blocks, forward="rows", fuse_backward=True,
                                pair_p=32, pair_k=16, pair_warps=8),
     }
+    # the pair max as one loop over (positions, channels) tiles
+    variants["tuned-fused-flat"] = replace(variants["tuned-fused"], pair_flat=True)
     if tuned_f16 is not None:  # float16 pieces on the tensor cores instead of FMA dots
         variants["f16x3"] = replace(base, fp32_dot="f16x3")
         variants["f16x3-tuned-sparse"] = replace(tuned_f16, **sparse_blocks)
         variants["f16x3-tuned-fused"] = replace(tuned_f16, **sparse_blocks, forward="rows",
                                                 fuse_backward=True)
+        variants["f16x3-tuned-fused-flat"] = replace(variants["f16x3-tuned-fused"],
+                                                     pair_flat=True)
     else:
         # one tile spans every position: a and v are read once per program
         all_p = triton.next_power_of_2(HW)
