@@ -16,6 +16,7 @@ compile. Needs Triton with its bundled ptxas / cuobjdump (Linux wheels have them
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import subprocess
@@ -68,11 +69,10 @@ def _record(kernel, args, kwargs, launches: list) -> None:
     launches.append(Launch(kernel, signature, constexprs, attrs, options))
 
 
-def capture(tiles, B: int, C: int, HW: int, dtype: torch.dtype) -> list[Launch]:
-    """The launches one forward + backward of ``tiles`` makes, recorded instead of run."""
+@contextlib.contextmanager
+def _recording():
+    """Within: every Triton kernel launch is recorded (into the list yielded), not run."""
     from triton.runtime.jit import JITFunction
-
-    from avsdk.kernels import fused_infonce as fi
 
     launches: list[Launch] = []
     original = JITFunction.run
@@ -82,6 +82,16 @@ def capture(tiles, B: int, C: int, HW: int, dtype: torch.dtype) -> list[Launch]:
 
     JITFunction.run = record
     try:
+        yield launches
+    finally:
+        JITFunction.run = original
+
+
+def capture(tiles, B: int, C: int, HW: int, dtype: torch.dtype) -> list[Launch]:
+    """The launches one masked_infonce forward + backward with ``tiles`` makes."""
+    from avsdk.kernels import fused_infonce as fi
+
+    with _recording() as launches:
         visual = F.normalize(torch.randn(B, C, HW), dim=1).to(dtype)
         audio = F.normalize(torch.randn(B, C), dim=1).to(dtype)
         mask = torch.ones(B, HW)
@@ -94,30 +104,17 @@ def capture(tiles, B: int, C: int, HW: int, dtype: torch.dtype) -> list[Launch]:
         else:
             fi._grad_visual(grad_sims, argmax, mask, audio, gout, visual, 0.005, tiles)
             fi._grad_audio(grad_sims, argmax, mask, visual, gout, audio, tiles)
-    finally:
-        JITFunction.run = original
     return launches
 
 
 def capture_similarity(B: int, C: int, HW: int, dtype: torch.dtype) -> list[Launch]:
     """The launches of av_similarity's forward and backward."""
-    from triton.runtime.jit import JITFunction
-
     from avsdk.kernels import fused_similarity as fs
 
-    launches: list[Launch] = []
-    original_run = JITFunction.run
-
-    def record(self, *args, grid, warmup, **kwargs):
-        _record(self, args, kwargs, launches)
-
-    JITFunction.run = record
-    try:
+    with _recording() as launches:
         visual, audio = torch.randn(B, C, HW).to(dtype), torch.randn(B, C).to(dtype)
         sim, att, pooled, saved = fs._forward(visual, audio)
         fs._backward(visual, audio, sim, att, *saved, sim, att, pooled.float())
-    finally:
-        JITFunction.run = original_run
     return launches
 
 
