@@ -274,6 +274,23 @@ def test_masked_infonce_variants_mixed_dtypes_and_large_tau(variant, device):
         assert_close(name, r, t, dt)
 
 
+@pytest.mark.parametrize("variant", ["fused-sorted", "gather"])
+def test_masked_infonce_one_input_needs_a_gradient(variant, device):
+    """Only dL/dv, then only dL/da: the fused backward steps aside, the other stays None."""
+    visual, mask, audio, keep = _infonce_inputs(6, 20, 30, torch.float32, device, "zero-row", 2)
+    op = _variant_op(variant, device)
+    for wanted in ("visual", "audio"):
+        v = visual.detach().clone().requires_grad_(wanted == "visual")
+        a = audio.detach().clone().requires_grad_(wanted == "audio")
+        leaf = v if wanted == "visual" else a
+        ref = torch.autograd.grad(op(v, mask, a, keep, 0.005, "torch"), [leaf])
+        loss = op(v, mask, a, keep, 0.005, "triton")
+        loss.backward()
+        got, other = (v.grad, a.grad) if wanted == "visual" else (a.grad, v.grad)
+        assert other is None
+        assert_close(f"grad {wanted}", ref[0], got, torch.float32)
+
+
 def test_unknown_tiles_options_are_refused():
     from avsdk.kernels.fused_infonce import Tiles
 
