@@ -571,7 +571,8 @@ class Tiles:
     stages: int = 3
     row_block: int = 1024
     # float32 operands: "ieee" (float32 FMA dots), "tf32x3" (Triton's 3-pass TF32) or "f16x3"
-    # (float16 pieces on the tensor cores, see _split_f16); never plain TF32
+    # (float16 pieces on the tensor cores, see _split_f16: inputs must stay below 65504 in
+    # magnitude, which L2-normalised ones do); never plain TF32
     fp32_dot: str = "ieee"
     split_onehot: bool = True  # half inputs: backward one-hot as two native half MMAs
     grad_audio: str = "onehot"  # "onehot": one-hot MMAs over all positions; "gather": sparse
