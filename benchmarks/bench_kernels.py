@@ -257,6 +257,26 @@ def _run_sweep(B, C, HW, dtype, args, emit):
              "tiles " + repr(tiles) + ("" if same else " MISMATCH vs default"))
 
 
+def warm(shard: int, shards: int, batches, dtypes, C: int, HW: int) -> int:
+    """Compile (run once, untimed) this shard's share of the sweep's tile sets, so that
+    several processes fill Triton's on-disk cache at once; -> how many sets it ran."""
+    from avsdk.kernels.fused_infonce import masked_infonce
+
+    jobs = [(name, B, set_name, tiles) for name in dtypes for B in batches
+            for set_name, tiles in _sweep_tiles(DTYPES[name], HW).items()]
+    done = 0
+    for index, (name, B, set_name, tiles) in enumerate(jobs):
+        if index % shards != shard:
+            continue
+        leaves, (mask, keep) = _inputs("masked_infonce", B, C, HW, DTYPES[name])
+        try:
+            masked_infonce(leaves[0], mask, leaves[1], keep, 0.005, tiles=tiles).backward()
+            done += 1
+        except Exception as exc:  # the sweep reports it again, with its timings
+            print(f"warm {name} B={B} {set_name}: {exc!r}", flush=True)
+    return done
+
+
 def target_summary(rows) -> str:
     """The issue's targets for masked_infonce, from the rows one run emitted.
 
@@ -302,10 +322,18 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="time each masked_infonce kernel of each tile set, and fwd+bwd in "
                              "a CUDA graph (GPU time without host overhead)")
+    parser.add_argument("--warm", metavar="I/N",
+                        help="only compile the I-th of N shares of the sweep's tile sets "
+                             "(several processes at once fill Triton's cache), then exit")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("bench_kernels: needs a CUDA device (the kernels are timed on the GPU only)")
         return 2
+    if args.warm:
+        shard, shards = (int(x) for x in args.warm.split("/"))
+        done = warm(shard, shards, args.batch, args.dtypes, args.channels, args.hw)
+        print(f"warm {shard}/{shards}: {done} tile sets compiled", flush=True)
+        return 0
     import triton
 
     meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,

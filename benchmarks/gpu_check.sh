@@ -22,8 +22,12 @@ fi
   python -c "import sys, torch, triton; print(sys.version.split()[0], torch.__version__, triton.__version__, torch.cuda.get_device_name())"
 } 2>&1 | tee "$OUT/env.txt"
 
-# The CUDA tests compile a few hundred kernel variants: run them as 8 pytest processes over
-# a round-robin split of the test ids, so Triton compiles on 8 cores at once.
+# Compiling is most of the wall time: 6 processes compile the sweep's tile sets into Triton's
+# cache while the CUDA tests run as 8 pytest processes over a round-robin split of the test ids.
+for shard in 0 1 2 3 4 5; do
+  python benchmarks/bench_kernels.py --warm "$shard/6" --batch 256 1024 \
+    > "$OUT/warm_$shard.log" 2>&1 &
+done
 python -m pytest --collect-only -q tests/test_kernels.py tests/test_bench_kernels.py \
   | grep "::" > "$OUT/test_ids.txt"
 rm -f "$OUT"/ids_*

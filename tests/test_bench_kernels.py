@@ -110,3 +110,19 @@ def test_target_summary_ratios_fastest_first():
         "| bf16 | 256 | triton[fused] | 0.450 | 4.00 | 2.67 | 20 % |",
         "| bf16 | 256 | triton | 0.900 | 2.00 | 1.33 | 25 % |",
     ]
+
+
+def test_warm_shards_cover_every_tile_set_once(bench, monkeypatch):
+    from avsdk.kernels import fused_infonce
+
+    ran = []
+    real = fused_infonce.masked_infonce
+
+    def counting(*args, tiles=None):
+        ran.append(tiles)
+        return real(*args, tiles=tiles)
+
+    monkeypatch.setattr(fused_infonce, "masked_infonce", counting)
+    done = [bench.warm(i, 3, [4], ["fp32", "fp16"], 8, 6) for i in range(3)]
+    sets = [bench._sweep_tiles(dtype, 6) for dtype in (torch.float32, torch.float16)]
+    assert sum(done) == len(ran) == sum(len(s) for s in sets)
