@@ -124,8 +124,6 @@ def _sweep_tiles(dtype: torch.dtype, HW: int):
 
     base = default_tiles(256, dtype, on_gpu=True)
     sparse = {"grad_visual": "sorted", "grad_audio": "gather"}  # backward visits pairs only
-    # and one launch each way: a program per row forward, both gradients in one kernel
-    fused = dict(sparse, forward="rows", fuse_backward=True)
     if dtype == torch.float32:
         tuned = replace(base, pair_j=128, pair_p=64, pair_k=16, pair_warps=8,
                         ga_j=64, ga_c=64, ga_p=32, ga_warps=8)
@@ -144,7 +142,8 @@ def _sweep_tiles(dtype: torch.dtype, HW: int):
         "sorted-gather": replace(base, **sparse),
         "tuned": tuned,
         "tuned-sparse": replace(tuned, **sparse_blocks),
-        # rows forward: [B, 32 positions] accumulators, 16 channels a step, 8 warps
+        # one launch each way (a program per row forward: [B, 32 positions] accumulators,
+        # 16 channels a step, 8 warps; both gradients in one kernel)
         "tuned-fused": replace(tuned, **sparse_blocks, forward="rows", fuse_backward=True,
                                pair_p=32, pair_k=16, pair_warps=8),
     }
@@ -162,7 +161,6 @@ def _sweep_tiles(dtype: torch.dtype, HW: int):
         all_p = triton.next_power_of_2(HW)
         variants["wide-p"] = replace(base, pair_j=64, pair_p=all_p, pair_k=32, pair_warps=8,
                                      gv_p=all_p, gv_c=32, gv_j=64, gv_warps=8)
-    del fused
     return variants
 
 
