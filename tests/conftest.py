@@ -21,6 +21,19 @@ if not _HAS_CUDA:
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
+@pytest.fixture(scope="session")
+def bench_kernels():
+    """benchmarks/bench_kernels.py as a module (benchmarks/ is not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_kernels.py"
+    spec = importlib.util.spec_from_file_location("bench_kernels", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture
 def device() -> str:
     """The device kernel tests run on: CUDA when present, else the CPU (interpreter)."""

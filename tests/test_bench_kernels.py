@@ -7,25 +7,17 @@ stage runs, that each tile set agrees with the default one, and the rows written
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 
 pytest.importorskip("triton", reason="the fused kernels need triton (pip install 'avsdk[train]')")
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
 @pytest.fixture
-def bench(monkeypatch, device):
+def bench(monkeypatch, device, bench_kernels):
     if device == "cuda":
         pytest.skip("on a GPU the real benchmark runs (benchmarks/gpu_check.sh)")
-    spec = importlib.util.spec_from_file_location("bench_kernels",
-                                                  ROOT / "benchmarks" / "bench_kernels.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = bench_kernels
     monkeypatch.setattr(module, "DEVICE", "cpu")
     calls = []
 
@@ -38,6 +30,7 @@ def bench(monkeypatch, device):
 
     monkeypatch.setattr(triton.testing, "do_bench", fake_bench)
     monkeypatch.setattr(triton.testing, "do_bench_cudagraph", fake_bench)
+
     def fake_measure(fn, leaves, extra, *args):  # leaves' .grad untouched, as _measure leaves it
         step = lambda: torch.autograd.grad(fn(*leaves, *extra), leaves)  # noqa: E731
         return {"fwd+bwd": fake_bench(step)}, 0.0
@@ -48,7 +41,7 @@ def bench(monkeypatch, device):
 
     monkeypatch.setattr(fused_infonce, "default_tiles",
                         lambda B, dtype, on_gpu: fused_infonce.INTERPRETER_TILES)
-    module.calls = calls
+    monkeypatch.setattr(module, "calls", calls, raising=False)
     return module
 
 
@@ -86,11 +79,7 @@ def test_profile_times_each_kernel_and_the_graphed_step(bench):
     assert fused and len(bench.calls) == len(variants) * len(stages) + fused + 1
 
 
-def test_target_summary_ratios_fastest_first():
-    spec = importlib.util.spec_from_file_location("bench_kernels_summary",
-                                                  ROOT / "benchmarks" / "bench_kernels.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_target_summary_ratios_fastest_first(bench_kernels):
     rows = [
         {"dtype": "bf16", "B": 256, "provider": "eager", "mode": "fwd+bwd", "ms": 1.8,
          "peak_mb": 240.0},
@@ -105,7 +94,7 @@ def test_target_summary_ratios_fastest_first():
         {"dtype": "fp32", "B": 64, "provider": "triton", "mode": "fwd+bwd", "ms": 0.5,
          "peak_mb": 9.0},  # no eager row: no ratios to print
     ]
-    table = module.target_summary(rows).splitlines()
+    table = bench_kernels.target_summary(rows).splitlines()
     assert table[2:] == [
         "| bf16 | 256 | triton[fused] | 0.450 | 4.00 | 2.67 | 20 % |",
         "| bf16 | 256 | triton | 0.900 | 2.00 | 1.33 | 25 % |",

@@ -228,19 +228,25 @@ VARIANTS = {
 }
 
 
-def _variant_op(variant: str, device: str):
-    from dataclasses import replace
-
-    from avsdk.kernels.fused_infonce import default_tiles, masked_infonce
+def _tiles_op(tiles_for):
+    """masked_infonce with (backend "triton") the Tiles ``tiles_for(visual)``, else the twin."""
+    from avsdk.kernels.fused_infonce import masked_infonce
 
     def op(visual, mask, audio, keep, tau, backend):
         if backend == "torch":
             return K.masked_infonce(visual, mask, audio, keep, tau, backend="torch")
-        tiles = replace(default_tiles(visual.shape[0], visual.dtype, device == "cuda"),
-                        **VARIANTS[variant])
-        return masked_infonce(visual, mask, audio, keep, tau, tiles=tiles)
+        return masked_infonce(visual, mask, audio, keep, tau, tiles=tiles_for(visual))
 
     return op
+
+
+def _variant_op(variant: str, device: str):
+    from dataclasses import replace
+
+    from avsdk.kernels.fused_infonce import default_tiles
+
+    return _tiles_op(lambda visual: replace(
+        default_tiles(visual.shape[0], visual.dtype, device == "cuda"), **VARIANTS[variant]))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -463,37 +469,21 @@ def test_av_similarity_rejects_bad_arguments(visual, audio, match):
         K.av_similarity(visual, audio)
 
 
-def _gpu_tile_sets(dtype):
-    """The tile sets benchmarks/bench_kernels.py times on a GPU (its sweep)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_kernels.py"
-    spec = importlib.util.spec_from_file_location("bench_kernels_sets", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module._sweep_tiles(dtype, 196)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: SHORT[d])
-def test_masked_infonce_gpu_tile_sets_match_reference(dtype, device):
-    """Every tile set the GPU check times, with its GPU block sizes, at HW = 196: several
-    blocks of positions, runs of sorted pairs across blocks, a whole-row forward block, and
-    channel and batch counts that no block size divides."""
-    from avsdk.kernels.fused_infonce import masked_infonce
-
+def test_masked_infonce_gpu_tile_sets_match_reference(dtype, device, bench_kernels):
+    """Every tile set the GPU check times (bench_kernels' sweep), with its GPU block sizes, at
+    HW = 196: several blocks of positions, runs of sorted pairs across blocks, a whole-row
+    forward block, and channel and batch counts that no block size divides."""
     B, C, HW = 40, 40, 196
     visual, mask, audio, keep = _infonce_inputs(B, C, HW, dtype, device, "zero-row", 9)
-    sets = _gpu_tile_sets(torch.float32 if dtype == torch.float32 else torch.bfloat16)
+    sets = bench_kernels._sweep_tiles(torch.float32 if dtype == torch.float32
+                                      else torch.bfloat16, HW)
     assert {"tuned-sparse", "tuned-fused"} <= set(sets)
     for name, tiles in sets.items():
-        def op(v, a, backend, tiles=tiles):
-            if backend == "torch":
-                return K.masked_infonce(v, mask, a, keep, 0.005, backend="torch")
-            return masked_infonce(v, mask, a, keep, 0.005, tiles=tiles)
-
-        ref, tri = run_both(op, [visual, audio])
+        op = _tiles_op(lambda visual, tiles=tiles: tiles)
+        ref, tri = run_both(lambda v, a, backend: op(v, mask, a, keep, 0.005, backend),
+                            [visual, audio])
         assert_close(f"{name}: loss", ref[0], tri[0], torch.float32, floor=1.0)
         for what, r, t in zip(["grad visual", "grad audio"], ref[1:], tri[1:]):
             assert_close(f"{name}: {what}", r, t, dtype)
