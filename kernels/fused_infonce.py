@@ -173,6 +173,18 @@ def _pair_max_kernel(
 
 
 @triton.jit
+def _logits(s, keep, inv_tau, FN_LOGIT: tl.constexpr):
+    """A row's logits: s / tau where the pair is kept, else the removed pairs' FN_LOGIT / tau."""
+    return tl.where(keep, s, FN_LOGIT) * inv_tau
+
+
+@triton.jit
+def _row_grad(prob, keep, diag, inv_tau, B):
+    """d mean_i CE / d s[i, j] = keep[i, j] (softmax[i, j] - [i == j]) / (B tau)."""
+    return tl.where(keep, (prob - tl.where(diag, 1.0, 0.0)) * (inv_tau / B), 0.0)
+
+
+@triton.jit
 def _pair_row_kernel(
     v_ptr,  # [B, C, HW] L2-normalised visual maps, contiguous
     m_ptr,  # [B, HW] float32 positive masks
@@ -203,7 +215,7 @@ def _pair_row_kernel(
                                UPCAST, PRECISION, SPLIT, BLOCK_J, BLOCK_P, BLOCK_K, FLAT)
     tl.store(arg_ptr + i * B + offs_j, best_p, mask=j_ok)
     keep = tl.load(keep_ptr + i * B + offs_j, mask=j_ok, other=0) != 0
-    z = tl.where(j_ok, tl.where(keep, best, FN_LOGIT) * inv_tau, float("-inf"))
+    z = tl.where(j_ok, _logits(best, keep, inv_tau, FN_LOGIT), float("-inf"))
     row_max = tl.max(z, axis=0)
     e = tl.exp(z - row_max)
     row_sum = tl.sum(e, axis=0)
@@ -211,8 +223,7 @@ def _pair_row_kernel(
     z_ii = tl.sum(tl.where(diag, z, 0.0), axis=0)
     tl.store(loss_ptr + i, (row_max - z_ii) + tl.log(row_sum))
     # as _row_loss_kernel: softmax = exp(z - max) / sum
-    grad = tl.where(keep, (e / row_sum - tl.where(diag, 1.0, 0.0)) * (inv_tau / B), 0.0)
-    tl.store(g_ptr + i * B + offs_j, grad, mask=j_ok)
+    tl.store(g_ptr + i * B + offs_j, _row_grad(e / row_sum, keep, diag, inv_tau, B), mask=j_ok)
 
 
 @triton.jit
@@ -234,7 +245,7 @@ def _row_loss_kernel(
         ok = offs < B
         s = tl.load(s_ptr + i * B + offs, mask=ok, other=0.0)
         keep = tl.load(keep_ptr + i * B + offs, mask=ok, other=0) != 0
-        z = tl.where(ok, tl.where(keep, s, FN_LOGIT) * inv_tau, float("-inf"))
+        z = tl.where(ok, _logits(s, keep, inv_tau, FN_LOGIT), float("-inf"))
         new_max = tl.maximum(run_max, tl.max(z, axis=0))
         run_sum = run_sum * tl.exp(run_max - new_max) + tl.sum(tl.exp(z - new_max), axis=0)
         run_max = new_max
@@ -242,17 +253,16 @@ def _row_loss_kernel(
     # at 0 and 1, and a single logit (B = 1) must give softmax 1 and gradient 0 exactly.
     s_ii = tl.load(s_ptr + i * B + i)
     keep_ii = tl.load(keep_ptr + i * B + i) != 0
-    z_ii = tl.where(keep_ii, s_ii, FN_LOGIT) * inv_tau
+    z_ii = _logits(s_ii, keep_ii, inv_tau, FN_LOGIT)
     tl.store(loss_ptr + i, (run_max - z_ii) + tl.log(run_sum))
 
-    # d mean_i CE / d s[i, j] = keep[i, j] (softmax[i, j] - [i == j]) / (B tau)
     for j0 in range(0, B, BLOCK):
         offs = j0 + tl.arange(0, BLOCK)
         ok = offs < B
         s = tl.load(s_ptr + i * B + offs, mask=ok, other=0.0)
         keep = tl.load(keep_ptr + i * B + offs, mask=ok, other=0) != 0
-        prob = tl.exp(tl.where(keep, s, FN_LOGIT) * inv_tau - run_max) / run_sum
-        grad = tl.where(keep, (prob - tl.where(offs == i, 1.0, 0.0)) * (inv_tau / B), 0.0)
+        prob = tl.exp(_logits(s, keep, inv_tau, FN_LOGIT) - run_max) / run_sum
+        grad = _row_grad(prob, keep, offs == i, inv_tau, B)
         tl.store(g_ptr + i * B + offs, grad, mask=ok)
 
 
