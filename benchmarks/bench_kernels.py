@@ -184,24 +184,24 @@ def _run_profile(B, C, HW, dtype, args, emit):
     nan = float("nan")
     variants = _sweep_tiles(dtype, HW)
     for name, tiles in list(variants.items()):
+        plan = fi._plan_for(tiles, v, a, 0.005)
         try:
-            sims, argmax = fi._pair_max(v, mask_f, a, tiles)
+            sims, argmax = fi._pair_max(plan, v, mask_f, a)
         except Exception as exc:
             print(f"masked_infonce B={B} triton[{name}]: failed: {exc!r}", flush=True)
             del variants[name]
             continue
-        _, grad_sims = fi._row_loss(sims, keep_u8, 0.005, tiles)
+        _, grad_sims = fi._row_loss(plan, sims, keep_u8)
         stages = {
-            "pair_max": lambda: fi._pair_max(v, mask_f, a, tiles),
-            "row_loss": lambda: fi._row_loss(sims, keep_u8, 0.005, tiles),
-            "forward": lambda: fi._forward(v, mask_f, a, keep_u8, 0.005, tiles),  # as the set runs
-            "grad_visual": lambda: fi._grad_visual(grad_sims, argmax, mask_f, a, gout, v, 0.005,
-                                                   tiles),
-            "grad_audio": lambda: fi._grad_audio(grad_sims, argmax, mask_f, v, gout, a, tiles),
+            "pair_max": lambda: fi._pair_max(plan, v, mask_f, a),
+            "row_loss": lambda: fi._row_loss(plan, sims, keep_u8),
+            "forward": lambda: fi._forward(plan, v, mask_f, a, keep_u8),  # as the set runs
+            "grad_visual": lambda: fi._grad_visual(plan, grad_sims, argmax, mask_f, a, gout),
+            "grad_audio": lambda: fi._grad_audio(plan, grad_sims, argmax, mask_f, v, gout),
         }
-        if tiles.fuse_backward and tiles.grad_audio == "gather":
-            stages["grad_both"] = lambda: fi._grad_both(grad_sims, argmax, mask_f, v, a, gout,
-                                                        0.005, tiles)
+        if plan.fused_backward:
+            stages["grad_both"] = lambda: fi._grad_both(plan, grad_sims, argmax, mask_f, v, a,
+                                                        gout)
         timings = {stage: do_bench(call, warmup=args.warmup, rep=args.rep, quantiles=quantiles)
                    for stage, call in stages.items()}
         emit("masked_infonce", dtype, B, C, HW, f"triton[{name}]", timings, nan,

@@ -97,13 +97,14 @@ def capture(tiles, B: int, C: int, HW: int, dtype: torch.dtype) -> list[Launch]:
         mask = torch.ones(B, HW)
         keep = torch.ones(B, B, dtype=torch.bool).view(torch.uint8)
         gout = torch.ones(())
-        rows, grad_sims, argmax = fi._forward(visual, mask, audio, keep, 0.005, tiles)
+        plan = fi._plan_for(tiles, visual, audio, 0.005)
+        rows, grad_sims, argmax = fi._forward(plan, visual, mask, audio, keep)
         argmax.zero_()  # recorded, not run: give torch.sort defined values
-        if tiles.fuse_backward and tiles.grad_audio == "gather":
-            fi._grad_both(grad_sims, argmax, mask, visual, audio, gout, 0.005, tiles)
+        if plan.fused_backward:
+            fi._grad_both(plan, grad_sims, argmax, mask, visual, audio, gout)
         else:
-            fi._grad_visual(grad_sims, argmax, mask, audio, gout, visual, 0.005, tiles)
-            fi._grad_audio(grad_sims, argmax, mask, visual, gout, audio, tiles)
+            fi._grad_visual(plan, grad_sims, argmax, mask, audio, gout)
+            fi._grad_audio(plan, grad_sims, argmax, mask, visual, gout)
     return launches
 
 

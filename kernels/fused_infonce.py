@@ -612,6 +612,15 @@ class Tiles:
                              f"got {self.grad_audio!r}")
 
 
+# Host-side block arithmetic in plain Python (triton.cdiv is a JIT function: slower to call).
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
+
+
 # Under the interpreter every program costs milliseconds: few, small ones.
 INTERPRETER_TILES = Tiles(
     pair_j=16, pair_p=32, pair_k=32, pair_warps=1, gv_p=32, gv_c=32, gv_j=16, gv_warps=1,
@@ -625,7 +634,7 @@ def default_tiles(B: int, dtype: torch.dtype, on_gpu: bool) -> Tiles:
     """Block sizes picked from the H100 sweep in benchmarks/results/kernels_h100.md."""
     if not on_gpu:
         return INTERPRETER_TILES
-    cap = max(16, triton.next_power_of_2(B))  # no wider than the batch
+    cap = max(16, _next_pow2(B))  # no wider than the batch
     if dtype == torch.float32:
         return Tiles(pair_j=min(128, cap), pair_p=32, pair_k=32, pair_warps=4,
                      gv_p=64, gv_c=128, gv_j=min(32, cap), gv_warps=8,
@@ -635,82 +644,129 @@ def default_tiles(B: int, dtype: torch.dtype, on_gpu: bool) -> Tiles:
                  ga_j=min(128, cap), ga_c=64, ga_p=64, ga_warps=4, stages=4)
 
 
-def _has_fp32(*tensors: torch.Tensor) -> bool:
-    return any(t.dtype == torch.float32 for t in tensors)
+@dataclass(frozen=True)
+class _Plan:
+    """Every launch setting of one (tiles, shapes, dtypes, tau): grids, constexprs, scales.
+
+    Built once per configuration (``_plan`` is cached), so a training step pays only for its
+    allocations and launches, not for recomputing block counts and option dicts in Python.
+    """
+
+    B: int
+    C: int
+    HW: int
+    out_dtype_v: torch.dtype
+    out_dtype_a: torch.dtype
+    inv_tau: float
+    rows_forward: bool  # one launch (_pair_row_kernel) instead of pair max + row loss
+    pair_grid: tuple
+    pair_opts: dict
+    rows_opts: dict
+    row_grid: tuple
+    row_opts: dict
+    grad_scale: float
+    sort: bool  # torch.sort the argmax rows for the sorted dL/dv
+    gv_programs: int
+    gv_opts: dict
+    gather: bool
+    ga_programs: int  # blocks of (j, c) times splits of the sum over i
+    ga_splits: int
+    rows_per_split: int
+    ga_opts: dict
+    fused_backward: bool  # _grad_both_kernel when both gradients are wanted
+    both_opts: dict
 
 
-def _split(tiles: Tiles, *tensors: torch.Tensor) -> bool:
-    """float32 data goes through the float16-piece dots (fp32_dot "f16x3")."""
-    return tiles.fp32_dot == "f16x3" and _has_fp32(*tensors)
+def _plan_for(tiles: Tiles, visual_hat: torch.Tensor, audio_hat: torch.Tensor,
+              tau: float) -> _Plan:
+    B, C, HW = visual_hat.shape
+    return _plan(tiles, B, C, HW, visual_hat.dtype, audio_hat.dtype, float(tau))
 
 
-def _precision(tiles: Tiles, *tensors: torch.Tensor) -> str:
+@functools.lru_cache(maxsize=256)
+def _plan(tiles: Tiles, B: int, C: int, HW: int, v_dtype: torch.dtype, a_dtype: torch.dtype,
+          tau: float) -> _Plan:
+    fp32 = torch.float32 in (v_dtype, a_dtype)
+    split = tiles.fp32_dot == "f16x3" and fp32  # float32 data as float16 pieces
     # float32 operands: "ieee" or "tf32x3" (two TF32 halves each, float32 accuracy); "f16x3"
     # does not reach tl.dot's input_precision. Half operands upcast to float32: TF32 holds
     # them exactly.
-    if not _has_fp32(*tensors):
-        return "tf32"
-    return "ieee" if tiles.fp32_dot == "f16x3" else tiles.fp32_dot
-
-
-def _native(tiles: Tiles, visual_hat: torch.Tensor, audio_hat: torch.Tensor) -> bool:
-    return (tiles.split_onehot and visual_hat.dtype == audio_hat.dtype
-            and visual_hat.dtype in (torch.float16, torch.bfloat16))
-
-
-def _pair_max(visual_hat, mask, audio_hat, tiles: Tiles):
-    """-> (s [B, B] float32, argmax [B, B] int32); inputs contiguous, mask float32."""
-    B, C, HW = visual_hat.shape
-    sims = _alloc.empty((B, B), torch.float32, visual_hat.device)
-    argmax = _alloc.empty((B, B), torch.int32, visual_hat.device)
-    _pair_max_kernel[(B * triton.cdiv(B, tiles.pair_j),)](
-        visual_hat, mask, audio_hat, sims, argmax, B, C, HW,
-        UPCAST=visual_hat.dtype != audio_hat.dtype,
-        PRECISION=_precision(tiles, visual_hat, audio_hat),
-        SPLIT=_split(tiles, visual_hat, audio_hat),
-        BLOCK_J=tiles.pair_j, BLOCK_P=tiles.pair_p, BLOCK_K=tiles.pair_k, FLAT=tiles.pair_flat,
-        num_warps=tiles.pair_warps, num_stages=tiles.stages,
+    precision = ("ieee" if tiles.fp32_dot == "f16x3" else tiles.fp32_dot) if fp32 else "tf32"
+    native = (tiles.split_onehot and v_dtype == a_dtype
+              and v_dtype in (torch.float16, torch.bfloat16))
+    launch = dict(num_warps=tiles.pair_warps, num_stages=tiles.stages)
+    pair = dict(UPCAST=v_dtype != a_dtype, PRECISION=precision, SPLIT=split,
+                BLOCK_P=tiles.pair_p, BLOCK_K=tiles.pair_k, FLAT=tiles.pair_flat, **launch)
+    sort = tiles.grad_visual == "sorted"
+    gv = dict(PRECISION=precision, NATIVE=native, SPLIT=split, BLOCK_P=tiles.gv_p,
+              BLOCK_C=tiles.gv_c, BLOCK_J=tiles.gv_j, num_warps=tiles.gv_warps,
+              num_stages=tiles.stages)
+    if sort:
+        gv["BLOCK_COUNT"] = min(tiles.sort_count, _next_pow2(B))
+    gather = tiles.grad_audio == "gather"
+    blocks = _cdiv(B, tiles.ga_j) * _cdiv(C, tiles.ga_c)
+    # Split the reduction over i until there are enough programs to fill the GPU.
+    rows_per_split = _cdiv(B, max(1, min(B, tiles.ga_programs // blocks)))
+    splits = _cdiv(B, rows_per_split)
+    if gather:
+        ga = dict(BLOCK_J=tiles.ga_j, BLOCK_C=tiles.ga_c, num_warps=tiles.ga_warps)
+    else:
+        ga = dict(PRECISION=precision, NATIVE=native, BLOCK_J=tiles.ga_j, BLOCK_C=tiles.ga_c,
+                  BLOCK_P=tiles.ga_p, num_warps=tiles.ga_warps, num_stages=tiles.stages)
+    gv_programs = B * _cdiv(HW, tiles.gv_p) * _cdiv(C, tiles.gv_c)
+    both = dict(gv, SORTED=sort, GA_J=tiles.ga_j, GA_C=tiles.ga_c)
+    both.setdefault("BLOCK_COUNT", 16)  # unused by the dense dL/dv
+    return _Plan(
+        B=B, C=C, HW=HW, out_dtype_v=v_dtype, out_dtype_a=a_dtype, inv_tau=1.0 / tau,
+        rows_forward=tiles.forward == "rows" and _next_pow2(B) <= tiles.row_max_j,
+        pair_grid=(B * _cdiv(B, tiles.pair_j),), pair_opts=dict(pair, BLOCK_J=tiles.pair_j),
+        rows_opts=dict(pair, FN_LOGIT=FALSE_NEGATIVE_LOGIT, BLOCK_J=max(16, _next_pow2(B))),
+        row_grid=(B,), row_opts=dict(FN_LOGIT=FALSE_NEGATIVE_LOGIT,
+                                     BLOCK=min(tiles.row_block, _next_pow2(B))),
+        grad_scale=_grad_scale(B, tau), sort=sort, gv_programs=gv_programs, gv_opts=gv,
+        gather=gather, ga_programs=splits * blocks, ga_splits=splits,
+        rows_per_split=rows_per_split, ga_opts=ga,
+        fused_backward=tiles.fuse_backward and gather, both_opts=both,
     )
+
+
+def _pair_max(plan: _Plan, visual_hat, mask, audio_hat):
+    """-> (s [B, B] float32, argmax [B, B] int32); inputs contiguous, mask float32."""
+    B, dev = plan.B, visual_hat.device
+    sims = _alloc.empty((B, B), torch.float32, dev)
+    argmax = _alloc.empty((B, B), torch.int32, dev)
+    _pair_max_kernel[plan.pair_grid](visual_hat, mask, audio_hat, sims, argmax, B, plan.C,
+                                     plan.HW, **plan.pair_opts)
     return sims, argmax
 
 
-def _row_loss(sims, keep, tau: float, tiles: Tiles):
+def _row_loss(plan: _Plan, sims, keep):
     """-> (loss rows [B] float32, dL/ds [B, B] float32 for the mean of the rows)."""
-    B = sims.shape[0]
+    B = plan.B
     rows = _alloc.empty((B,), torch.float32, sims.device)
     grad_sims = _alloc.empty((B, B), torch.float32, sims.device)
-    _row_loss_kernel[(B,)](
-        sims, keep, rows, grad_sims, B, 1.0 / float(tau), FN_LOGIT=FALSE_NEGATIVE_LOGIT,
-        BLOCK=min(tiles.row_block, triton.next_power_of_2(B)),
-    )
+    _row_loss_kernel[plan.row_grid](sims, keep, rows, grad_sims, B, plan.inv_tau,
+                                    **plan.row_opts)
     return rows, grad_sims
 
 
-def _pair_rows(visual_hat, mask, audio_hat, keep, tau: float, tiles: Tiles):
+def _pair_rows(plan: _Plan, visual_hat, mask, audio_hat, keep):
     """-> (loss rows [B], dL/ds [B, B], argmax [B, B]) from one launch, a program per row."""
-    B, C, HW = visual_hat.shape
-    dev = visual_hat.device
+    B, dev = plan.B, visual_hat.device
     argmax = _alloc.empty((B, B), torch.int32, dev)
     rows = _alloc.empty((B,), torch.float32, dev)
     grad_sims = _alloc.empty((B, B), torch.float32, dev)
-    _pair_row_kernel[(B,)](
-        visual_hat, mask, audio_hat, keep, argmax, rows, grad_sims, B, C, HW, 1.0 / float(tau),
-        FN_LOGIT=FALSE_NEGATIVE_LOGIT, UPCAST=visual_hat.dtype != audio_hat.dtype,
-        PRECISION=_precision(tiles, visual_hat, audio_hat),
-        SPLIT=_split(tiles, visual_hat, audio_hat), BLOCK_J=max(16, triton.next_power_of_2(B)),
-        BLOCK_P=tiles.pair_p, BLOCK_K=tiles.pair_k, FLAT=tiles.pair_flat,
-        num_warps=tiles.pair_warps, num_stages=tiles.stages,
-    )
+    _pair_row_kernel[plan.row_grid](visual_hat, mask, audio_hat, keep, argmax, rows, grad_sims,
+                                    B, plan.C, plan.HW, plan.inv_tau, **plan.rows_opts)
     return rows, grad_sims, argmax
 
 
-def _forward(visual_hat, mask, audio_hat, keep, tau: float, tiles: Tiles):
+def _forward(plan: _Plan, visual_hat, mask, audio_hat, keep):
     """-> (loss rows [B], dL/ds [B, B], argmax [B, B]); inputs contiguous, mask float32."""
-    B = visual_hat.shape[0]
-    if tiles.forward == "rows" and triton.next_power_of_2(B) <= tiles.row_max_j:
-        return _pair_rows(visual_hat, mask, audio_hat, keep, tau, tiles)
-    sims, argmax = _pair_max(visual_hat, mask, audio_hat, tiles)
-    rows, grad_sims = _row_loss(sims, keep, tau, tiles)
+    if plan.rows_forward:
+        return _pair_rows(plan, visual_hat, mask, audio_hat, keep)
+    sims, argmax = _pair_max(plan, visual_hat, mask, audio_hat)
+    rows, grad_sims = _row_loss(plan, sims, keep)
     return rows, grad_sims, argmax
 
 
@@ -719,82 +775,50 @@ def _grad_scale(B: int, tau: float) -> float:
     return 2.0 ** -math.ceil(math.log2(max(1.0 / (B * tau), 2.0 ** -60)))
 
 
-def _gv_setup(argmax, visual_hat, audio_hat, tau: float, tiles: Tiles):
-    """-> (programs, sorted argmax, its j, launch options) of the dL/dv kernels."""
-    B, C, HW = visual_hat.shape
-    programs = B * triton.cdiv(HW, tiles.gv_p) * triton.cdiv(C, tiles.gv_c)
-    modes = dict(PRECISION=_precision(tiles, visual_hat, audio_hat),
-                 NATIVE=_native(tiles, visual_hat, audio_hat),
-                 SPLIT=_split(tiles, visual_hat, audio_hat), BLOCK_P=tiles.gv_p,
-                 BLOCK_C=tiles.gv_c, BLOCK_J=tiles.gv_j, num_warps=tiles.gv_warps,
-                 num_stages=tiles.stages)
-    sorted_p = perm = argmax  # unread unless sorted
-    if tiles.grad_visual == "sorted":
-        sorted_p, perm = torch.sort(argmax, dim=1, stable=True)
-        modes["BLOCK_COUNT"] = min(tiles.sort_count, triton.next_power_of_2(B))
-    return programs, sorted_p, perm, modes
+def _sorted_argmax(plan: _Plan, argmax):
+    """-> (argmax rows sorted, the j of each sorted entry); argmax twice when unsorted."""
+    if plan.sort:
+        return torch.sort(argmax, dim=1, stable=True)
+    return argmax, argmax  # unread
 
 
-def _ga_setup(B: int, C: int, tiles: Tiles):
-    """-> (blocks of (j, c), splits of the sum over i, rows per split) of the dL/da kernels."""
-    blocks = triton.cdiv(B, tiles.ga_j) * triton.cdiv(C, tiles.ga_c)
-    # Split the reduction over i until there are enough programs to fill the GPU.
-    splits = max(1, min(B, tiles.ga_programs // blocks))
-    rows_per_split = triton.cdiv(B, splits)
-    return blocks, triton.cdiv(B, rows_per_split), rows_per_split
-
-
-def _grad_visual(grad_sims, argmax, mask, audio_hat, gout, visual_hat, tau, tiles: Tiles):
-    B, C, HW = visual_hat.shape
-    grad = _alloc.empty((B, C, HW), visual_hat.dtype, grad_sims.device)
-    programs, sorted_p, perm, modes = _gv_setup(argmax, visual_hat, audio_hat, tau, tiles)
-    if tiles.grad_visual == "sorted":
-        _grad_visual_sorted_kernel[(programs,)](
-            grad_sims, sorted_p, perm, mask, audio_hat, gout, grad, B, C, HW,
-            _grad_scale(B, tau), **modes,
-        )
+def _grad_visual(plan: _Plan, grad_sims, argmax, mask, audio_hat, gout):
+    B, C, HW = plan.B, plan.C, plan.HW
+    grad = _alloc.empty((B, C, HW), plan.out_dtype_v, grad_sims.device)
+    if plan.sort:
+        sorted_p, perm = _sorted_argmax(plan, argmax)
+        _grad_visual_sorted_kernel[(plan.gv_programs,)](
+            grad_sims, sorted_p, perm, mask, audio_hat, gout, grad, B, C, HW, plan.grad_scale,
+            **plan.gv_opts)
     else:
-        _grad_visual_kernel[(programs,)](
-            grad_sims, argmax, mask, audio_hat, gout, grad, B, C, HW, _grad_scale(B, tau),
-            **modes,
-        )
+        _grad_visual_kernel[(plan.gv_programs,)](
+            grad_sims, argmax, mask, audio_hat, gout, grad, B, C, HW, plan.grad_scale,
+            **plan.gv_opts)
     return grad
 
 
-def _grad_audio(grad_sims, argmax, mask, visual_hat, gout, audio_hat, tiles: Tiles):
-    B, C, HW = visual_hat.shape
-    blocks, splits, rows_per_split = _ga_setup(B, C, tiles)
-    partial = _alloc.empty((splits, B, C), torch.float32, visual_hat.device)
-    if tiles.grad_audio == "gather":
-        _grad_audio_gather_kernel[(splits * blocks,)](
-            grad_sims, argmax, mask, visual_hat, gout, partial, B, C, HW, rows_per_split,
-            BLOCK_J=tiles.ga_j, BLOCK_C=tiles.ga_c, num_warps=tiles.ga_warps,
-        )
-        return _sum_splits(partial, audio_hat.dtype)
-    _grad_audio_kernel[(splits * blocks,)](
-        grad_sims, argmax, mask, visual_hat, gout, partial, B, C, HW, rows_per_split,
-        PRECISION=_precision(tiles, visual_hat, audio_hat),
-        NATIVE=_native(tiles, visual_hat, audio_hat), BLOCK_J=tiles.ga_j, BLOCK_C=tiles.ga_c,
-        BLOCK_P=tiles.ga_p, num_warps=tiles.ga_warps, num_stages=tiles.stages,
-    )
-    return _sum_splits(partial, audio_hat.dtype)
+def _grad_audio(plan: _Plan, grad_sims, argmax, mask, visual_hat, gout):
+    B, C, HW = plan.B, plan.C, plan.HW
+    partial = _alloc.empty((plan.ga_splits, B, C), torch.float32, visual_hat.device)
+    kernel = _grad_audio_gather_kernel if plan.gather else _grad_audio_kernel
+    kernel[(plan.ga_programs,)](grad_sims, argmax, mask, visual_hat, gout, partial, B, C, HW,
+                                plan.rows_per_split, **plan.ga_opts)
+    return _sum_splits(partial, plan.out_dtype_a)
 
 
-def _grad_both(grad_sims, argmax, mask, visual_hat, audio_hat, gout, tau, tiles: Tiles):
+def _grad_both(plan: _Plan, grad_sims, argmax, mask, visual_hat, audio_hat, gout):
     """(dL/dv, dL/da) from one launch (_grad_both_kernel); dL/da is the gathered one."""
-    B, C, HW = visual_hat.shape
+    B, C, HW = plan.B, plan.C, plan.HW
     dev = grad_sims.device
-    programs, sorted_p, perm, modes = _gv_setup(argmax, visual_hat, audio_hat, tau, tiles)
-    modes.setdefault("BLOCK_COUNT", 16)  # unused by the dense dL/dv
-    blocks, splits, rows_per_split = _ga_setup(B, C, tiles)
-    grad_visual = _alloc.empty((B, C, HW), visual_hat.dtype, dev)
-    partial = _alloc.empty((splits, B, C), torch.float32, dev)
-    _grad_both_kernel[(splits * blocks + programs,)](
+    sorted_p, perm = _sorted_argmax(plan, argmax)
+    grad_visual = _alloc.empty((B, C, HW), plan.out_dtype_v, dev)
+    partial = _alloc.empty((plan.ga_splits, B, C), torch.float32, dev)
+    _grad_both_kernel[(plan.ga_programs + plan.gv_programs,)](
         grad_sims, argmax, sorted_p, perm, mask, visual_hat, audio_hat, gout, grad_visual,
-        partial, B, C, HW, _grad_scale(B, tau), rows_per_split, splits * blocks,
-        SORTED=tiles.grad_visual == "sorted", GA_J=tiles.ga_j, GA_C=tiles.ga_c, **modes,
+        partial, B, C, HW, plan.grad_scale, plan.rows_per_split, plan.ga_programs,
+        **plan.both_opts,
     )
-    return grad_visual, _sum_splits(partial, audio_hat.dtype)
+    return grad_visual, _sum_splits(partial, plan.out_dtype_a)
 
 
 def _sum_splits(partial: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -814,36 +838,36 @@ class MaskedInfoNCE(torch.autograd.Function):
     def forward(ctx, visual_hat, mask, audio_hat, keep, tau, tiles=None):
         visual_hat = visual_hat.contiguous()
         audio_hat = audio_hat.contiguous()
-        mask = mask.to(torch.float32).contiguous()
+        if mask.dtype != torch.float32:
+            mask = mask.to(torch.float32)
+        mask = mask.contiguous()
         # a bool tensor is read as its bytes (no copy); anything else becomes 0 / 1 bytes
         keep = (keep.contiguous().view(torch.uint8) if keep.dtype == torch.bool
                 else keep.to(torch.bool).to(torch.uint8).contiguous())
-        B = visual_hat.shape[0]
-        tiles = tiles or default_tiles(B, visual_hat.dtype, visual_hat.is_cuda)
-        rows, grad_sims, argmax = _forward(visual_hat, mask, audio_hat, keep, tau, tiles)
+        tiles = tiles or default_tiles(visual_hat.shape[0], visual_hat.dtype, visual_hat.is_cuda)
+        plan = _plan_for(tiles, visual_hat, audio_hat, tau)
+        rows, grad_sims, argmax = _forward(plan, visual_hat, mask, audio_hat, keep)
         ctx.save_for_backward(visual_hat, mask, audio_hat, grad_sims, argmax)
-        ctx.tiles = tiles
-        ctx.tau = tau
+        ctx.plan = plan
         return rows.mean()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss):
         visual_hat, mask, audio_hat, grad_sims, argmax = ctx.saved_tensors
-        gout = grad_loss.to(torch.float32).reshape(()).contiguous()
+        gout = grad_loss  # the mean's gradient: a float32 scalar, read on the device
+        if gout.dtype != torch.float32 or gout.dim() != 0:
+            gout = gout.to(torch.float32).reshape(()).contiguous()
+        plan = ctx.plan
         grad_visual = grad_audio = None
-        tiles = ctx.tiles
-        if (tiles.fuse_backward and tiles.grad_audio == "gather"
-                and ctx.needs_input_grad[0] and ctx.needs_input_grad[2]):
-            grad_visual, grad_audio = _grad_both(grad_sims, argmax, mask, visual_hat, audio_hat,
-                                                 gout, ctx.tau, tiles)
+        if plan.fused_backward and ctx.needs_input_grad[0] and ctx.needs_input_grad[2]:
+            grad_visual, grad_audio = _grad_both(plan, grad_sims, argmax, mask, visual_hat,
+                                                 audio_hat, gout)
             return grad_visual, None, grad_audio, None, None, None
         if ctx.needs_input_grad[0]:
-            grad_visual = _grad_visual(grad_sims, argmax, mask, audio_hat, gout, visual_hat,
-                                       ctx.tau, ctx.tiles)
+            grad_visual = _grad_visual(plan, grad_sims, argmax, mask, audio_hat, gout)
         if ctx.needs_input_grad[2]:
-            grad_audio = _grad_audio(grad_sims, argmax, mask, visual_hat, gout, audio_hat,
-                                     ctx.tiles)
+            grad_audio = _grad_audio(plan, grad_sims, argmax, mask, visual_hat, gout)
         return grad_visual, None, grad_audio, None, None, None
 
 

@@ -1,0 +1,55 @@
+"""benchmarks/bench_host.py: the host cost of a masked_infonce step, measured without a GPU.
+
+It runs Triton's real launch path into a null driver, so it also pins how many kernels a step
+launches: the reason for ``Tiles(forward="rows", fuse_backward=True)`` is one launch each way.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+triton = pytest.importorskip("triton", reason="compiling the kernels needs triton")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _rows(stdout: str) -> dict:
+    """-> {(dtype, tile set): (launches, [torch ops])} from the printed table."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 6 and cells[0] in ("fp32", "bf16"):
+            ops = cells[5].split("(", 1)[1].rstrip(")").split(", ") if "(" in cells[5] else []
+            assert float(cells[2]) > 0 and float(cells[3]) > float(cells[2]), line
+            rows[(cells[0], cells[1])] = (int(cells[4]), [op for op in ops if op])
+    return rows
+
+
+def test_bench_host_counts_the_launches_of_a_step():
+    ptxas = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas"
+    if not ptxas.exists():
+        pytest.skip("this triton build has no bundled ptxas")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_host.py"), "--dtypes", "fp32", "bf16",
+         "--sets", "default", "tuned-fused", "--reps", "20"],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = _rows(run.stdout)
+    for dtype in ("fp32", "bf16"):
+        eager_launches, eager_ops = rows[(dtype, "eager (reference, CPU)")]
+        assert eager_launches == 0 and "bmm" in eager_ops
+        # pair max + row loss forward, dL/dv + dL/da backward
+        launches, ops = rows[(dtype, "default")]
+        assert launches == 4 and "mean" in ops and "sort" not in ops
+        # one launch each way; the sorted dL/dv sorts the argmax rows first
+        launches, ops = rows[(dtype, "tuned-fused")]
+        assert launches == 2 and "sort" in ops
+        assert len(ops) < len(eager_ops) / 4
+    # bfloat16 dL/da is summed in float32, then cast once
+    assert "_to_copy" in rows[("bf16", "default")][1]
+    assert "_to_copy" not in rows[("fp32", "default")][1]
