@@ -3,9 +3,9 @@
 #
 #   bash benchmarks/gpu_check.sh [--commit SHA]
 #
-# Writes env.txt, pytest_kernels.log, bench_kernels.log and kernels.csv to $OUT (default
-# benchmarks/results/gpu_check). Installs avsdk (editable, no dependencies, no compiled audio
-# frontend) with the machine's own torch and Triton when it is not importable yet.
+# Writes env.txt, pytest_kernels.log, bench_kernels.log, bench_host.log and kernels.csv to $OUT
+# (default benchmarks/results/gpu_check). Installs avsdk (editable, no dependencies, no compiled
+# audio frontend) with the machine's own torch and Triton when it is not importable yet.
 # Order: what matters most first, each step appending to the CSV as it goes, so a run cut
 # short still leaves its results.
 set -uo pipefail
@@ -46,6 +46,8 @@ bench() { python benchmarks/bench_kernels.py --csv "$OUT/kernels.csv" "$@" 2>&1 
 # in a CUDA graph (where the time goes, and how much of it is the host's).
 bench --ops masked_infonce --batch 256 --sweep "$@"
 bench --ops --batch 256 --profile "$@"
+# the host's own cost of a step (no GPU used: a null driver), to compare with this machine's
+python benchmarks/bench_host.py --sets default tuned-fused --reps 500 2>&1 | tee "$OUT/bench_host.log"
 bench --ops masked_infonce --batch 64 1024 --sweep "$@"
 bench --ops av_similarity "$@"
 

@@ -18,6 +18,8 @@ that the reference builds stay in registers. The twin is ``reference.av_similari
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import triton
 import triton.language as tl
@@ -198,6 +200,7 @@ def _similarity_bwd_kernel(
     tl.store(ga_ptr + b * C + offs_c, ga.to(ga_ptr.dtype.element_ty), mask=c_ok)
 
 
+@functools.lru_cache(maxsize=64)  # per step: no JIT helper calls on the host
 def _blocks(C: int, HW: int):
     """(BLOCK_C, BLOCK_P, warps): every channel by a block of positions, ~4K elements a tile.
 
