@@ -192,16 +192,18 @@ def _run_profile(B, C, HW, dtype, args, emit):
             del variants[name]
             continue
         _, grad_sims = fi._row_loss(plan, sims, keep_u8)
+        order = fi._forward(plan, v, mask_f, a, keep_u8)[3]  # argmax sorted by the forward
         stages = {
             "pair_max": lambda: fi._pair_max(plan, v, mask_f, a),
             "row_loss": lambda: fi._row_loss(plan, sims, keep_u8),
             "forward": lambda: fi._forward(plan, v, mask_f, a, keep_u8),  # as the set runs
-            "grad_visual": lambda: fi._grad_visual(plan, grad_sims, argmax, mask_f, a, gout),
+            "grad_visual": lambda: fi._grad_visual(plan, grad_sims, argmax, mask_f, a, gout,
+                                                   order),
             "grad_audio": lambda: fi._grad_audio(plan, grad_sims, argmax, mask_f, v, gout),
         }
         if plan.fused_backward:
             stages["grad_both"] = lambda: fi._grad_both(plan, grad_sims, argmax, mask_f, v, a,
-                                                        gout)
+                                                        gout, order)
         timings = {stage: do_bench(call, warmup=args.warmup, rep=args.rep, quantiles=quantiles)
                    for stage, call in stages.items()}
         emit("masked_infonce", dtype, B, C, HW, f"triton[{name}]", timings, nan,

@@ -15,13 +15,14 @@ run on the tensor cores and need no atomics; dL/da is split over i and the parti
 added in a fixed order (deterministic). ``Tiles(grad_audio="gather")`` computes dL/da instead
 by reading the one column v[i, :, p*] each pair needs (_grad_audio_gather_kernel): B * B * C
 multiply-adds instead of B * B * HW * C, no tensor cores, same fixed order.
-``Tiles(grad_visual="sorted")`` sorts each row of argmax first (one torch.sort), so that each
-block of positions visits only the run of pairs whose argmax falls in it
-(_grad_visual_sorted_kernel): about B / BLOCK_J + HW / BLOCK_P one-hot tiles per row instead
-of (B / BLOCK_J) (HW / BLOCK_P). Two options cut launches (each costs host time): with
-``Tiles(forward="rows")`` one program per row computes the pair max and the row loss together
-(_pair_row_kernel), and ``Tiles(fuse_backward=True)`` (with the gathered dL/da) computes both
-gradients in one launch (_grad_both_kernel).
+``Tiles(grad_visual="sorted")`` sorts each row of argmax first (one torch.sort, or inside
+the forward kernel when that is the one-program-per-row one below), so that each block of
+positions visits only the run of pairs whose argmax falls in it (_grad_visual_sorted_kernel):
+about B / BLOCK_J + HW / BLOCK_P one-hot tiles per row instead of (B / BLOCK_J) (HW / BLOCK_P).
+Two options cut launches (each costs host time): with ``Tiles(forward="rows")`` one program
+per row computes the pair max and the row loss together (_pair_row_kernel), and
+``Tiles(fuse_backward=True)`` (with the gathered dL/da) computes both gradients in one launch
+(_grad_both_kernel).
 
 Precision: accumulation is always float32. float32 inputs use float32 FMA dots ("ieee") by
 default: on the H100 with Triton 3.6 that beat 3-pass TF32 ("tf32x3", 1.6-2x slower), and TF32
@@ -193,6 +194,8 @@ def _pair_row_kernel(
     arg_ptr,  # [B, B] int32 out: the first p that attains s[i, j]
     loss_ptr,  # [B] float32 out: cross-entropy of row i with target i
     g_ptr,  # [B, B] float32 out: dL/ds for L = mean of the rows' losses
+    sp_ptr,  # [B, B] int32 out (SORT): row i of argmax in ascending order
+    perm_ptr,  # [B, B] int32 out (SORT): the j of each sorted entry (ties in order of j)
     B,
     C,
     HW,
@@ -205,6 +208,7 @@ def _pair_row_kernel(
     BLOCK_P: tl.constexpr,
     BLOCK_K: tl.constexpr,
     FLAT: tl.constexpr,
+    SORT: tl.constexpr,  # also sort the row's argmax for the sorted dL/dv (no torch.sort)
 ):
     """_pair_max_kernel and _row_loss_kernel in one: program i computes all of row i, so its
     log-sum-exp and dL/ds are taken in registers (one launch, no s buffer)."""
@@ -214,6 +218,13 @@ def _pair_row_kernel(
     best, best_p = _pair_block(v_ptr + i * C * HW, m_ptr + i * HW, a_ptr, offs_j, j_ok, C, HW,
                                UPCAST, PRECISION, SPLIT, BLOCK_J, BLOCK_P, BLOCK_K, FLAT)
     tl.store(arg_ptr + i * B + offs_j, best_p, mask=j_ok)
+    if SORT:
+        # one int32 key per pair, p* major and j minor: sorting the keys is a stable sort of
+        # p* (requires HW * BLOCK_J < 2^31, which _plan checks); padding lanes sort last
+        key = tl.where(j_ok, best_p * BLOCK_J + offs_j, 2147483647)
+        key = tl.sort(key)
+        tl.store(sp_ptr + i * B + offs_j, key // BLOCK_J, mask=j_ok)
+        tl.store(perm_ptr + i * B + offs_j, key % BLOCK_J, mask=j_ok)
     keep = tl.load(keep_ptr + i * B + offs_j, mask=j_ok, other=0) != 0
     z = tl.where(j_ok, _logits(best, keep, inv_tau, FN_LOGIT), float("-inf"))
     row_max = tl.max(z, axis=0)
@@ -659,6 +670,7 @@ class _Plan:
     out_dtype_a: torch.dtype
     inv_tau: float
     rows_forward: bool  # one launch (_pair_row_kernel) instead of pair max + row loss
+    rows_sort: bool  # that launch also sorts the argmax rows (the sorted dL/dv needs them)
     pair_grid: tuple
     pair_opts: dict
     rows_opts: dict
@@ -716,11 +728,14 @@ def _plan(tiles: Tiles, B: int, C: int, HW: int, v_dtype: torch.dtype, a_dtype: 
     gv_programs = B * _cdiv(HW, tiles.gv_p) * _cdiv(C, tiles.gv_c)
     both = dict(gv, SORTED=sort, GA_J=tiles.ga_j, GA_C=tiles.ga_c)
     both.setdefault("BLOCK_COUNT", 16)  # unused by the dense dL/dv
+    rows_forward = tiles.forward == "rows" and _next_pow2(B) <= tiles.row_max_j
+    row_j = max(16, _next_pow2(B))
+    rows_sort = rows_forward and sort and HW * row_j < 2**31  # the sort keys fit int32
     return _Plan(
         B=B, C=C, HW=HW, out_dtype_v=v_dtype, out_dtype_a=a_dtype, inv_tau=1.0 / tau,
-        rows_forward=tiles.forward == "rows" and _next_pow2(B) <= tiles.row_max_j,
+        rows_forward=rows_forward, rows_sort=rows_sort,
         pair_grid=(B * _cdiv(B, tiles.pair_j),), pair_opts=dict(pair, BLOCK_J=tiles.pair_j),
-        rows_opts=dict(pair, FN_LOGIT=FALSE_NEGATIVE_LOGIT, BLOCK_J=max(16, _next_pow2(B))),
+        rows_opts=dict(pair, FN_LOGIT=FALSE_NEGATIVE_LOGIT, BLOCK_J=row_j, SORT=rows_sort),
         row_grid=(B,), row_opts=dict(FN_LOGIT=FALSE_NEGATIVE_LOGIT,
                                      BLOCK=min(tiles.row_block, _next_pow2(B))),
         grad_scale=_grad_scale(B, tau), sort=sort, gv_programs=gv_programs, gv_opts=gv,
@@ -751,23 +766,31 @@ def _row_loss(plan: _Plan, sims, keep):
 
 
 def _pair_rows(plan: _Plan, visual_hat, mask, audio_hat, keep):
-    """-> (loss rows [B], dL/ds [B, B], argmax [B, B]) from one launch, a program per row."""
+    """-> (loss rows [B], dL/ds [B, B], argmax [B, B], order) from one launch, a program per
+    row; order is (argmax rows sorted, their j) when the plan sorts them there, else None."""
     B, dev = plan.B, visual_hat.device
     argmax = _alloc.empty((B, B), torch.int32, dev)
     rows = _alloc.empty((B,), torch.float32, dev)
     grad_sims = _alloc.empty((B, B), torch.float32, dev)
+    order = None
+    sorted_p = perm = argmax  # unwritten unless the plan sorts
+    if plan.rows_sort:
+        order = sorted_p, perm = (_alloc.empty((B, B), torch.int32, dev),
+                                  _alloc.empty((B, B), torch.int32, dev))
     _pair_row_kernel[plan.row_grid](visual_hat, mask, audio_hat, keep, argmax, rows, grad_sims,
-                                    B, plan.C, plan.HW, plan.inv_tau, **plan.rows_opts)
-    return rows, grad_sims, argmax
+                                    sorted_p, perm, B, plan.C, plan.HW, plan.inv_tau,
+                                    **plan.rows_opts)
+    return rows, grad_sims, argmax, order
 
 
 def _forward(plan: _Plan, visual_hat, mask, audio_hat, keep):
-    """-> (loss rows [B], dL/ds [B, B], argmax [B, B]); inputs contiguous, mask float32."""
+    """-> (loss rows [B], dL/ds [B, B], argmax [B, B], order or None; see _pair_rows);
+    inputs contiguous, mask float32."""
     if plan.rows_forward:
         return _pair_rows(plan, visual_hat, mask, audio_hat, keep)
     sims, argmax = _pair_max(plan, visual_hat, mask, audio_hat)
     rows, grad_sims = _row_loss(plan, sims, keep)
-    return rows, grad_sims, argmax
+    return rows, grad_sims, argmax, None
 
 
 def _grad_scale(B: int, tau: float) -> float:
@@ -775,18 +798,21 @@ def _grad_scale(B: int, tau: float) -> float:
     return 2.0 ** -math.ceil(math.log2(max(1.0 / (B * tau), 2.0 ** -60)))
 
 
-def _sorted_argmax(plan: _Plan, argmax):
-    """-> (argmax rows sorted, the j of each sorted entry); argmax twice when unsorted."""
-    if plan.sort:
-        return torch.sort(argmax, dim=1, stable=True)
-    return argmax, argmax  # unread
+def _sorted_argmax(plan: _Plan, argmax, order=None):
+    """-> (argmax rows sorted, the j of each sorted entry): the forward's ``order`` when it
+    sorted them, else one torch.sort; argmax twice when the plan does not sort (unread)."""
+    if not plan.sort:
+        return argmax, argmax
+    if order is not None:
+        return order
+    return torch.sort(argmax, dim=1, stable=True)
 
 
-def _grad_visual(plan: _Plan, grad_sims, argmax, mask, audio_hat, gout):
+def _grad_visual(plan: _Plan, grad_sims, argmax, mask, audio_hat, gout, order=None):
     B, C, HW = plan.B, plan.C, plan.HW
     grad = _alloc.empty((B, C, HW), plan.out_dtype_v, grad_sims.device)
     if plan.sort:
-        sorted_p, perm = _sorted_argmax(plan, argmax)
+        sorted_p, perm = _sorted_argmax(plan, argmax, order)
         _grad_visual_sorted_kernel[(plan.gv_programs,)](
             grad_sims, sorted_p, perm, mask, audio_hat, gout, grad, B, C, HW, plan.grad_scale,
             **plan.gv_opts)
@@ -806,11 +832,11 @@ def _grad_audio(plan: _Plan, grad_sims, argmax, mask, visual_hat, gout):
     return _sum_splits(partial, plan.out_dtype_a)
 
 
-def _grad_both(plan: _Plan, grad_sims, argmax, mask, visual_hat, audio_hat, gout):
+def _grad_both(plan: _Plan, grad_sims, argmax, mask, visual_hat, audio_hat, gout, order=None):
     """(dL/dv, dL/da) from one launch (_grad_both_kernel); dL/da is the gathered one."""
     B, C, HW = plan.B, plan.C, plan.HW
     dev = grad_sims.device
-    sorted_p, perm = _sorted_argmax(plan, argmax)
+    sorted_p, perm = _sorted_argmax(plan, argmax, order)
     grad_visual = _alloc.empty((B, C, HW), plan.out_dtype_v, dev)
     partial = _alloc.empty((plan.ga_splits, B, C), torch.float32, dev)
     _grad_both_kernel[(plan.ga_programs + plan.gv_programs,)](
@@ -846,15 +872,18 @@ class MaskedInfoNCE(torch.autograd.Function):
                 else keep.to(torch.bool).to(torch.uint8).contiguous())
         tiles = tiles or default_tiles(visual_hat.shape[0], visual_hat.dtype, visual_hat.is_cuda)
         plan = _plan_for(tiles, visual_hat, audio_hat, tau)
-        rows, grad_sims, argmax = _forward(plan, visual_hat, mask, audio_hat, keep)
-        ctx.save_for_backward(visual_hat, mask, audio_hat, grad_sims, argmax)
+        rows, grad_sims, argmax, order = _forward(plan, visual_hat, mask, audio_hat, keep)
+        ctx.save_for_backward(visual_hat, mask, audio_hat, grad_sims, argmax,
+                              *(order or (argmax, argmax)))
+        ctx.sorted = order is not None
         ctx.plan = plan
         return rows.mean()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss):
-        visual_hat, mask, audio_hat, grad_sims, argmax = ctx.saved_tensors
+        visual_hat, mask, audio_hat, grad_sims, argmax, sorted_p, perm = ctx.saved_tensors
+        order = (sorted_p, perm) if ctx.sorted else None
         gout = grad_loss  # the mean's gradient: a float32 scalar, read on the device
         if gout.dtype != torch.float32 or gout.dim() != 0:
             gout = gout.to(torch.float32).reshape(()).contiguous()
@@ -862,10 +891,10 @@ class MaskedInfoNCE(torch.autograd.Function):
         grad_visual = grad_audio = None
         if plan.fused_backward and ctx.needs_input_grad[0] and ctx.needs_input_grad[2]:
             grad_visual, grad_audio = _grad_both(plan, grad_sims, argmax, mask, visual_hat,
-                                                 audio_hat, gout)
+                                                 audio_hat, gout, order)
             return grad_visual, None, grad_audio, None, None, None
         if ctx.needs_input_grad[0]:
-            grad_visual = _grad_visual(plan, grad_sims, argmax, mask, audio_hat, gout)
+            grad_visual = _grad_visual(plan, grad_sims, argmax, mask, audio_hat, gout, order)
         if ctx.needs_input_grad[2]:
             grad_audio = _grad_audio(plan, grad_sims, argmax, mask, visual_hat, gout)
         return grad_visual, None, grad_audio, None, None, None

@@ -36,7 +36,7 @@ def test_bench_host_counts_the_launches_of_a_step():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     run = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_host.py"), "--dtypes", "fp32", "bf16",
-         "--sets", "default", "tuned-fused", "--reps", "20"],
+         "--sets", "default", "tuned-sparse", "tuned-fused", "--reps", "20"],
         capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     rows = _rows(run.stdout)
@@ -46,10 +46,14 @@ def test_bench_host_counts_the_launches_of_a_step():
         # pair max + row loss forward, dL/dv + dL/da backward
         launches, ops = rows[(dtype, "default")]
         assert launches == 4 and "mean" in ops and "sort" not in ops
-        # one launch each way; the sorted dL/dv sorts the argmax rows first
+        # one launch each way: the forward kernel also sorts the argmax rows the sorted dL/dv
+        # reads (no torch.sort), the backward kernel computes both gradients
         launches, ops = rows[(dtype, "tuned-fused")]
-        assert launches == 2 and "sort" in ops
+        assert launches == 2 and "sort" not in ops
         assert len(ops) < len(eager_ops) / 4
+        # the same sorted dL/dv after the two-kernel forward: torch.sort, four launches
+        launches, ops = rows[(dtype, "tuned-sparse")]
+        assert launches == 4 and "sort" in ops
     # bfloat16 dL/da is summed in float32, then cast once
     assert "_to_copy" in rows[("bf16", "default")][1]
     assert "_to_copy" not in rows[("fp32", "default")][1]

@@ -219,6 +219,7 @@ VARIANTS = {
     "sorted": {"grad_visual": "sorted"},  # dL/dv visits each block's run of sorted argmaxes
     "rows": {"forward": "rows"},  # one program per row: pair max and row loss in one launch
     "rows-upto-16": {"forward": "rows", "row_max_j": 16},  # B = 20 falls back to blocks
+    "rows-sorted": {"forward": "rows", "grad_visual": "sorted"},  # the forward sorts argmax
     "flat": {"pair_flat": True},  # pair max as one loop over (positions, channels) tiles
     "flat-rows-f16x3": {"pair_flat": True, "forward": "rows", "fp32_dot": "f16x3"},
     "f16x3-sorted-gather": {"fp32_dot": "f16x3", "grad_visual": "sorted", "grad_audio": "gather"},
@@ -278,6 +279,30 @@ def test_masked_infonce_variants_mixed_dtypes_and_large_tau(variant, device):
     for name, r, t, dt in zip(["loss", "grad visual", "grad audio"], ref, tri,
                               [torch.float32, torch.float32, torch.float16]):
         assert_close(name, r, t, dt)
+
+
+@pytest.mark.parametrize("B", [1, 5, 20])
+def test_rows_forward_sorts_argmax_rows_as_a_stable_torch_sort(B, device):
+    """With forward "rows" and the sorted dL/dv, the forward kernel sorts each argmax row
+    itself (tl.sort of p*-major keys): exactly torch.sort(stable=True), ties in order of j."""
+    from dataclasses import replace
+
+    from avsdk.kernels import fused_infonce as fi
+
+    # 3 positions for up to 20 pairs a row: many equal argmaxes; a zero mask row ties all
+    visual, mask, audio, keep = _infonce_inputs(B, 12, 3, torch.float32, device, "zero-row", 4)
+    tiles = replace(fi.default_tiles(B, torch.float32, device == "cuda"), forward="rows",
+                    grad_visual="sorted")
+    plan = fi._plan_for(tiles, visual, audio, 0.005)
+    assert plan.rows_forward and plan.rows_sort
+    keep_u8 = keep.contiguous().view(torch.uint8)
+    _, _, argmax, order = fi._forward(plan, visual.detach(), mask.float(), audio.detach(),
+                                      keep_u8)
+    expected = torch.sort(argmax, dim=1, stable=True)
+    assert torch.equal(order[0], expected.values)
+    assert torch.equal(order[1].long(), expected.indices)
+    if B > 3:
+        assert (expected.values[:, 1:] == expected.values[:, :-1]).any()  # ties were there
 
 
 @pytest.mark.parametrize("variant", ["fused-sorted", "gather"])
