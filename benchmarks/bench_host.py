@@ -41,9 +41,10 @@ from bench_kernels import DTYPES, _sweep_tiles  # noqa: E402
 
 # torch ops that launch no CUDA kernel: allocations, views, metadata
 NO_KERNEL_OPS = {
-    "empty", "empty_strided", "empty_like", "new_empty", "new_empty_strided", "view", "_unsafe_view",
-    "as_strided", "detach", "alias", "expand", "t", "transpose", "permute", "select", "slice",
-    "squeeze", "unsqueeze", "reshape", "view_as", "lift_fresh", "promote_types",
+    "empty", "empty_strided", "empty_like", "new_empty", "new_empty_strided", "view",
+    "_unsafe_view", "as_strided", "detach", "alias", "expand", "t", "transpose", "permute",
+    "select", "slice", "squeeze", "unsqueeze", "reshape", "view_as", "lift_fresh",
+    "promote_types",
 }
 
 
