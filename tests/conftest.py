@@ -35,6 +35,30 @@ def bench_kernels():
 
 
 @pytest.fixture
+def run_compiling_benchmark():
+    """-> run(script, *args): benchmarks/<script> in a subprocess without TRITON_INTERPRET (it
+    compiles the kernels for a GPU with Triton's bundled ptxas; skips when there is none),
+    returning the CompletedProcess after checking its exit code."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    triton = pytest.importorskip("triton", reason="compiling the kernels needs triton")
+    if not (Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas").exists():
+        pytest.skip("this triton build has no bundled ptxas")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+
+    def run(script: str, *args: str):
+        done = subprocess.run([sys.executable, str(benchmarks / script), *args],
+                              capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    return run
+
+
+@pytest.fixture
 def device() -> str:
     """The device kernel tests run on: CUDA when present, else the CPU (interpreter)."""
     return "cuda" if _HAS_CUDA else "cpu"

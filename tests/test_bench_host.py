@@ -5,17 +5,6 @@ launches: the reason for ``Tiles(forward="rows", fuse_backward=True)`` is one la
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
-
-triton = pytest.importorskip("triton", reason="compiling the kernels needs triton")
-
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _rows(stdout: str) -> dict:
     """-> {(dtype, tile set): (launches, [torch ops])} from the printed table."""
@@ -29,16 +18,9 @@ def _rows(stdout: str) -> dict:
     return rows
 
 
-def test_bench_host_counts_the_launches_of_a_step():
-    ptxas = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas"
-    if not ptxas.exists():
-        pytest.skip("this triton build has no bundled ptxas")
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_host.py"), "--dtypes", "fp32", "bf16",
-         "--sets", "default", "tuned-sparse", "tuned-fused", "--reps", "20"],
-        capture_output=True, text=True, env=env, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
+def test_bench_host_counts_the_launches_of_a_step(run_compiling_benchmark):
+    run = run_compiling_benchmark("bench_host.py", "--dtypes", "fp32", "bf16", "--sets",
+                                  "default", "tuned-sparse", "tuned-fused", "--reps", "20")
     rows = _rows(run.stdout)
     for dtype in ("fp32", "bf16"):
         eager_launches, eager_ops = rows[(dtype, "eager (reference, CPU)")]

@@ -7,29 +7,12 @@ bundled ptxas; here it runs on the default tile sets and the tuned ones the GPU 
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
-
-triton = pytest.importorskip("triton", reason="compiling the kernels needs triton")
-
-ROOT = Path(__file__).resolve().parents[1]
 H100_SHARED_LIMIT = 232448  # bytes of shared memory one block may use on sm_90
 SETS = ["default", "tuned-sparse", "tuned-fused", "f16x3-tuned-fused"]
 
 
-def test_kernels_compile_for_sm90_within_shared_memory():
-    ptxas = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas"
-    if not ptxas.exists():
-        pytest.skip("this triton build has no bundled ptxas")
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "kernel_resources.py"), "--arch", "90",
-         "--sets", *SETS], capture_output=True, text=True, env=env, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
+def test_kernels_compile_for_sm90_within_shared_memory(run_compiling_benchmark):
+    run = run_compiling_benchmark("kernel_resources.py", "--arch", "90", "--sets", *SETS)
     rows = [line.strip("|").split("|") for line in run.stdout.splitlines()
             if line.startswith("| fp32") or line.startswith("| bf16")]
     failed = [r for r in rows if "FAILED" in "|".join(r)]
