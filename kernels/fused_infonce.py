@@ -677,7 +677,7 @@ class _Plan:
     row_grid: tuple
     row_opts: dict
     grad_scale: float
-    sort: bool  # torch.sort the argmax rows for the sorted dL/dv
+    sort: bool  # the sorted dL/dv: argmax rows sorted (by the forward kernel, else torch.sort)
     gv_programs: int
     gv_opts: dict
     gather: bool
