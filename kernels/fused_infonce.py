@@ -370,7 +370,8 @@ def _gv_dense_program(pid, g_ptr, arg_ptr, m_ptr, a_ptr, gout_ptr, gv_ptr, B, C,
 def _grad_visual_sorted_kernel(
     g_ptr,  # [B, B] float32: dL/ds from the forward
     sp_ptr,  # [B, B] int32: each row of argmax, sorted
-    perm_ptr,  # [B, B] int64: the j of each sorted entry (a stable sort: j ascending in ties)
+    perm_ptr,  # [B, B] int64 (torch.sort) or int32 (the forward's sort): the j of each
+    # sorted entry (a stable sort: j ascending in ties)
     m_ptr,  # [B, HW] float32 masks
     a_ptr,  # [B, C] audio vectors
     gout_ptr,  # [] float32: incoming gradient of the loss
@@ -875,7 +876,6 @@ class MaskedInfoNCE(torch.autograd.Function):
         rows, grad_sims, argmax, order = _forward(plan, visual_hat, mask, audio_hat, keep)
         ctx.save_for_backward(visual_hat, mask, audio_hat, grad_sims, argmax,
                               *(order or (argmax, argmax)))
-        ctx.sorted = order is not None
         ctx.plan = plan
         return rows.mean()
 
@@ -883,11 +883,11 @@ class MaskedInfoNCE(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss):
         visual_hat, mask, audio_hat, grad_sims, argmax, sorted_p, perm = ctx.saved_tensors
-        order = (sorted_p, perm) if ctx.sorted else None
+        plan = ctx.plan
+        order = (sorted_p, perm) if plan.rows_sort else None  # sorted by the forward kernel
         gout = grad_loss  # the mean's gradient: a float32 scalar, read on the device
         if gout.dtype != torch.float32 or gout.dim() != 0:
             gout = gout.to(torch.float32).reshape(()).contiguous()
-        plan = ctx.plan
         grad_visual = grad_audio = None
         if plan.fused_backward and ctx.needs_input_grad[0] and ctx.needs_input_grad[2]:
             grad_visual, grad_audio = _grad_both(plan, grad_sims, argmax, mask, visual_hat,
