@@ -33,11 +33,10 @@ if os.environ.get("TRITON_INTERPRET", "0") == "1":  # the interpreter does not c
     sys.exit("bench_host: unset TRITON_INTERPRET (kernels are compiled, not interpreted)")
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_kernels import DTYPES, _sweep_tiles  # noqa: E402
+from bench_kernels import DTYPES, _inputs, _sweep_tiles  # noqa: E402
 
 # torch ops that launch no CUDA kernel: allocations, views, metadata
 NO_KERNEL_OPS = {
@@ -116,16 +115,6 @@ class OpCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def _inputs(B: int, C: int, HW: int, dtype: torch.dtype):
-    gen = torch.Generator().manual_seed(0)
-    visual = F.normalize(torch.randn(B, C, HW, generator=gen), dim=1).to(dtype).requires_grad_()
-    audio = F.normalize(torch.randn(B, C, generator=gen), dim=1).to(dtype).requires_grad_()
-    mask = (torch.rand(B, HW, generator=gen) > 0.5).float()
-    keep = torch.rand(B, B, generator=gen) > 0.25
-    keep.fill_diagonal_(True)
-    return visual, audio, mask, keep
-
-
 def _median_us(call, reps: int) -> float:
     times = []
     for _ in range(reps):
@@ -137,9 +126,6 @@ def _median_us(call, reps: int) -> float:
 
 def measure(loss_fn, leaves, reps: int, driver=None) -> dict:
     """-> µs per forward and per forward + backward, Triton launches and kernel ops per step."""
-    def forward():
-        return loss_fn()
-
     def step():
         loss_fn().backward()
         for leaf in leaves:
@@ -151,7 +137,7 @@ def measure(loss_fn, leaves, reps: int, driver=None) -> dict:
     with counter:
         step()
     launches = (driver.launches - launches_before) if driver else 0
-    forward_us = _median_us(forward, reps)
+    forward_us = _median_us(loss_fn, reps)
     step_us = _median_us(step, reps)
     return {"fwd_us": forward_us, "step_us": step_us, "launches": launches,
             "torch_ops": len(counter.ops), "ops": counter.ops}
@@ -165,8 +151,8 @@ def run(dtypes, sets, B: int, C: int, HW: int, reps: int, arch: int = 90) -> lis
     driver = null_driver(arch)
     for name in dtypes:
         dtype = DTYPES[name]
-        visual, audio, mask, keep = _inputs(B, C, HW, dtype)
-        leaves = (visual, audio)
+        leaves, (mask, keep) = _inputs("masked_infonce", B, C, HW, dtype, device="cpu")
+        visual, audio = leaves
         result = measure(lambda: reference.masked_infonce(visual, mask, audio, keep, 0.005),
                          leaves, reps)
         rows.append({"dtype": name, "set": "eager (reference, CPU)", **result})

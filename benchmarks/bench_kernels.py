@@ -41,15 +41,17 @@ def _commit(given: str | None) -> str:
         return "unknown"
 
 
-def _inputs(op: str, B: int, C: int, HW: int, dtype: torch.dtype):
-    gen = torch.Generator(device=DEVICE).manual_seed(0)
+def _inputs(op: str, B: int, C: int, HW: int, dtype: torch.dtype, device: str | None = None):
+    """-> ([visual, audio] leaves needing grad, the other arguments), on ``device`` (DEVICE)."""
+    device = device or DEVICE
+    gen = torch.Generator(device=device).manual_seed(0)
     if op == "av_similarity":
-        visual = torch.randn(B, C, HW, device=DEVICE, generator=gen).to(dtype)
-        audio = torch.randn(B, C, device=DEVICE, generator=gen).to(dtype)
+        visual = torch.randn(B, C, HW, device=device, generator=gen).to(dtype)
+        audio = torch.randn(B, C, device=device, generator=gen).to(dtype)
         return [visual.requires_grad_(), audio.requires_grad_()], ()
-    visual = F.normalize(torch.randn(B, C, HW, device=DEVICE, generator=gen), dim=1).to(dtype)
-    audio = F.normalize(torch.randn(B, C, device=DEVICE, generator=gen), dim=1).to(dtype)
-    mask = (torch.rand(B, HW, device=DEVICE, generator=gen) > 0.5).float()
+    visual = F.normalize(torch.randn(B, C, HW, device=device, generator=gen), dim=1).to(dtype)
+    audio = F.normalize(torch.randn(B, C, device=device, generator=gen), dim=1).to(dtype)
+    mask = (torch.rand(B, HW, device=device, generator=gen) > 0.5).float()
     sim = audio.float() @ audio.float().t()
     keep = sim.argsort(dim=1).argsort(dim=1) < int(0.75 * B)  # the least similar 75 %
     keep.fill_diagonal_(True)

@@ -13,6 +13,7 @@ import torch
 
 pytest.importorskip("triton", reason="the fused kernels need triton (pip install 'avsdk[train]')")
 
+
 @pytest.fixture
 def bench(monkeypatch, device, bench_kernels):
     if device == "cuda":
@@ -45,7 +46,7 @@ def bench(monkeypatch, device, bench_kernels):
     return module
 
 
-def _emitter(path):
+def _emitter():
     rows = []
 
     def emit(op, dtype, B, C, HW, provider, timings, peak_mb, note=""):
@@ -56,7 +57,7 @@ def _emitter(path):
 
 
 def test_sweep_runs_every_tile_set_and_each_agrees_with_the_default(bench):
-    rows, emit = _emitter(None)
+    rows, emit = _emitter()
     args = argparse.Namespace(warmup=1, rep=1)
     bench._run_sweep(6, 20, 12, torch.float32, args, emit)
     providers = [r["provider"] for r in rows]
@@ -66,7 +67,7 @@ def test_sweep_runs_every_tile_set_and_each_agrees_with_the_default(bench):
 
 
 def test_profile_times_each_kernel_and_the_graphed_step(bench):
-    rows, emit = _emitter(None)
+    rows, emit = _emitter()
     args = argparse.Namespace(warmup=1, rep=1)
     bench._run_profile(5, 16, 10, torch.float16, args, emit)
     variants = bench._sweep_tiles(torch.float16, 10)
