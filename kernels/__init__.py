@@ -8,6 +8,9 @@ are ones the kernels take, and no ONNX export is tracing; otherwise the referenc
 ``reference.py`` runs (the CPU path and the export path). ``backend="triton"`` forces the
 kernels (on CPU tensors too, under ``TRITON_INTERPRET=1``); ``backend="torch"`` forces the twin.
 Triton is imported only when a kernel is about to run: ``import avsdk.kernels`` never pulls it in.
+The kernels' gradients are first-order: differentiating them again (``create_graph=True``, then
+a gradient of the gradient) raises, and ``backend="torch"`` serves that. NaN inputs give NaN
+results as in the twins.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ __all__ = ["av_similarity", "masked_infonce", "reference"]
 
 BACKENDS = ("auto", "triton", "torch")
 KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+FLOAT32_MAX = torch.finfo(torch.float32).max
 MAX_C = 16384  # av_similarity holds every channel of a block of positions in registers
 
 
@@ -55,9 +59,10 @@ def _use_triton(backend: str, tensors, kernel_takes: bool, why_not: str) -> bool
     if not kernel_takes:
         raise bad_input("backend", f"'torch' or 'auto' for these inputs ({why_not})", "'triton'",
                         described=True)
-    if not (on_cuda or _interpreting()):
-        raise bad_input("backend", "'triton' only with CUDA tensors or under TRITON_INTERPRET=1 "
-                        "(set before avsdk.kernels runs a kernel)",
+    on_cpu = all(t.device.type == "cpu" for t in tensors)
+    if not (on_cuda or (on_cpu and _interpreting())):
+        raise bad_input("backend", "'triton' only with CUDA tensors, or CPU tensors under "
+                        "TRITON_INTERPRET=1 (set before avsdk.kernels runs a kernel)",
                         f"'triton' with tensors on {tensors[0].device}", described=True)
     require("triton", "train", "the fused kernels")
     return True
@@ -143,10 +148,14 @@ def masked_infonce(visual_hat: torch.Tensor, mask: torch.Tensor, audio_hat: torc
         if tuple(value.shape) != shape:
             raise bad_input(name, f"shape {shape} to match visual_hat [B, C, HW] = {(B, C, HW)}",
                             value)
-    if mask.is_complex() or keep.is_complex():
-        raise bad_input("mask", "a real (bool or float) tensor", mask)
+    for name, value in (("mask", mask), ("keep", keep)):
+        if value.is_complex():
+            raise bad_input(name, "a real (bool or float) tensor", value)
     if isinstance(tau, bool) or not isinstance(tau, Real) or not (0 < float(tau) < math.inf):
         raise bad_input("tau", "a finite number > 0", tau)
+    if 1.0 / float(tau) > FLOAT32_MAX:  # the logits are float32: s / tau must stay finite
+        raise bad_input("tau", f"a number >= 1 / {FLOAT32_MAX:.4g} (1 / tau finite in float32)",
+                        tau)
     _check_same_device(visual_hat=visual_hat, mask=mask, audio_hat=audio_hat, keep=keep)
     takes = visual_hat.dtype in KERNEL_DTYPES and audio_hat.dtype in KERNEL_DTYPES
     why = f"dtypes in {KERNEL_DTYPES}"

@@ -44,6 +44,7 @@ import triton
 import triton.language as tl
 
 from . import _alloc
+from ._grad import first_order
 from .reference import FALSE_NEGATIVE_LOGIT
 
 
@@ -99,7 +100,12 @@ def _pair_update(best, best_p, acc, acc_lo, m_row, p0, offs_p, p_ok, SPLIT: tl.c
     scores = tl.where(p_ok[None, :], acc * m[None, :], float("-inf"))
     tile_best, tile_arg = tl.max(scores, axis=1, return_indices=True)
     better = tile_best > best  # strict: ties keep the earlier position
-    return tl.where(better, tile_best, best), tl.where(better, p0 + tile_arg.to(tl.int32), best_p)
+    best_p = tl.where(better, p0 + tile_arg.to(tl.int32), best_p)
+    best = tl.where(better, tile_best, best)
+    # a NaN dot makes the pair's max NaN, as torch's max does (the comparisons above skip it,
+    # and tl.max need not return it); NaN > x is false, so the NaN stays for later tiles
+    saw_nan = tl.max((scores != scores).to(tl.int32), axis=1) > 0
+    return tl.where(saw_nan, float("nan"), best), best_p
 
 
 @triton.jit
@@ -571,6 +577,9 @@ FP32_DOTS = ("ieee", "tf32x3", "f16x3")
 GRAD_AUDIO_MODES = ("onehot", "gather")
 GRAD_VISUAL_MODES = ("dense", "sorted")
 FORWARD_MODES = ("blocks", "rows")
+# tl.arange extents and warp counts: powers of two
+POW2_FIELDS = ("pair_j", "pair_p", "pair_k", "pair_warps", "gv_p", "gv_c", "gv_j", "gv_warps",
+               "ga_j", "ga_c", "ga_p", "ga_warps", "row_block", "sort_count")
 
 
 @dataclass(frozen=True)
@@ -622,6 +631,16 @@ class Tiles:
         if self.grad_audio not in GRAD_AUDIO_MODES:
             raise ValueError(f"Tiles.grad_audio: expected one of {GRAD_AUDIO_MODES}, "
                              f"got {self.grad_audio!r}")
+        for name in POW2_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1 \
+                    or value & (value - 1):
+                raise ValueError(f"Tiles.{name}: expected a power of two >= 1 (a block size "
+                                 f"or warp count), got {value!r}")
+        for name in ("ga_programs", "stages", "row_max_j"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Tiles.{name}: expected an int >= 1, got {value!r}")
 
 
 # Host-side block arithmetic in plain Python (triton.cdiv is a JIT function: slower to call).
@@ -880,24 +899,31 @@ class MaskedInfoNCE(torch.autograd.Function):
         return rows.mean()
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss):
-        visual_hat, mask, audio_hat, grad_sims, argmax, sorted_p, perm = ctx.saved_tensors
-        plan = ctx.plan
-        order = (sorted_p, perm) if plan.rows_sort else None  # sorted by the forward kernel
-        gout = grad_loss  # the mean's gradient: a float32 scalar, read on the device
-        if gout.dtype != torch.float32 or gout.dim() != 0:
-            gout = gout.to(torch.float32).reshape(()).contiguous()
-        grad_visual = grad_audio = None
-        if plan.fused_backward and ctx.needs_input_grad[0] and ctx.needs_input_grad[2]:
-            grad_visual, grad_audio = _grad_both(plan, grad_sims, argmax, mask, visual_hat,
-                                                 audio_hat, gout, order)
-            return grad_visual, None, grad_audio, None, None, None
-        if ctx.needs_input_grad[0]:
-            grad_visual = _grad_visual(plan, grad_sims, argmax, mask, audio_hat, gout, order)
-        if ctx.needs_input_grad[2]:
-            grad_audio = _grad_audio(plan, grad_sims, argmax, mask, visual_hat, gout)
+        visual_hat, mask, audio_hat, *rest = ctx.saved_tensors
+        with torch.no_grad():
+            grads = _gradients(ctx.plan, ctx.needs_input_grad, grad_loss, visual_hat, mask,
+                               audio_hat, *rest)
+        return first_order("masked_infonce", grads, (visual_hat, audio_hat, grad_loss))
+
+
+def _gradients(plan, needs, grad_loss, visual_hat, mask, audio_hat, grad_sims, argmax,
+               sorted_p, perm):
+    """MaskedInfoNCE's backward without autograd: (dL/dv or None, None, dL/da or None, ...)."""
+    order = (sorted_p, perm) if plan.rows_sort else None  # sorted by the forward kernel
+    gout = grad_loss  # the mean's gradient: a float32 scalar, read on the device
+    if gout.dtype != torch.float32 or gout.dim() != 0:
+        gout = gout.to(torch.float32).reshape(()).contiguous()
+    grad_visual = grad_audio = None
+    if plan.fused_backward and needs[0] and needs[2]:
+        grad_visual, grad_audio = _grad_both(plan, grad_sims, argmax, mask, visual_hat,
+                                             audio_hat, gout, order)
         return grad_visual, None, grad_audio, None, None, None
+    if needs[0]:
+        grad_visual = _grad_visual(plan, grad_sims, argmax, mask, audio_hat, gout, order)
+    if needs[2]:
+        grad_audio = _grad_audio(plan, grad_sims, argmax, mask, visual_hat, gout)
+    return grad_visual, None, grad_audio, None, None, None
 
 
 def masked_infonce(visual_hat, mask, audio_hat, keep, tau: float = 0.005,

@@ -25,6 +25,7 @@ import triton
 import triton.language as tl
 
 from . import _alloc
+from ._grad import first_order
 from .reference import MINMAX_EPS
 
 NORM_EPS = 1e-12  # F.normalize's eps: norms are clamped to at least this
@@ -61,6 +62,7 @@ def _similarity_fwd_kernel(
     hi = tl.full([], float("-inf"), dtype=tl.float32)
     i_lo = tl.zeros([], dtype=tl.int32)
     i_hi = tl.zeros([], dtype=tl.int32)
+    nans = tl.zeros([], dtype=tl.int32)  # NaN positions of S: they make lo and hi NaN
     shifted = tl.zeros([BLOCK_C], dtype=tl.float32)  # sum_p (S[p] - S[0]) v_p
     total = tl.zeros([BLOCK_C], dtype=tl.float32)  # sum_p v_p
     for p0 in range(0, HW, BLOCK_P):
@@ -81,8 +83,12 @@ def _similarity_fwd_kernel(
         higher = blk_hi > hi
         i_hi = tl.where(higher, p0 + blk_i_hi.to(tl.int32), i_hi)
         hi = tl.where(higher, blk_hi, hi)
+        nans += tl.sum((p_ok & (sim != sim)).to(tl.int32), axis=0)
         shifted += tl.sum(v * tl.where(p_ok, sim - s0, 0.0)[None, :], axis=1)
         total += tl.sum(v, axis=1)
+    # torch's min / max return NaN when S has one; the strict comparisons above skip it
+    lo = tl.where(nans > 0, float("nan"), lo)
+    hi = tl.where(nans > 0, float("nan"), hi)
     span = hi - lo + MINMAX_EPS
     pooled = (shifted + (s0 - lo) * total) / span
     tl.store(f_ptr + b * C + offs_c, pooled.to(f_ptr.dtype.element_ty), mask=c_ok)
@@ -149,6 +155,9 @@ def _similarity_bwd_kernel(
     i_lo = tl.load(ext_ptr + 2 * b)
     i_hi = tl.load(ext_ptr + 2 * b + 1)
     span = tl.load(s_ptr + b * HW + i_hi) - tl.load(s_ptr + b * HW + i_lo) + MINMAX_EPS
+    # one position: A = (S - S) / eps is 0 whatever S is, so no gradient goes through it (an
+    # infinite span zeroes every A term instead of cancelling two terms of size 1 / eps)
+    span = tl.where(HW > 1, span, float("inf"))
 
     # S[p] = <v_p / |v_p|, a / |a|>; a clamped norm is a constant, so its projection term drops.
     g_va = tl.zeros([BLOCK_C], dtype=tl.float32)  # sum_p dL/dS[p] v_hat_p
@@ -268,11 +277,10 @@ class AVSimilarity(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_sim, g_att, g_pooled):
         visual, audio, sim, att, vnorm, anorm, ext = ctx.saved_tensors
-        grad_visual, grad_audio = _backward(
-            visual, audio, sim, att, vnorm, anorm, ext,
-            _as_f32(g_sim), _as_f32(g_att), _as_f32(g_pooled),
-        )
-        return grad_visual, grad_audio
+        with torch.no_grad():
+            grads = _backward(visual, audio, sim, att, vnorm, anorm, ext,
+                              _as_f32(g_sim), _as_f32(g_att), _as_f32(g_pooled))
+        return first_order("av_similarity", grads, (visual, audio, g_sim, g_att, g_pooled))
 
 
 def av_similarity(visual: torch.Tensor, audio: torch.Tensor):

@@ -45,7 +45,10 @@ def av_similarity(visual: torch.Tensor, audio: torch.Tensor):
     sim = torch.einsum("bcp,bc->bp", v_hat, a_hat)  # [B, HW]
     lo = sim.min(dim=1, keepdim=True).values
     hi = sim.max(dim=1, keepdim=True).values
-    att = (sim - lo) / (hi - lo + MINMAX_EPS)
+    if sim.shape[1] == 1:  # A = 0 whatever S is: no gradient, not two terms of 1 / eps that
+        att = sim * 0.0    # cancel (in float32, dL/dS would be lost with them)
+    else:
+        att = (sim - lo) / (hi - lo + MINMAX_EPS)
     pooled = torch.einsum("bcp,bp->bc", v, att)  # [B, C]
     dtype = visual.dtype
     return (
@@ -67,7 +70,8 @@ def masked_similarity_logits(visual_hat, mask, audio_hat):
     gradient either way, since the mask multiplies it), and the fused kernel follows max.
     """
     compute = _compute_dtype(visual_hat, audio_hat)
-    v = visual_hat.to(compute) * mask.to(compute).unsqueeze(1)  # [B, C, HW]
+    # the mask is a constant (no gradient goes to it, as in the kernel)
+    v = visual_hat.to(compute) * mask.detach().to(compute).unsqueeze(1)  # [B, C, HW]
     a = audio_hat.to(compute)  # [B, C]
     dots = torch.einsum("icp,jc->ijp", v, a)  # [B, B, HW]
     return dots.max(dim=2).values

@@ -138,6 +138,44 @@ def test_av_similarity_large_map(device):
         assert_close(name, r, t, torch.float32)
 
 
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_av_similarity_one_position_map_passes_the_gradient_of_s(backend, device):
+    """HW = 1: A = (S - S) / eps is 0 whatever S is, so dL/dv and dL/da are those of S alone.
+    Written as two terms of size 1 / eps that cancel, they wiped out dL/dS in float32."""
+    gen = torch.Generator().manual_seed(8)
+    visual = torch.randn(3, 6, 1, generator=gen).to(device).requires_grad_()
+    audio = torch.randn(3, 6, generator=gen).to(device).requires_grad_()
+    S, A, f = K.av_similarity(visual, audio, backend=backend)
+    assert torch.all(A == 0) and torch.all(f == 0)
+    got = torch.autograd.grad((S * torch.arange(1.0, 4.0, device=device)[:, None]).sum()
+                              + A.sum() + f.sum(), [visual, audio])
+    v64, a64 = visual.detach().double().requires_grad_(), audio.detach().double().requires_grad_()
+    cosine = F.cosine_similarity(v64[:, :, 0], a64, dim=1)
+    expected = torch.autograd.grad((cosine * torch.arange(1.0, 4.0, dtype=torch.float64)).sum(),
+                                   [v64, a64])
+    for name, e, g in zip(["grad visual", "grad audio"], expected, got):
+        torch.testing.assert_close(g.double().cpu(), e, rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("where", ["visual-first-block", "visual-last-block", "audio"])
+def test_av_similarity_propagates_nan_as_the_reference(where, device):
+    """A NaN makes its S NaN, and through min / max every A and f of that clip, in both; the
+    kernel's running min / max over blocks of positions must not step over it."""
+    gen = torch.Generator().manual_seed(9)
+    visual = torch.randn(2, 512, 12, generator=gen)  # C = 512: blocks of 8 positions
+    audio = torch.randn(2, 512, generator=gen)
+    if where == "audio":
+        audio[1, 3] = float("nan")
+    else:
+        visual[1, :, 2 if where == "visual-first-block" else 10] = float("nan")
+    ref = K.av_similarity(visual, audio, backend="torch")
+    tri = K.av_similarity(visual.to(device), audio.to(device), backend="triton")
+    for name, r, t in zip("SAf", ref, tri):
+        assert torch.equal(t.isnan().cpu(), r.isnan()), name
+        assert r.isnan().any() and not r[0].isnan().any()  # clip 1 alone
+        torch.testing.assert_close(t[0].cpu(), r[0], msg=name)
+
+
 def test_av_similarity_pooled_feature_in_a_narrow_band_matches_float64(device):
     """S within [0.95, 0.96] over 9000 positions. The kernel pools f as (sum (S - S[0]) v +
     (S[0] - lo) sum v) / span; without the shift by S[0] the two sums would be ~90x larger
@@ -333,6 +371,14 @@ def test_unknown_tiles_options_are_refused():
         Tiles(grad_visual="sparse")
     with pytest.raises(ValueError, match="forward"):
         Tiles(forward="row")
+    for bad in (dict(pair_j=0), dict(pair_j=24), dict(pair_p=16.0), dict(gv_c=-1),
+                dict(ga_warps=True), dict(sort_count=3)):
+        name = next(iter(bad))
+        with pytest.raises(ValueError, match=f"Tiles.{name}: expected a power of two"):
+            Tiles(**bad)
+    for bad in (dict(stages=0), dict(ga_programs=2.5), dict(row_max_j=-4)):
+        with pytest.raises(ValueError, match=f"Tiles.{next(iter(bad))}: expected an int >= 1"):
+            Tiles(**bad)
 
 
 def test_masked_infonce_zero_mask_row_gets_no_gradient(device):
@@ -368,6 +414,57 @@ def test_masked_infonce_closed_form(device):
     loss = K.masked_infonce(visual, mask, audio, keep, tau, backend="triton")
     expected = torch.log(torch.tensor(1.0 + (B - 1) * torch.exp(torch.tensor(-1.0 / tau)).item()))
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["default", "rows", "flat"])
+@pytest.mark.parametrize("where", ["visual-first-tile", "visual-last-tile", "audio"])
+def test_masked_infonce_propagates_nan_as_the_reference(where, variant, device):
+    """A NaN dot makes the max of its pair NaN, and the loss NaN, as torch's max does: the
+    running max over tiles of positions must not step over it (it did, giving a finite or
+    infinite loss). HW = 70 spans three tiles of positions under the interpreter's tiles."""
+    visual, mask, audio, keep = _infonce_inputs(5, 20, 70, torch.float32, device, "ones", 6)
+    visual, audio = visual.detach().clone(), audio.detach().clone()
+    if where == "audio":
+        audio[3, 1] = float("nan")
+    else:
+        visual[1, :, 1 if where == "visual-first-tile" else 69] = float("nan")
+    op = _variant_op(variant, device) if variant != "default" else K.masked_infonce
+    assert K.masked_infonce(visual, mask, audio, keep, 0.07, backend="torch").isnan()
+    assert op(visual, mask, audio, keep, 0.07, backend="triton").isnan()
+
+
+def test_masked_infonce_gives_the_mask_no_gradient(device):
+    """Both twins treat the mask as a constant, also when it is a float tensor needing grad."""
+    visual, mask, audio, keep = _infonce_inputs(4, 16, 12, torch.float32, device, "random", 5)
+    for backend in ("torch", "triton"):
+        m = mask.clone().requires_grad_()
+        loss = K.masked_infonce(visual, m, audio, keep, backend=backend)
+        assert torch.autograd.grad(loss, [m], allow_unused=True) == (None,), backend
+
+
+@pytest.mark.parametrize("op", ["masked_infonce", "av_similarity"])
+def test_kernel_gradients_refuse_a_second_differentiation(op, device):
+    """create_graph=True still gives the right first-order gradients, but differentiating them
+    again raises (the kernels' gradients carry no graph: it would silently be wrong)."""
+    visual, mask, audio, keep = _infonce_inputs(4, 16, 12, torch.float32, device, "random", 5)
+
+    def loss_of(v, a, backend):
+        if op == "masked_infonce":
+            return K.masked_infonce(v, mask, a, keep, 0.07, backend=backend)
+        S, A, f = K.av_similarity(v, a, backend=backend)
+        return S.sum() + (A * S).sum() + f.pow(2).sum()
+
+    plain = torch.autograd.grad(loss_of(visual, audio, "triton"), [visual, audio])
+    grads = {}
+    for backend in ("torch", "triton"):
+        grads[backend] = torch.autograd.grad(loss_of(visual, audio, backend), [visual, audio],
+                                             create_graph=True)
+        assert all(g.requires_grad for g in grads[backend])
+    for name, p, g in zip(["grad visual", "grad audio"], plain, grads["triton"]):
+        torch.testing.assert_close(g, p, rtol=0, atol=0, msg=name)
+    torch.autograd.grad(grads["torch"][0].pow(2).sum(), [visual])  # the twin can
+    with pytest.raises(RuntimeError, match=f"{op}.*backend='torch'"):
+        torch.autograd.grad(grads["triton"][0].pow(2).sum(), [visual])
 
 
 # ----------------------------------------------------------------------- training behaviour
@@ -473,8 +570,15 @@ def test_forcing_triton_without_a_gpu_or_interpreter_is_a_clear_error(monkeypatc
     (dict(visual_hat=torch.ones(3, 8)), "visual_hat"),
     (dict(visual_hat=torch.ones(3, 8, 5, dtype=torch.int64)), "visual_hat"),
     (dict(visual_hat=torch.ones(3, 8, 5, dtype=torch.float64), backend="triton"), "backend"),
+    (dict(tau=1e-40), "tau"),
+    (dict(keep=torch.ones(3, 3, dtype=torch.complex64)), "keep.*complex64"),
+    (dict(mask=torch.ones(3, 5, dtype=torch.complex64)), "mask.*complex64"),
+    ({name: torch.ones(shape, device="meta") for name, shape in [
+        ("visual_hat", (3, 8, 5)), ("mask", (3, 5)), ("audio_hat", (3, 8)), ("keep", (3, 3))]}
+     | dict(backend="triton"), "backend.*meta"),
 ], ids=["backend", "tau-zero", "tau-nan", "mask-shape", "audio-shape", "keep-shape",
-        "visual-rank", "visual-int", "fp64-triton"])
+        "visual-rank", "visual-int", "fp64-triton", "tau-below-float32", "keep-complex",
+        "mask-complex", "triton-on-meta"])
 def test_masked_infonce_rejects_bad_arguments(bad, match):
     args = dict(visual_hat=torch.ones(3, 8, 5), mask=torch.ones(3, 5), audio_hat=torch.ones(3, 8),
                 keep=torch.ones(3, 3, dtype=torch.bool), tau=0.005, backend="auto")
