@@ -59,7 +59,8 @@ def artifacts(model, bench, tmp_path_factory):
     frames, mels = _real_frames(bench, "train")
     calibration = [{"frame": f[None].numpy(), "log_mel": m[None].numpy()} for f, m in zip(frames, mels)]
     int8 = quantize_int8(fp32, out / "edge.int8.onnx", calibration, method="minmax")
-    return {"fp32": fp32, "fp16": fp16, "static": static, "int8": int8}
+    return {"fp32": fp32, "fp16": fp16, "static": static, "int8": int8,
+            "calibration": calibration}
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +158,50 @@ def test_int8_is_qdq_per_channel_symmetric(artifacts):
     assert manifest.precision == "int8" and manifest.build["calibration_method"] == "minmax"
     assert manifest.build["calibration_samples"] == 12
     assert manifest.build["float_nodes"]  # the stem convolution stays float
+
+
+def test_int8_calibration_in_passes_gives_the_one_pass_ranges(artifacts, tmp_path, monkeypatch):
+    """Calibration runs in passes of at most pass_samples (memory stays flat however many
+    samples): every batch is seen once, and minmax ranges equal those of a single pass."""
+    from avsdk.export import quantize
+
+    ranges_seen = []
+    make_reader = quantize._reader
+
+    def spying_reader(batches):
+        reader = make_reader(batches)
+        original = reader.set_range
+
+        def set_range(start_index, end_index):
+            ranges_seen.append((start_index, end_index))
+            original(start_index, end_index)
+
+        reader.set_range = set_range
+        return reader
+
+    monkeypatch.setattr(quantize, "_reader", spying_reader)
+    passes = quantize_int8(artifacts["fp32"], tmp_path / "passes.int8.onnx", artifacts["calibration"],
+                           method="minmax", batch_size=4, pass_samples=4)
+    assert ranges_seen == [(0, 1), (1, 2), (2, 3)]  # 12 samples: 3 batches of 4, one a pass
+
+    def scales(path):
+        proto = onnx.load(str(path))
+        return {t.name: onnx.numpy_helper.to_array(t) for t in proto.graph.initializer
+                if t.name.endswith("_scale")}
+
+    one_pass, in_passes = scales(artifacts["int8"]), scales(passes)
+    assert one_pass.keys() == in_passes.keys() and len(one_pass) > 10
+    for name in one_pass:
+        np.testing.assert_array_equal(in_passes[name], one_pass[name], err_msg=name)
+
+
+@pytest.mark.parametrize("batches, batch_size, pass_samples, expected", [
+    (64, 8, 32, 4), (3, 4, 32, 3), (7, 8, 64, 7), (7, 8, 32, 1), (10, 1, 4, 2), (1, 8, 1, 1),
+])
+def test_calibration_pass_size(batches, batch_size, pass_samples, expected):
+    from avsdk.export.quantize import _batches_per_pass
+
+    assert _batches_per_pass(batches, batch_size, pass_samples) == expected
 
 
 def test_int8_runs_and_stays_close_to_fp32(artifacts, bench):
