@@ -37,6 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
+from avsdk.command_line import command, flags, output_folder
+from avsdk.errors import bad_input
+
 VARIANTS = {
     "a": ("(a) SACL, false negatives removed", {"scheme": "sacl", "remove_false_negatives": True}, {}),
     "b": ("(b) SACL, all other clips negative", {"scheme": "sacl", "remove_false_negatives": False}, {}),
@@ -144,6 +147,7 @@ def report(results: list[dict], baselines: dict, split_sizes: dict, command: str
     return "\n".join(lines) + "\n"
 
 
+@command
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/claim")
@@ -161,10 +165,16 @@ def main(argv=None) -> int:
     from avsdk.datasets import SPLITS, BenchmarkConfig, build_benchmark, load_split
     from avsdk.evaluation import evaluate_baselines
 
-    out = Path(args.out)
-    progress = not args.no_progress
+    if args.epochs < 1:
+        raise bad_input("--epochs", "an int >= 1", args.epochs)
+    if min(args.seeds) < 0:
+        raise bad_input("--seeds", "ints >= 0", args.seeds)
     sizes = dict(zip(SPLITS, args.split_sizes or ()))
-    data = build_benchmark(out / "benchmark", BenchmarkConfig(seed=args.data_seed, **sizes), progress=progress)
+    with flags({"seed": "--data-seed", **{split: "--split-sizes" for split in SPLITS}}):
+        benchmark = BenchmarkConfig(seed=args.data_seed, **sizes)
+    out = output_folder("--out", args.out)
+    progress = not args.no_progress
+    data = build_benchmark(out / "benchmark", benchmark, progress=progress)
     splits = {name: load_split(data, name) for name in SCORED}
     baselines = {split: {k: r.to_dict(per_image=False) for k, r in evaluate_baselines(samples).items()}
                  for split, samples in splits.items()}

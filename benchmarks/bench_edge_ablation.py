@@ -25,6 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avsdk.command_line import command, flags, output_file
+from avsdk.errors import bad_input
+
 VARIANTS = {
     "linear": {"nonnegative": False, "positive_region": "map"},
     "linear+seg": {"nonnegative": False, "positive_region": "segments"},
@@ -82,6 +85,7 @@ def train_variant(name, options, cache, val_cache, labels, targets, args):
     return rows
 
 
+@command
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bench", type=Path, required=True, help="a benchmark root (build_benchmark output)")
@@ -94,13 +98,18 @@ def main(argv=None) -> int:
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         parser.error(f"--variants: unknown {unknown}; expected names from {list(VARIANTS)}")
+    if args.epochs < 1:
+        raise bad_input("--epochs", "an int >= 1", args.epochs)
+    if args.out is not None:
+        output_file("--out", args.out)
 
     from avsdk.datasets import load_split
     from avsdk.evaluation import load_target
     from avsdk.models import ModelConfig, build_model
     from avsdk.training.fast import build_cache
 
-    train_samples, val_samples = load_split(args.bench, "train"), load_split(args.bench, "val")
+    with flags({"root": "--bench"}):
+        train_samples, val_samples = load_split(args.bench, "train"), load_split(args.bench, "val")
     trunk = build_model(ModelConfig())  # the frozen trunk is the same in every variant
     segment = any(VARIANTS[n]["positive_region"] == "segments" for n in names)
     cache = build_cache(trunk, train_samples, 4, "sacl", args.seed, segment=segment, segment_size=128)

@@ -26,6 +26,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from avsdk import frontend  # noqa: E402
+from avsdk.command_line import command  # noqa: E402
+from avsdk.errors import bad_input  # noqa: E402
 
 SECONDS = 3.0
 RESULTS = Path(__file__).parent / "results" / "frontend.md"
@@ -66,6 +68,7 @@ def compare(name: str, make_call, rounds: int, calls: int) -> dict:
     return row
 
 
+@command
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=25)
@@ -73,13 +76,18 @@ def main() -> int:
     parser.add_argument("--cpu", type=int, default=None, help="pin to this core (default: the first allowed)")
     parser.add_argument("--write", action="store_true", help="write benchmarks/results/frontend.md")
     args = parser.parse_args()
+    for name in ("rounds", "calls"):
+        if getattr(args, name) < 1:
+            raise bad_input("--" + name, "an int >= 1", getattr(args, name))
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    if args.cpu is not None and allowed is not None and args.cpu not in allowed:
+        raise bad_input("--cpu", f"one of the cores this process may use, {sorted(allowed)}", args.cpu)
 
     if frontend.active_backend() != "compiled":
         print("avsdk._frontend is not built: pip install -e . --no-build-isolation", file=sys.stderr)
         return 1
-    if hasattr(os, "sched_setaffinity"):
-        cpu = args.cpu if args.cpu is not None else min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
+    if allowed is not None:
+        os.sched_setaffinity(0, {args.cpu if args.cpu is not None else min(allowed)})
 
     mono16k = clip(16_000)
     stereo44k = clip(44_100, channels=2)

@@ -155,7 +155,7 @@ def compile_launch(launch: Launch, arch: int) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", type=int, default=90, help="compute capability, e.g. 90, 87")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--channels", type=int, default=512)

@@ -3,7 +3,7 @@
     from avsdk import Localizer
     loc = Localizer.load("model.onnx")           # or a .pt checkpoint, or a .engine
     result = loc("frame.jpg", "clip.wav")       # heatmap, box, peak, score
-    result.save_overlay("overlay.png")
+    result.save_overlay("overlay.png", "frame.jpg")  # drawn over the frame
 
 Importing avsdk loads neither Triton nor any training dependency; heavy modules are
 imported on first use.

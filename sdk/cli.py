@@ -12,7 +12,7 @@ import importlib.metadata as metadata
 import json
 import sys
 
-from avsdk.errors import AvsdkError
+from avsdk.command_line import command, flags, input_file, output_file
 
 # (label, distribution name, module to import when the distribution has no pip metadata)
 PACKAGES = (
@@ -79,20 +79,31 @@ def _report(result, out, image) -> None:
         print(f"overlay written to {result.save_overlay(out, image)}")
 
 
-def _localize(args) -> int:
+def _load(args):
+    """The localizer of ``args.model``, after the checks that need no model (so that a bad
+    ``--out`` is reported before inference, not after)."""
     from avsdk.localizer import Localizer
 
-    localizer = Localizer.load(args.model, device=args.device, frontend=args.frontend)
+    if args.out is not None:
+        output_file("--out", args.out, suffix=".png")
+    with flags({"path": "model", "device": "--device", "frontend": "--frontend"}):
+        return Localizer.load(args.model, device=args.device, frontend=args.frontend)
+
+
+def _localize(args) -> int:
+    input_file("frame", args.frame)
+    input_file("audio", args.audio)
+    localizer = _load(args)
     result = localizer(args.frame, args.audio)
     _report(result, args.out, args.frame)
     return 0
 
 
 def _localize_video(args) -> int:
-    from avsdk.localizer import Localizer
     from avsdk.video import read_clip
 
-    localizer = Localizer.load(args.model, device=args.device, frontend=args.frontend)
+    input_file("video", args.video)
+    localizer = _load(args)
     clip = read_clip(args.video, time=args.time, clip_seconds=localizer.clip_seconds)
     result = localizer(clip.frame, clip.audio, sample_rate=clip.sample_rate)
     print(f"frame at {clip.time:.3f} s")
@@ -130,13 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except AvsdkError as exc:  # bad input, bad checkpoint, missing optional dependency
-        print(f"avsdk: error: {exc}", file=sys.stderr)
-        return 2
+    return args.run(args)
 
 
 if __name__ == "__main__":

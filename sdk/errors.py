@@ -14,7 +14,15 @@ class AvsdkError(Exception):
 
 
 class InputError(AvsdkError, ValueError):
-    """A user-supplied value is not what the function accepts."""
+    """A user-supplied value is not what the function accepts.
+
+    ``argument`` names it when the error came from bad_input (command-line tools rename it
+    to their flag, see avsdk.command_line).
+    """
+
+    def __init__(self, message: str, argument: str | None = None):
+        super().__init__(message)
+        self.argument = argument
 
 
 class CheckpointError(AvsdkError, ValueError):
@@ -41,7 +49,7 @@ def bad_input(argument: str, expected: str, received: Any, *, described: bool = 
     already a description.
     """
     got = received if described else _describe(received)
-    return InputError(f"{argument}: expected {expected}, received {got}")
+    return InputError(f"{argument}: expected {expected}, received {got}", argument)
 
 
 def require(module: str, extra: str, purpose: str = ""):

@@ -95,8 +95,8 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, model, device: str = "cpu"):
-        self.model = model.to(device).eval()
-        self.device = device
+        self.device = _torch_device(device)
+        self.model = model.to(self.device).eval()
 
     def __call__(self, frames, log_mel) -> np.ndarray:
         import torch
@@ -106,6 +106,21 @@ class TorchBackend:
         with torch.inference_mode():
             out = self.model(frames, log_mel)
         return out.float().cpu().numpy()
+
+
+def _torch_device(device):
+    """torch.device(device), or an InputError naming ``device`` (instead of torch's
+    RuntimeError, or the AssertionError of a CUDA device on a CPU-only torch)."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise bad_input("device", "a torch device such as 'cpu', 'cuda' or 'cuda:1'", device) from None
+    if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
+        raise bad_input("device", f"'cpu' or a CUDA device that torch {torch.__version__} sees here "
+                        f"(it sees {torch.cuda.device_count()})", device)
+    return parsed
 
 
 class RunnerBackend:
@@ -179,6 +194,10 @@ class Localizer:
             raise bad_input("backend", "a callable (frames, log_mel) -> maps [B, h, w]", backend)
         if transform not in ("sacl", "sspl"):
             raise bad_input("transform", "'sacl' or 'sspl'", transform)
+        from avsdk.frontend import BACKENDS
+
+        if frontend not in BACKENDS:
+            raise bad_input("frontend", f"one of {BACKENDS}", frontend)
         self.backend = backend
         self.transform = transform
         self.clip_seconds = float(clip_seconds)
@@ -204,7 +223,8 @@ class Localizer:
             transform: override the frame transform recorded with the model.
             frontend: log-mel implementation ("auto", "compiled", "numpy").
         Raises:
-            InputError: missing file or unknown extension. CheckpointError: a bad checkpoint.
+            InputError: missing file, unknown extension, device or frontend.
+            CheckpointError: a bad checkpoint.
             MissingDependencyError: onnxruntime / TensorRT not installed for that file.
         """
         if not isinstance(path, (str, os.PathLike)):

@@ -54,3 +54,20 @@ def test_report_gives_mean_spread_and_paired_differences(bench):
 def test_report_without_pairs_has_no_difference_table(bench):
     text = bench.report([_run("a", 0, 0.2, 0.5)], {"test": {}, "unheard": {}}, {"test": 10, "unheard": 10}, "cmd")
     assert "(a) - (b)" not in text
+
+
+@pytest.mark.parametrize("argv,flag", [(["--epochs", "0"], "--epochs"), (["--split-sizes", "0", "1", "1", "1"],
+                                                                        "--split-sizes"),
+                                       (["--out", "FILE"], "--out")])
+def test_arguments_are_checked_before_the_benchmark_is_built(argv, flag, bench, tmp_path, monkeypatch, capsys):
+    import avsdk.datasets
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the benchmark was built")
+
+    monkeypatch.setattr(avsdk.datasets, "build_benchmark", no_build)
+    (tmp_path / "file").write_text("x")
+    argv = ["--out", str(tmp_path / "claim")] + [a.replace("FILE", str(tmp_path / "file")) for a in argv]
+    assert bench.main(argv) == 2
+    assert capsys.readouterr().err.startswith(f"error: {flag}: expected ")
+    assert not (tmp_path / "claim").exists()

@@ -90,10 +90,41 @@ def test_localize_writes_overlay(checkpoint, tmp_path, capsys):
     assert Image.open(out).size == (160, 120)
 
 
-def test_localize_reports_bad_input_without_traceback(tmp_path, capsys):
-    assert cli.main(["localize", str(tmp_path / "nope.pt"), "a.png", "b.wav"]) == 2
+def test_localize_reports_bad_input_without_traceback(checkpoint, tmp_path, capsys):
+    assert cli.main(["localize", str(tmp_path / "nope.pt"), __file__, __file__]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("avsdk: error: path") and "Traceback" not in err
+    assert err.startswith("error: model: expected an existing") and "Traceback" not in err
+    assert cli.main(["localize", str(checkpoint), str(tmp_path / "nope.png"), __file__]) == 2
+    assert capsys.readouterr().err.startswith("error: frame: expected an existing file")
+
+
+@pytest.fixture
+def frame_and_audio(tmp_path):
+    import soundfile
+
+    frame, audio = tmp_path / "frame.png", tmp_path / "clip.wav"
+    Image.fromarray(np.zeros((60, 80, 3), np.uint8)).save(frame)
+    soundfile.write(audio, (0.3 * np.sin(np.arange(16000) / 5)).astype(np.float32), 16000)
+    return str(frame), str(audio)
+
+
+@pytest.mark.parametrize("out,expected", [("FILE/ov.png", "a path under a folder"),
+                                          ("ov.jpg", "a file name ending in .png"),
+                                          ("DIR.png", "a file to write")])
+def test_localize_checks_out_before_inference(out, expected, checkpoint, frame_and_audio, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "dir.png").mkdir()
+    out = out.replace("FILE", str(tmp_path / "file")).replace("DIR", str(tmp_path / "dir"))
+    assert cli.main(["localize", str(checkpoint), *frame_and_audio, "--out", out]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing localized, nothing printed
+    assert captured.err.startswith(f"error: --out: expected {expected}") and captured.err.count("\n") == 1
+
+
+@pytest.mark.parametrize("device", ["foo", "cuda:7" if torch.cuda.is_available() else "cuda"])
+def test_localize_names_a_bad_device(device, checkpoint, frame_and_audio, capsys):
+    assert cli.main(["localize", str(checkpoint), *frame_and_audio, "--device", device]) == 2
+    assert capsys.readouterr().err.startswith("error: --device: expected ")
 
 
 def test_evaluate_cli_prints_model_and_baselines(checkpoint, bench_root, tmp_path, capsys):
@@ -113,5 +144,27 @@ def test_evaluate_cli_prints_model_and_baselines(checkpoint, bench_root, tmp_pat
 def test_evaluate_cli_errors(checkpoint, tmp_path, capsys):
     with pytest.raises(SystemExit):
         evaluate_cli.main(["--checkpoint", str(checkpoint), "--data", str(tmp_path), "--split", "dev"])
+    capsys.readouterr()  # argparse's usage and error
     assert evaluate_cli.main(["--checkpoint", str(checkpoint), "--data", str(tmp_path)]) == 2
-    assert "error: root" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith("error: --data: expected a folder built by build_benchmark")
+
+
+def test_evaluate_cli_checks_json_before_evaluating(checkpoint, tmp_path, monkeypatch, capsys):
+    def no_evaluation(*args, **kwargs):
+        raise AssertionError("the evaluation ran")
+
+    monkeypatch.setattr(evaluate_cli, "run_evaluation", no_evaluation)
+    (tmp_path / "file").write_text("x")
+    code = evaluate_cli.main(["--checkpoint", str(checkpoint), "--data", str(tmp_path),
+                              "--json", str(tmp_path / "file" / "x.json")])
+    assert code == 2
+    assert capsys.readouterr().err.startswith("error: --json: expected a path under a folder")
+
+
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_evaluate_cli_rejects_a_limit_below_1(limit, checkpoint, bench_root, capsys):
+    code = evaluate_cli.main(["--checkpoint", str(checkpoint), "--data", str(bench_root), "--limit", limit,
+                              "--no-progress"])
+    assert code == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: --limit: expected an int >= 1")

@@ -194,6 +194,34 @@ def test_bad_inputs_name_the_argument(checkpoint, picture, sound, tmp_path):
         Localizer(lambda f, a: None, transform="crop")
 
 
+def test_frontend_and_device_are_checked_at_load(checkpoint):
+    with pytest.raises(InputError, match="^frontend: expected one of"):
+        Localizer.load(checkpoint, frontend="bogus")
+    with pytest.raises(InputError, match="^frontend: expected one of"):
+        Localizer(lambda f, a: None, frontend="bogus")
+    with pytest.raises(InputError, match="^device: expected a torch device"):
+        Localizer.load(checkpoint, device="foo")
+    absent = "cuda:7" if torch.cuda.is_available() else "cuda"
+    with pytest.raises(InputError, match="^device: expected 'cpu' or a CUDA device"):
+        Localizer.load(checkpoint, device=absent)
+
+
+def test_package_docstring_example_runs(tiny_model, tmp_path, monkeypatch):
+    _needs_inputs()
+    import soundfile
+
+    import avsdk
+
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(np.zeros((90, 120, 3), np.uint8)).save("frame.jpg")
+    soundfile.write("clip.wav", (0.3 * np.sin(np.arange(48000) / 5)).astype(np.float32), 16000)
+    # the example loads "model.onnx": here the in-memory model stands in for it
+    monkeypatch.setattr(Localizer, "load", classmethod(lambda cls, path: cls.from_model(tiny_model)))
+    example = [line.strip() for line in avsdk.__doc__.splitlines() if line.startswith("    ")]
+    exec("\n".join(example), {})
+    assert Image.open("overlay.png").size == (120, 90)
+
+
 def test_engine_needs_tensorrt(tmp_path):
     pytest.importorskip("avsdk.export.tensorrt_runtime", reason="the TensorRT runner has not landed")
     try:

@@ -1,6 +1,7 @@
 """Training loop: grouped batches, config validation, and short end-to-end runs."""
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
@@ -41,12 +42,85 @@ def test_config_rejects_bad_values():
         TrainConfig(data="d", out="o", fast_views=1)
 
 
+@pytest.mark.parametrize("name,value", [
+    ("negative_ratio", 1.5), ("negative_ratio", -0.1), ("retain", 1.0), ("retain", -0.5),
+    ("weight_decay", -5.0), ("weight_decay", float("inf")), ("lr", float("inf")), ("lr", 0.0),
+    ("tau", float("inf")), ("tau", float("nan")), ("lr_head", "1e-3"),
+])
+def test_config_rejects_out_of_range_numbers(name, value):
+    with pytest.raises(ValueError, match=f"^{name}: expected"):
+        TrainConfig(data="d", out="o", **{name: value})
+
+
+def test_config_range_ends_that_the_losses_accept():
+    # all negatives kept (negative_ratio = 1) and a binarisation threshold at the last sorted
+    # position but one (retain < 1: binarize() indexes position int(retain * HW))
+    TrainConfig(data="d", out="o", negative_ratio=1.0, retain=0.0, weight_decay=0.0)
+    TrainConfig(data="d", out="o", negative_ratio=0.0, retain=0.99)
+    with pytest.raises(ValueError, match=r"^retain: expected a fraction in \[0, 1\), received 1.0"):
+        TrainConfig(data="d", out="o", retain=1.0)
+
+
 def test_cli_fills_config():
     from avsdk.training.train import parse_args
 
     config = parse_args(["--data", "d", "--out", "o", "--mode", "fast", "--keep-false-negatives", "--epochs", "3"])
     assert config.mode == "fast" and config.epochs == 3 and not config.remove_false_negatives
     assert config.model == ModelConfig()
+
+
+@pytest.fixture
+def empty_benchmark(tmp_path):
+    """A benchmark index with no samples: enough for the CLI's checks, nothing to train on."""
+    from avsdk.datasets.realparts import INDEX_FORMAT, INDEX_NAME, SPLITS
+
+    root = tmp_path / "bench"
+    root.mkdir()
+    index = {"format": INDEX_FORMAT, "splits": {split: {"samples": []} for split in SPLITS}}
+    (root / INDEX_NAME).write_text(json.dumps(index))
+    return root
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (["--epochs", "-1"], "--epochs"), (["--batch-size", "0"], "--batch-size"),
+    (["--batch-size", "1"], "--batch-size"), (["--lr", "0"], "--lr"), (["--lr", "-1"], "--lr"),
+    (["--retain", "1"], "--retain"), (["--visual", "foo"], "--visual"), (["--data", "/nonexistent"], "--data"),
+    (["--out", "FILE"], "--out"), (["--out", "FILE/run"], "--out"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_cli_reports_user_errors_by_flag_before_training(argv, flag, empty_benchmark, tmp_path, monkeypatch, capsys):
+    from avsdk.training import train as train_module
+
+    def no_training(config):
+        raise AssertionError("the CLI started training")
+
+    monkeypatch.setattr(train_module, "train", no_training)
+    (tmp_path / "file").write_text("x")
+    args = {"--data": str(empty_benchmark), "--out": str(tmp_path / "run")}
+    args.update(zip(argv[::2], (a.replace("FILE", str(tmp_path / "file")) for a in argv[1::2])))
+    assert train_module.main([x for pair in args.items() for x in pair]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {flag}: expected ") and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_cli_rejects_an_unwritable_out_in_a_subprocess(empty_benchmark):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "avsdk.training.train", "--data", str(empty_benchmark),
+                           "--out", "/proc/avsdk-x"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: --out: expected a writable location") and "Traceback" not in done.stderr
+
+
+def test_train_checks_data_before_creating_out(tmp_path):
+    from avsdk.errors import InputError
+    from avsdk.training.train import train
+
+    with pytest.raises(InputError, match="root"):
+        train(TrainConfig(data=str(tmp_path / "missing"), out=str(tmp_path / "run"), progress=False))
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """TrainConfig: everything one training run needs, as a frozen dataclass the CLI fills."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from avsdk.errors import bad_input
@@ -61,7 +62,9 @@ class TrainConfig:
             raise bad_input("model", "a ModelConfig", self.model)
         if self.mode == "fast" and not self.model.freeze_visual:
             raise bad_input("mode", "'full' when the visual trunk is fine-tuned (fast caches its features)", self.mode)
-        for name in ("epochs", "batch_size", "eval_every", "fast_views", "segment_size"):
+        if not isinstance(self.batch_size, int) or self.batch_size < 2:
+            raise bad_input("batch_size", "an int >= 2 (contrast / BatchNorm over the batch)", self.batch_size)
+        for name in ("epochs", "eval_every", "fast_views", "segment_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise bad_input(name, "a positive int", value)
@@ -74,10 +77,17 @@ class TrainConfig:
             if not isinstance(value, int) or value < 0:
                 raise bad_input(name, "an int >= 0", value)
         for name in ("lr", "lr_audio", "lr_pcm", "lr_head", "tau"):
-            if not getattr(self, name) > 0:
-                raise bad_input(name, "a positive float", getattr(self, name))
-        for name in ("negative_ratio", "retain"):
-            if not 0.0 <= getattr(self, name) < 1.0 + (name == "negative_ratio"):
-                raise bad_input(name, "a fraction in [0, 1]", getattr(self, name))
-        if self.batch_size < 2:
-            raise bad_input("batch_size", "at least 2 (contrast / BatchNorm over the batch)", self.batch_size)
+            if not _real(getattr(self, name)) or not 0 < getattr(self, name) < math.inf:
+                raise bad_input(name, "a finite float > 0", getattr(self, name))
+        if not _real(self.weight_decay) or not 0 <= self.weight_decay < math.inf:
+            raise bad_input("weight_decay", "a finite float >= 0", self.weight_decay)
+        # int(negative_ratio * B) negatives are kept, all of them at 1; binarize() thresholds at
+        # sorted position int(retain * HW), which exists only for retain < 1
+        if not _real(self.negative_ratio) or not 0 <= self.negative_ratio <= 1:
+            raise bad_input("negative_ratio", "a fraction in [0, 1]", self.negative_ratio)
+        if not _real(self.retain) or not 0 <= self.retain < 1:
+            raise bad_input("retain", "a fraction in [0, 1)", self.retain)
+
+
+def _real(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

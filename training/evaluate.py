@@ -15,7 +15,8 @@ import os
 import sys
 from pathlib import Path
 
-from avsdk.errors import AvsdkError
+from avsdk.command_line import command, flags, output_file
+from avsdk.errors import bad_input
 
 SPLITS = ("train", "val", "test", "unheard")
 
@@ -27,7 +28,14 @@ def run_evaluation(checkpoint: str | os.PathLike, data: str | os.PathLike, split
 
     Returns:
         {"model": EvalReport, "all-ones": EvalReport, "centre box": EvalReport}.
+    Raises:
+        InputError: a bad limit or batch size, no benchmark at ``data``, no model file at
+            ``checkpoint``; all before the slow part.
     """
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise bad_input("limit", "an int >= 1 (None: all samples)", limit)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise bad_input("batch_size", "an int >= 1", batch_size)
     from avsdk.datasets import load_split
     from avsdk.evaluation import evaluate, evaluate_baselines
     from avsdk.localizer import Localizer
@@ -56,16 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from avsdk.evaluation import format_table
 
-    try:
+    if args.json is not None:
+        output_file("--json", args.json)
+    with flags({"limit": "--limit", "batch_size": "--batch-size", "root": "--data", "path": "--checkpoint"}):
         reports = run_evaluation(args.checkpoint, args.data, args.split, args.batch_size, args.limit,
                                  args.transform, progress=not args.no_progress)
-    except AvsdkError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     name = Path(args.checkpoint).name
     print(f"{name} on {args.split} ({reports['model'].n} images)")
     print(format_table(reports))

@@ -21,10 +21,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 
-from avsdk.errors import AvsdkError
+from avsdk.command_line import command, flags, output_folder
+from avsdk.errors import bad_input
 
 # The default run: sized to train in a few minutes on 2 CPU cores (README, "Main job").
 DEFAULT_EPOCHS = 12
@@ -53,6 +55,29 @@ class PipelineConfig:
     calib_size: int = 256  # INT8 calibration samples (train and val splits, never test)
     progress: bool = True
 
+    def __post_init__(self):
+        """Every check before step 1, so that a bad value does not cost a training run."""
+        for name, least in (("epochs", 1), ("batch_size", 2), ("views", 2), ("calib_size", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise bad_input(name, f"an int >= {least}", value)
+        for name in ("tau", "lr"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise bad_input(name, "a finite float > 0", value)
+        if len(self.split_sizes) not in (0, 4):
+            raise bad_input("split_sizes", "() or four sizes (train, val, test, unheard)", self.split_sizes)
+        benchmark = self.benchmark_config()  # checks seed and split sizes
+        if self.int8 and self.calib_size > benchmark.train + benchmark.val:
+            raise bad_input("calib_size", f"at most {benchmark.train + benchmark.val} (the train and val "
+                            "samples; test is never used)", self.calib_size)
+
+    def benchmark_config(self):
+        """The BenchmarkConfig step 1 builds."""
+        from avsdk.datasets import SPLITS, BenchmarkConfig
+
+        return BenchmarkConfig(seed=self.seed, **dict(zip(SPLITS, self.split_sizes)))
+
 
 def _stage(title: str) -> float:
     print(f"\n== {title}", flush=True)
@@ -71,7 +96,7 @@ def _score(localizer, samples, progress: bool):
 
 def run(config: PipelineConfig) -> dict:
     """Run every step; returns {"tables": {...}, "files": {...}, "seconds": {...}}."""
-    from avsdk.datasets import SPLITS, BenchmarkConfig, build_benchmark, load_split
+    from avsdk.datasets import SPLITS, build_benchmark, load_split
     from avsdk.evaluation import evaluate_baselines, format_table
     from avsdk.export import export_onnx
     from avsdk.localizer import Localizer
@@ -83,8 +108,7 @@ def run(config: PipelineConfig) -> dict:
     seconds: dict[str, float] = {}
 
     t = _stage("1/6 benchmark from the committed asset pack")
-    sizes = dict(zip(SPLITS, config.split_sizes))
-    data = build_benchmark(out / "benchmark", BenchmarkConfig(seed=config.seed, **sizes), progress=config.progress)
+    data = build_benchmark(out / "benchmark", config.benchmark_config(), progress=config.progress)
     splits = {name: load_split(data, name) for name in SPLITS}
     print("   " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
     seconds["benchmark"] = time.perf_counter() - t
@@ -153,6 +177,7 @@ def run(config: PipelineConfig) -> dict:
     return {"tables": tables, "files": files, "seconds": seconds, "train": summary}
 
 
+@command
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m avsdk.training.pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -168,13 +193,12 @@ def main(argv=None) -> int:
     parser.add_argument("--calib-size", type=int, default=fields["calib_size"])
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    config = PipelineConfig(out=args.out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                            tau=args.tau, lr=args.lr, views=args.views, int8=args.int8, calib_size=args.calib_size, progress=not args.no_progress)
-    try:
-        run(config)
-    except AvsdkError as exc:
-        print(f"error: {exc}")
-        return 2
+    with flags({name: "--" + name.replace("_", "-") for name in vars(args)}):
+        config = PipelineConfig(out=args.out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                                tau=args.tau, lr=args.lr, views=args.views, int8=args.int8,
+                                calib_size=args.calib_size, progress=not args.no_progress)
+    output_folder("--out", config.out)
+    run(config)
     return 0
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avsdk.command_line import command, flags, output_folder
 from avsdk.models import ModelConfig, build_model, save_checkpoint
 
 from .config import TrainConfig
@@ -145,10 +146,10 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
 
     rank, world, device = _distributed(config)
     torch.manual_seed(config.seed)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     train_samples = load_split(config.data, "train")
     val_samples = load_split(config.data, "val")
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
     if config.val_limit:
         val_samples = val_samples[: config.val_limit]
 
@@ -242,15 +243,24 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     args = vars(p.parse_args(argv))
-    model = ModelConfig(visual=args.pop("visual"), audio=args.pop("audio"), pcm=args.pop("pcm"),
-                        freeze_visual=not args.pop("finetune_visual"), nonnegative=args.pop("nonnegative"))
-    args["remove_false_negatives"] = not args.pop("keep_false_negatives")
-    args["progress"] = not args.pop("no_progress")
-    return TrainConfig(model=model, **args)
+    names = {name: "--" + name.replace("_", "-") for name in args}
+    with flags({**names, "ModelConfig.visual": "--visual", "ModelConfig.audio": "--audio"}):
+        model = ModelConfig(visual=args.pop("visual"), audio=args.pop("audio"), pcm=args.pop("pcm"),
+                            freeze_visual=not args.pop("finetune_visual"), nonnegative=args.pop("nonnegative"))
+        args["remove_false_negatives"] = not args.pop("keep_false_negatives")
+        args["progress"] = not args.pop("no_progress")
+        return TrainConfig(model=model, **args)
 
 
+@command
 def main(argv=None) -> int:
-    summary = train(parse_args(argv))
+    from avsdk.datasets import load_split
+
+    config = parse_args(argv)
+    with flags({"root": "--data"}):
+        load_split(config.data, "train")
+    output_folder("--out", config.out)
+    summary = train(config)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary, indent=1))
     return 0

@@ -1,0 +1,95 @@
+"""What avsdk's command-line tools share: a user error is one line and exit status 2.
+
+    @command
+    def main(argv=None) -> int:
+        args = parser.parse_args(argv)
+        with flags({"batch_size": "--batch-size"}):       # "batch_size: ..." -> "--batch-size: ..."
+            config = TrainConfig(batch_size=args.batch_size, ...)
+        output_folder("--out", args.out)                   # before any slow work
+        ...
+
+avsdk's own errors (bad input, bad checkpoint, missing optional dependency) print
+``error: <message>`` on stderr and exit with status 2; anything else is a bug and keeps its
+traceback. Paths are checked up front so that a run does not fail after its slow part.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Mapping
+
+from avsdk.errors import AvsdkError, InputError, bad_input
+
+
+def command(main: Callable[..., int]) -> Callable[..., int]:
+    """Decorate a CLI's ``main``: an AvsdkError becomes ``error: <message>`` on stderr, exit 2."""
+
+    @functools.wraps(main)
+    def run(*args, **kwargs) -> int:
+        try:
+            return main(*args, **kwargs)
+        except AvsdkError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+@contextmanager
+def flags(names: Mapping[str, str]):
+    """Re-raise an InputError about an argument in ``names`` as one about its flag, so that the
+    user reads the option they typed, not a dataclass field."""
+    try:
+        yield
+    except InputError as exc:
+        flag = names.get(exc.argument)
+        if flag is None:
+            raise
+        raise InputError(flag + str(exc)[len(exc.argument):], flag) from None
+
+
+def input_file(flag: str, path: str | os.PathLike) -> Path:
+    """``path`` as a Path; InputError naming ``flag`` unless it is an existing file."""
+    path = Path(path)
+    if not path.is_file():
+        raise bad_input(flag, "an existing file", str(path))
+    return path
+
+
+def output_file(flag: str, path: str | os.PathLike, suffix: str | None = None) -> Path:
+    """``path`` as a Path, checked to be writable as a file (ending in ``suffix`` if given)."""
+    path = Path(path)
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise bad_input(flag, f"a file name ending in {suffix}", str(path))
+    if path.is_dir():
+        raise bad_input(flag, "a file to write", f"{str(path)!r}, an existing folder", described=True)
+    _check_writable(flag, path.parent, path)
+    return path
+
+
+def output_folder(flag: str, path: str | os.PathLike) -> Path:
+    """``path`` as a Path, checked to be a folder (existing or to create) one can write in."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise bad_input(flag, "a folder to write in", f"{str(path)!r}, an existing file", described=True)
+    _check_writable(flag, path, path)
+    return path
+
+
+def _check_writable(flag: str, folder: Path, path: Path) -> None:
+    """Files can be created in ``folder``: its nearest existing ancestor is a folder that takes a
+    file. The probe is a real (anonymous) file, as permission bits lie to root."""
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise bad_input(flag, "a path under a folder", f"{str(path)!r} ({existing} is a file)", described=True)
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as exc:
+        raise bad_input(flag, "a writable location", f"{str(path)!r} ({existing}: {exc.strerror})",
+                        described=True) from None

@@ -1,0 +1,47 @@
+"""The benchmark scripts reject bad arguments in one line, with exit status 2, before their work."""
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _script(*args, env=None):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.fixture(scope="module")
+def edge_ablation():
+    spec = importlib.util.spec_from_file_location("bench_edge_ablation", BENCHMARKS / "bench_edge_ablation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("argv,flag", [(["--epochs", "0"], "--epochs"), (["--out", "DIR"], "--out")])
+def test_edge_ablation_checks_arguments_first(argv, flag, edge_ablation, tmp_path, capsys):
+    argv = ["--bench", str(tmp_path / "no-benchmark")] + [a.replace("DIR", str(tmp_path)) for a in argv]
+    assert edge_ablation.main(argv) == 2
+    assert capsys.readouterr().err.startswith(f"error: {flag}: expected ")
+
+
+@pytest.mark.parametrize("argv,flag", [(["--rounds", "0"], "--rounds"), (["--calls", "0"], "--calls"),
+                                       (["--cpu", "4096"], "--cpu")])
+def test_frontend_bench_checks_arguments(argv, flag):
+    done = _script(str(BENCHMARKS / "bench_frontend.py"), *argv)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"error: {flag}: expected ") and done.stderr.count("\n") == 1
+
+
+def test_kernel_resources_help_gives_the_whole_first_paragraph():
+    pytest.importorskip("triton", reason="kernel_resources.py imports the Triton kernels")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = _script(str(BENCHMARKS / "kernel_resources.py"), "--help", env=env)
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    assert "on a machine without a GPU, and report what each launch of each tile set gets" in text
+    assert "or float32 FMAs." in text
