@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from avsdk.command_line import command, flags, input_file, output_folder
+from avsdk.errors import bad_input
+
 MAX_DROP = 0.02
 
 
@@ -64,16 +67,28 @@ def map_agreement(reference: np.ndarray, maps: np.ndarray) -> dict:
             "correlation_mean": float(np.nanmean(corr))}
 
 
+@command
 def main(argv=None) -> int:
     args = parse_args(argv)
     from avsdk.datasets import load_split
     from avsdk.evaluation import evaluate, evaluate_baselines, format_table, sample_inputs
     from avsdk.export.onnx_export import export_onnx, preprocessing_from_meta
     from avsdk.export.onnx_runtime import OnnxRunner
-    from avsdk.export.quantize import calibration_inputs, quantize_int8
+    from avsdk.export.quantize import METHODS, calibration_inputs, calibration_samples, quantize_int8
     from avsdk.models import load_checkpoint
 
+    # every argument before the export and the calibration
     methods = [m.strip() for m in args.calib_methods.split(",") if m.strip()]
+    if not methods or any(m not in METHODS for m in methods):
+        raise bad_input("--calib-methods", f"a comma-separated list from {METHODS}", args.calib_methods)
+    for flag, value in (("--threads", args.threads), ("--latency-runs", args.latency_runs)):
+        if value < 1:
+            raise bad_input(flag, "an int >= 1", value)
+    input_file("--checkpoint", args.checkpoint)
+    with flags({"size": "--calib-size", "root": "--bench"}):
+        calibration_samples(args.bench, args.calib_size)
+        load_split(args.bench, args.split)
+    output_folder("--out", args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     model, meta = load_checkpoint(args.checkpoint)
     preprocessing = preprocessing_from_meta(meta)

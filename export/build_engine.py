@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from avsdk.command_line import command
+
 EXIT_NO_TENSORRT = 3
 
 EPILOG = """\
@@ -20,9 +22,11 @@ GPU it was built with. Build it on the device that will run it, and again after 
 JetPack/TensorRT upgrade; engines are cached under names holding the TensorRT version, the
 GPU, the precision and the ONNX hash, so a mismatch rebuilds instead of failing.
 Supported: TensorRT 8.5/8.6 (JetPack 5.1/6.0), 10.x (JetPack 6.1+, 7.x), 11.x (JetPack 7.2.2+).
-Precision always comes from the ONNX graph (fp32, FP16-typed, or Q/DQ INT8); the engine is
-never built at another precision than asked.
-Exit status: 0 built, 1 error, 2 bad arguments, 3 TensorRT not found (ONNX written)."""
+The engine's precision is its ONNX graph's (fp32, FP16-typed, or Q/DQ INT8): with --onnx and no
+precision flag it is read from the file; a flag that contradicts the file is refused (except
+--int8 with an fp32 ONNX, which quantizes it), so an engine is never built at another precision
+than asked. Every argument and file is checked before any export, calibration or build.
+Exit status: 0 built, 2 error (one line on stderr), 3 TensorRT not found (ONNX written)."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,10 +40,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     source.add_argument("--checkpoint", type=Path, help="avsdk checkpoint (.pt) to export")
     source.add_argument("--onnx", type=Path, help="an ONNX file written by avsdk.export (with its .json manifest)")
     precision = parser.add_mutually_exclusive_group()
-    for name, text in (("fp32", "float32 engine (default)"), ("fp16", "engine from an FP16-typed ONNX"),
+    for name, text in (("fp32", "float32 engine (default with --checkpoint; with --onnx: the file's)"),
+                       ("fp16", "engine from an FP16-typed ONNX"),
                        ("int8", "engine from a Q/DQ INT8 ONNX (calibrated with --calib-data)")):
         precision.add_argument(f"--{name}", dest="precision", action="store_const", const=name, help=text)
-    parser.set_defaults(precision="fp32")
+    parser.set_defaults(precision=None)
     parser.add_argument("--calib-data", type=Path, help="benchmark root; INT8 calibrates on its train/val splits")
     parser.add_argument("--calib-size", type=int, default=512, help="calibration samples (default 512)")
     parser.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"), default="percentile",
@@ -64,11 +69,65 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def onnx_for(args) -> Path:
-    """Write (or reuse) the ONNX file of the asked precision and return its path."""
+def check_args(args) -> None:
+    """Every check that needs no export, calibration or build; fills in args.precision.
+
+    Raises:
+        InputError: naming the flag, before anything is written.
+    """
+    from avsdk.command_line import flags, input_file, output_file, output_folder
     from avsdk.errors import bad_input
 
     from avsdk.export.manifest import read_manifest
+    from avsdk.export.tensorrt_build import onnx_precision
+
+    source = input_file("--checkpoint" if args.checkpoint is not None else "--onnx",
+                        args.checkpoint or args.onnx)
+    found = "fp32"
+    if args.onnx is not None:
+        if source.suffix != ".onnx":
+            raise bad_input("--onnx", "an .onnx file written by avsdk.export", str(source))
+        with flags({"path": "--onnx"}):
+            opset = read_manifest(source).build.get("opset")  # an avsdk artifact, with its manifest
+        if args.opset is not None and opset != args.opset:
+            raise bad_input("--opset", f"the opset of {source.name} ({opset}); re-export from the "
+                            "checkpoint", args.opset)
+        found = onnx_precision(source)
+    args.precision = args.precision or found
+    if found != args.precision and not (found == "fp32" and args.precision == "int8"):
+        raise bad_input("--onnx", f"an ONNX file of precision {args.precision} (or fp32 to quantize "
+                        "for --int8); FP16 needs the checkpoint: --checkpoint ... --fp16",
+                        f"a {found} ONNX file", described=True)
+    if args.opset is not None and args.checkpoint is not None:
+        import onnx
+
+        from avsdk.export.onnx_export import MIN_OPSET
+
+        if not MIN_OPSET <= args.opset <= onnx.defs.onnx_opset_version():
+            raise bad_input("--opset", f"an int in [{MIN_OPSET}, {onnx.defs.onnx_opset_version()}] "
+                            "(TensorRT 8.5 parses <= 17)", args.opset)
+    if args.precision == "int8" and found == "fp32":  # calibration ahead: check its data now
+        if args.calib_data is None:
+            raise bad_input("--calib-data", "a benchmark root for INT8 calibration (train/val splits)",
+                            None)
+        from avsdk.export.quantize import calibration_samples
+
+        with flags({"size": "--calib-size", "root": "--calib-data"}):
+            calibration_samples(args.calib_data, args.calib_size, seed=args.calib_seed)
+    with flags({"precision": "--" + args.precision, "workspace_mib": "--workspace",
+                "min_batch/opt_batch/max_batch": "--batch/--opt-batch/--max-batch"}):
+        engine_config(args)
+    output_folder("--out", args.out or source.parent)
+    if args.engine is not None:
+        output_file("--engine", args.engine, suffix=".engine")
+    if args.adopt is not None:
+        if args.onnx is None:
+            raise bad_input("--adopt", "--onnx, the file the engine was built from", args.checkpoint)
+        input_file("--adopt", args.adopt)
+
+
+def onnx_for(args) -> Path:
+    """Write (or reuse) the ONNX file of the asked precision and return its path."""
     from avsdk.export.tensorrt_build import onnx_precision
 
     out = args.out or (args.checkpoint or args.onnx).parent
@@ -95,30 +154,15 @@ def onnx_for(args) -> Path:
             return fp32
         return quantize(args, fp32, out / f"{stem}.int8.onnx")
 
-    read_manifest(args.onnx)  # an avsdk artifact, with its manifest
-    found = onnx_precision(args.onnx)
-    opset = read_manifest(args.onnx).build.get("opset")
-    if args.opset is not None and opset != args.opset:
-        raise bad_input("--opset", f"the opset of {args.onnx.name} ({opset}); re-export from the checkpoint",
-                        args.opset)
-    if found == args.precision:
+    if onnx_precision(args.onnx) == args.precision:  # else fp32 to quantize (check_args)
         return args.onnx
-    if found == "fp32" and args.precision == "int8":
-        stem = args.onnx.name[: -len(".onnx")]
-        return quantize(args, args.onnx, out / f"{stem}.int8.onnx")
-    raise bad_input(
-        "--onnx", f"an ONNX file of precision {args.precision} (or fp32 to quantize for --int8); "
-        f"FP16 needs the checkpoint: --checkpoint ... --fp16", f"a {found} ONNX file", described=True,
-    )
+    stem = args.onnx.name[: -len(".onnx")]
+    return quantize(args, args.onnx, out / f"{stem}.int8.onnx")
 
 
 def quantize(args, fp32: Path, target: Path) -> Path:
-    from avsdk.errors import bad_input
-
     from avsdk.export.quantize import calibration_inputs, quantize_int8
 
-    if args.calib_data is None:
-        raise bad_input("--calib-data", "a benchmark root for INT8 calibration (train/val splits)", None)
     _say(f"calibrating on {args.calib_size} train/val samples of {args.calib_data} ({args.calib_method})")
     from avsdk.export.manifest import read_manifest
 
@@ -147,52 +191,44 @@ def tensorrt_or_none():
         return None, f"{type(exc).__name__}: {exc}"
 
 
+@command
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from avsdk.errors import AvsdkError
-
     from avsdk.export.manifest import read_manifest
     from avsdk.export.tensorrt_build import adopt_engine, build_engine, cached_engine, trtexec_commands
 
-    try:
-        if args.adopt is not None and args.onnx is None:
-            from avsdk.errors import bad_input
-
-            raise bad_input("--adopt", "--onnx, the file the engine was built from", args.checkpoint)
-        config = engine_config(args)
-        onnx_path = onnx_for(args)
-        trt, why = tensorrt_or_none()
-        if trt is None:
-            engine = args.engine or onnx_path.with_name(
-                onnx_path.name[: -len(".onnx")].removesuffix(f".{args.precision}") + f".{args.precision}.engine")
-            commands = trtexec_commands(onnx_path.name, engine.name, config, read_manifest(onnx_path),
-                                        timing_cache="timing.cache")
-            print(f"error: TensorRT was not found ({why}).", file=sys.stderr)
-            print(f"The ONNX artifacts and their manifests are in {onnx_path.parent}. "
-                  "Copy them to the device and build the engine there, with", file=sys.stderr)
-            print(f"  python export/build_engine.py --onnx {onnx_path.name} --{args.precision}", file=sys.stderr)
-            print("or with the exact trtexec command for its TensorRT version "
-                  "(run it in the folder holding the ONNX file):", file=sys.stderr)
-            for label, command in commands.items():
-                print(f"  # {label}\n  {command}", file=sys.stderr)
-            print("then give the trtexec engine its manifest (the runtime needs it): python "
-                  f"export/build_engine.py --onnx {onnx_path.name} --{args.precision} --adopt {engine.name}",
-                  file=sys.stderr)
-            return EXIT_NO_TENSORRT
-        if args.adopt is not None:
-            engine = adopt_engine(onnx_path, args.adopt, config)
-            _say(f"wrote the manifest of {engine} (TensorRT {trt.__version__}, {args.precision})")
-            return 0
-        if args.engine is not None:
-            engine = build_engine(onnx_path, args.engine, config,
-                                  timing_cache=args.engine.with_name("timing.cache"))
-        else:
-            engine = cached_engine(onnx_path, onnx_path.parent, config)
-        _say(f"wrote {engine} (+ .json manifest), TensorRT {trt.__version__}, {args.precision}")
+    check_args(args)
+    config = engine_config(args)
+    onnx_path = onnx_for(args)
+    trt, why = tensorrt_or_none()
+    if trt is None:
+        engine = args.engine or onnx_path.with_name(
+            onnx_path.name[: -len(".onnx")].removesuffix(f".{args.precision}") + f".{args.precision}.engine")
+        commands = trtexec_commands(onnx_path.name, engine.name, config, read_manifest(onnx_path),
+                                    timing_cache="timing.cache")
+        print(f"error: TensorRT was not found ({why}).", file=sys.stderr)
+        print(f"The ONNX artifacts and their manifests are in {onnx_path.parent}. "
+              "Copy them to the device and build the engine there, with", file=sys.stderr)
+        print(f"  python export/build_engine.py --onnx {onnx_path.name} --{args.precision}", file=sys.stderr)
+        print("or with the exact trtexec command for its TensorRT version "
+              "(run it in the folder holding the ONNX file):", file=sys.stderr)
+        for label, line in commands.items():
+            print(f"  # {label}\n  {line}", file=sys.stderr)
+        print("then give the trtexec engine its manifest (the runtime needs it): python "
+              f"export/build_engine.py --onnx {onnx_path.name} --{args.precision} --adopt {engine.name}",
+              file=sys.stderr)
+        return EXIT_NO_TENSORRT
+    if args.adopt is not None:
+        engine = adopt_engine(onnx_path, args.adopt, config)
+        _say(f"wrote the manifest of {engine} (TensorRT {trt.__version__}, {args.precision})")
         return 0
-    except AvsdkError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    if args.engine is not None:
+        engine = build_engine(onnx_path, args.engine, config,
+                              timing_cache=args.engine.with_name("timing.cache"))
+    else:
+        engine = cached_engine(onnx_path, onnx_path.parent, config)
+    _say(f"wrote {engine} (+ .json manifest), TensorRT {trt.__version__}, {args.precision}")
+    return 0
 
 
 if __name__ == "__main__":

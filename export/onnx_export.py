@@ -134,8 +134,10 @@ def export_onnx(
         ExportError: the file's opset is not ``opset``, or ONNX Runtime disagrees with PyTorch.
     """
     onnx = require("onnx", "export", "ONNX export")
-    if not isinstance(opset, int) or opset < MIN_OPSET:
-        raise bad_input("opset", f"an int >= {MIN_OPSET} (TensorRT 8.5 parses <= 17)", opset)
+    newest = onnx.defs.onnx_opset_version()  # above it the exporters silently write another
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
+        raise bad_input("opset", f"an int in [{MIN_OPSET}, {newest}] (TensorRT 8.5 parses <= 17; "
+                        f"onnx {onnx.__version__} knows up to {newest})", opset)
     if precision not in ONNX_PRECISIONS:
         hint = " (INT8 is made from the fp32 ONNX by avsdk.export.quantize_int8)" if precision == "int8" else ""
         raise bad_input("precision", f"one of {ONNX_PRECISIONS}{hint}", precision)
@@ -241,8 +243,8 @@ def check_opset(proto, opset: int) -> None:
     found = [entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")]
     if found != [opset]:
         raise ExportError(
-            f"asked for ONNX opset {opset} but the exporter wrote opset_import {found}; "
-            "TensorRT 8.5 (JetPack 5) parses opset <= 17 only, so this is not accepted silently"
+            f"asked for ONNX opset {opset} but the exporter wrote opset_import {found} (checked "
+            "because TensorRT 8.5, JetPack 5, parses opset <= 17 only)"
         )
 
 

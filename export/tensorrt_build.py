@@ -253,7 +253,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
         InputError: the ONNX precision differs from ``config.precision``; unsupported TensorRT.
         TensorRTBuildError: the parser or the builder failed (their messages included).
     """
-    trt = require("tensorrt", "export", "building TensorRT engines (install JetPack's python3-libnvinfer)")
+    trt = require("tensorrt", "export", "building TensorRT engines")
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     source = read_manifest(onnx_path)
     check_precision(onnx_path, config.precision)

@@ -52,12 +52,20 @@ def bad_input(argument: str, expected: str, received: Any, *, described: bool = 
     return InputError(f"{argument}: expected {expected}, received {got}", argument)
 
 
+# How to get a dependency that no avsdk extra installs
+INSTALL_HINTS = {
+    "tensorrt": "TensorRT is not on PyPI for Jetson: it comes with JetPack (the apt package "
+                "python3-libnvinfer); on an x86-64 GPU machine install NVIDIA's TensorRT for its "
+                "CUDA version",
+}
+
+
 def require(module: str, extra: str, purpose: str = ""):
-    """Import an optional dependency or raise MissingDependencyError naming the pip extra."""
+    """Import an optional dependency or raise MissingDependencyError saying how to install it:
+    the pip extra, or for packages no extra can install (TensorRT), where they come from."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         why = f" for {purpose}" if purpose else ""
-        raise MissingDependencyError(
-            f"{module} is needed{why} but is not installed: pip install 'avsdk[{extra}]'"
-        ) from exc
+        how = INSTALL_HINTS.get(module, f"pip install 'avsdk[{extra}]'")
+        raise MissingDependencyError(f"{module} is needed{why} but is not installed: {how}") from exc

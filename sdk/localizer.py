@@ -95,7 +95,7 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, model, device: str = "cpu"):
-        self.device = _torch_device(device)
+        self.device = torch_device(device)
         self.model = model.to(self.device).eval()
 
     def __call__(self, frames, log_mel) -> np.ndarray:
@@ -108,7 +108,7 @@ class TorchBackend:
         return out.float().cpu().numpy()
 
 
-def _torch_device(device):
+def torch_device(device):
     """torch.device(device), or an InputError naming ``device`` (instead of torch's
     RuntimeError, or the AssertionError of a CUDA device on a CPU-only torch)."""
     import torch

@@ -45,3 +45,29 @@ def test_kernel_resources_help_gives_the_whole_first_paragraph():
     text = " ".join(done.stdout.split())
     assert "on a machine without a GPU, and report what each launch of each tile set gets" in text
     assert "or float32 FMAs." in text
+
+
+@pytest.fixture(scope="module")
+def int8_bench():
+    pytest.importorskip("onnxruntime", reason="bench_int8.py needs the export extra")
+    spec = importlib.util.spec_from_file_location("bench_int8", BENCHMARKS / "bench_int8.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (["--calib-methods", "minmax,foo"], "--calib-methods"),
+    (["--threads", "0"], "--threads"),
+    (["--checkpoint", "MISSING"], "--checkpoint"),
+    (["--bench", "MISSING"], "--bench"),
+])
+def test_int8_bench_checks_arguments_before_exporting(argv, flag, int8_bench, tmp_path, capsys):
+    """Before: a bad calibration method was an InputError traceback after the ONNX export."""
+    checkpoint = tmp_path / "edge.pt"
+    checkpoint.write_bytes(b"")  # the arguments are refused before it is read
+    base = {"--checkpoint": str(checkpoint), "--bench": str(tmp_path), "--out": str(tmp_path / "out")}
+    base.update(dict(zip(argv[::2], [str(tmp_path / v) if v == "MISSING" else v for v in argv[1::2]])))
+    assert int8_bench.main([x for pair in base.items() for x in pair]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {flag}: expected ")
+    assert not (tmp_path / "out").exists()

@@ -72,14 +72,14 @@ def test_without_tensorrt_writes_onnx_then_fails_with_trtexec_command(fp32_run, 
 def test_int8_from_onnx_needs_calibration_data(fp32_run):
     _, out = fp32_run
     result = _run("--onnx", out / "edge.onnx", "--int8")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "--calib-data" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_fp16_cannot_come_from_an_fp32_onnx(fp32_run):
     _, out = fp32_run
     result = _run("--onnx", out / "edge.onnx", "--fp16")
-    assert result.returncode == 1 and "FP16 needs the checkpoint" in result.stderr
+    assert result.returncode == 2 and "FP16 needs the checkpoint" in result.stderr
 
 
 def test_existing_onnx_of_the_asked_precision_is_used_as_is(fp32_run):
@@ -91,13 +91,16 @@ def test_existing_onnx_of_the_asked_precision_is_used_as_is(fp32_run):
     assert (out / "edge.onnx").stat().st_mtime_ns == before
 
 
-def test_int8_with_calibration_data(fp32_run, tmp_path):
-    pytest.importorskip("avsdk.frontend", reason="the audio frontend (input helper) has not landed")
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
     from avsdk.datasets import BenchmarkConfig, build_benchmark
 
+    return build_benchmark(tmp_path_factory.mktemp("bench"),
+                           BenchmarkConfig(train=6, val=2, test=2, unheard=2), progress=False)
+
+
+def test_int8_with_calibration_data(fp32_run, bench, tmp_path):
     _, out = fp32_run
-    bench = build_benchmark(tmp_path / "bench", BenchmarkConfig(train=6, val=2, test=2, unheard=2),
-                            progress=False)
     result = _run("--onnx", out / "edge.onnx", "--int8", "--calib-data", bench, "--calib-size", "4",
                   "--out", tmp_path)
     assert result.returncode == 3, result.stderr
@@ -105,8 +108,39 @@ def test_int8_with_calibration_data(fp32_run, tmp_path):
     assert " --int8" in result.stderr  # the TensorRT 8.x line
     data = json.loads((tmp_path / "edge.int8.onnx.json").read_text())
     assert data["precision"] == "int8" and data["build"]["calibration_samples"] == 4
+    # without a precision flag, the file's own precision is built
+    result = _run("--onnx", tmp_path / "edge.int8.onnx")
+    assert result.returncode == 3, result.stderr
+    assert "--saveEngine=edge.int8.engine" in result.stderr
+
+
+@pytest.mark.parametrize("case", ["out-is-a-file", "missing-checkpoint", "calib-size-too-large",
+                                  "calib-size-zero", "opset-unknown", "workspace-small"])
+def test_bad_arguments_fail_at_once_naming_the_flag(case, checkpoint, bench, tmp_path):
+    """One line on stderr, exit 2, and nothing exported or created: every check runs first."""
+    out = tmp_path / "out"
+    args = {"--checkpoint": checkpoint, "--out": out}
+    flag = {"out-is-a-file": "--out", "missing-checkpoint": "--checkpoint",
+            "calib-size-too-large": "--calib-size", "calib-size-zero": "--calib-size",
+            "opset-unknown": "--opset", "workspace-small": "--workspace"}[case]
+    if case == "out-is-a-file":
+        out.write_text("not a folder")
+    elif case == "missing-checkpoint":
+        args["--checkpoint"] = tmp_path / "nowhere.pt"
+    elif case.startswith("calib-size"):
+        args |= {"--int8": None, "--calib-data": bench,
+                 "--calib-size": 0 if case == "calib-size-zero" else 100_000}
+    elif case == "opset-unknown":
+        args["--opset"] = 99
+    else:
+        args["--workspace"] = 8
+    result = _run(*[x for k, v in args.items() for x in ((k,) if v is None else (k, v))])
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: {flag}: expected"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert out.is_file() if case == "out-is-a-file" else not out.exists()
 
 
 def test_adopt_needs_the_onnx_it_was_built_from(checkpoint, tmp_path):
     result = _run("--checkpoint", checkpoint, "--adopt", tmp_path / "x.engine", "--out", tmp_path)
-    assert result.returncode == 1 and "--adopt" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "--adopt" in result.stderr and "Traceback" not in result.stderr

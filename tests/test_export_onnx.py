@@ -241,6 +241,10 @@ def test_unbatched_inputs_get_a_batch_axis(artifacts):
 def test_bad_arguments_are_refused(model, tmp_path):
     with pytest.raises(InputError, match="opset"):
         export_onnx(model, tmp_path / "m.onnx", opset=13)
+    newest = onnx.defs.onnx_opset_version()  # beyond it the exporter wrote opset 18 instead
+    with pytest.raises(InputError, match=rf"opset: expected an int in \[17, {newest}\]"):
+        export_onnx(model, tmp_path / "m.onnx", opset=newest + 1)
+    assert not (tmp_path / "m.onnx").exists()
     with pytest.raises(InputError, match="quantize_int8"):
         export_onnx(model, tmp_path / "m.onnx", precision="int8")
     with pytest.raises(InputError, match=".onnx"):

@@ -170,6 +170,21 @@ def test_manifest_without_tensorrt_version_is_refused():
         check_engine_manifest(manifest, "10.3.0")
 
 
+def test_missing_tensorrt_says_where_it_comes_from(monkeypatch):
+    """No pip extra installs TensorRT: the error must not send the user to one."""
+    import sys
+
+    from avsdk.errors import MissingDependencyError, require
+
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # import fails, installed or not
+    with pytest.raises(MissingDependencyError, match="JetPack") as caught:
+        require("tensorrt", "export", "running TensorRT engines")
+    assert "pip install" not in str(caught.value)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'avsdk\[export\]'"):
+        require("onnxruntime", "export")
+
+
 def test_onnx_manifest_is_not_an_engine():
     with pytest.raises(EngineMismatchError, match="not a TensorRT engine"):
         check_engine_manifest(_onnx_manifest(), "10.3.0")

@@ -85,7 +85,8 @@ def empty_benchmark(tmp_path):
     (["--epochs", "-1"], "--epochs"), (["--batch-size", "0"], "--batch-size"),
     (["--batch-size", "1"], "--batch-size"), (["--lr", "0"], "--lr"), (["--lr", "-1"], "--lr"),
     (["--retain", "1"], "--retain"), (["--visual", "foo"], "--visual"), (["--data", "/nonexistent"], "--data"),
-    (["--out", "FILE"], "--out"), (["--out", "FILE/run"], "--out"),
+    (["--out", "FILE"], "--out"), (["--out", "FILE/run"], "--out"), (["--device", "foo"], "--device"),
+    (["--device", "cuda:4096"], "--device"),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_cli_reports_user_errors_by_flag_before_training(argv, flag, empty_benchmark, tmp_path, monkeypatch, capsys):
     from avsdk.training import train as train_module

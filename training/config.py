@@ -58,6 +58,9 @@ class TrainConfig:
             raise bad_input("positive_region", f"one of {POSITIVE_REGIONS}", self.positive_region)
         if self.mode not in MODES:
             raise bad_input("mode", f"one of {MODES}", self.mode)
+        from avsdk.localizer import torch_device
+
+        torch_device(self.device)  # torch's own error would be a RuntimeError or an assertion
         if not isinstance(self.model, ModelConfig):
             raise bad_input("model", "a ModelConfig", self.model)
         if self.mode == "fast" and not self.model.freeze_visual:
