@@ -580,6 +580,8 @@ FORWARD_MODES = ("blocks", "rows")
 # tl.arange extents and warp counts: powers of two
 POW2_FIELDS = ("pair_j", "pair_p", "pair_k", "pair_warps", "gv_p", "gv_c", "gv_j", "gv_warps",
                "ga_j", "ga_c", "ga_p", "ga_warps", "row_block", "sort_count")
+# tile sides of tl.dot operands: at least 16 each on the GPU's MMAs
+DOT_FIELDS = ("pair_j", "pair_p", "pair_k", "gv_p", "gv_c", "gv_j", "ga_j", "ga_c", "ga_p")
 
 
 @dataclass(frozen=True)
@@ -637,6 +639,10 @@ class Tiles:
                     or value & (value - 1):
                 raise ValueError(f"Tiles.{name}: expected a power of two >= 1 (a block size "
                                  f"or warp count), got {value!r}")
+        for name in DOT_FIELDS:
+            if getattr(self, name) < 16:
+                raise ValueError(f"Tiles.{name}: expected >= 16 (a side of a tl.dot tile), "
+                                 f"got {getattr(self, name)!r}")
         for name in ("ga_programs", "stages", "row_max_j"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

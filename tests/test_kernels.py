@@ -376,6 +376,8 @@ def test_unknown_tiles_options_are_refused():
         name = next(iter(bad))
         with pytest.raises(ValueError, match=f"Tiles.{name}: expected a power of two"):
             Tiles(**bad)
+    with pytest.raises(ValueError, match="Tiles.gv_j: expected >= 16"):
+        Tiles(gv_j=8)
     for bad in (dict(stages=0), dict(ga_programs=2.5), dict(row_max_j=-4)):
         with pytest.raises(ValueError, match=f"Tiles.{next(iter(bad))}: expected an int >= 1"):
             Tiles(**bad)
