@@ -64,6 +64,21 @@ def test_missing_corrupt_and_foreign_files_raise_checkpoint_error(tmp_path):
     torch.save(torch.nn.Linear(2, 2).state_dict(), bare)
     with pytest.raises(CheckpointError, match="not an avsdk checkpoint"):
         load_checkpoint(bare)
+    pickled = tmp_path / "module.pt"
+    torch.save(torch.nn.Linear(2, 2), pickled)  # a whole module: refused without unpickling
+    with pytest.raises(CheckpointError, match="not an avsdk checkpoint: it holds pickled") as caught:
+        load_checkpoint(pickled)
+    assert "weights_only" not in str(caught.value)
+
+
+def test_files_get_the_usual_mode(tmp_path):
+    """0666 less the umask, as open() gives (the temporary file's 0600 is not kept)."""
+    umask = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "m.pt", build_model(ModelConfig(), pretrained=False))
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "m.pt").stat().st_mode & 0o777 == 0o644
 
 
 def test_newer_version_and_mismatched_weights_are_refused(tmp_path):

@@ -14,13 +14,13 @@ import argparse
 import dataclasses
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from avsdk._atomic import write_atomic
 from avsdk.command_line import command, flags, output_folder
 from avsdk.models import ModelConfig, build_model, save_checkpoint
 
@@ -44,18 +44,6 @@ def _distributed(config: TrainConfig):
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return dist.get_rank(), world, device
-
-
-def _atomic_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _feature_cache(caches, model, samples, split: str, config: TrainConfig, views: int, segment: bool):
@@ -204,8 +192,9 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
         if rank == 0:
             state["history"].append(record)
             print(json.dumps(record), flush=True)
-            _atomic_save({"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
-                          "state": json.dumps(state)}, last)
+            resume_state = {"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
+                            "state": json.dumps(state)}
+            write_atomic(last, lambda handle: torch.save(resume_state, handle))
             (out / "history.json").write_text(json.dumps(state["history"], indent=1))
         if done:
             break

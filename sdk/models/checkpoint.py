@@ -12,10 +12,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 
 import torch
 
+from avsdk._atomic import write_atomic
 from avsdk.errors import CheckpointError, bad_input
 
 from .avnet import AVNet
@@ -52,20 +52,7 @@ def save_checkpoint(path, model: AVNet, **meta) -> None:
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": meta,
     }
-    path = os.path.abspath(os.fspath(path))
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_atomic(os.path.abspath(os.fspath(path)), lambda handle: torch.save(payload, handle))
 
 
 def load_checkpoint(path, map_location="cpu") -> tuple[AVNet, dict]:
@@ -82,6 +69,11 @@ def load_checkpoint(path, map_location="cpu") -> tuple[AVNet, dict]:
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
+        if "Unsupported global" in str(exc):  # torch advises unpickling code: not ours
+            raise CheckpointError(
+                f"{path!r} is not an avsdk checkpoint: it holds pickled Python objects (a whole "
+                "module, say), and avsdk never unpickles code from a file; its checkpoints are "
+                "tensors and plain values (save_checkpoint)") from None
         raise CheckpointError(f"checkpoint {path!r} is not a readable PyTorch file: {exc}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(
