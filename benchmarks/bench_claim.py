@@ -79,7 +79,8 @@ def run_one(key: str, seed: int, args, data: Path, splits: dict, out: Path, cach
     config = TrainConfig(data=str(data), out=str(out), mode="fast", epochs=args.epochs, seed=seed, tau=EDGE_TAU,
                          lr=EDGE_LR, positive_region="map", fast_views=4,
                          model=ModelConfig(nonnegative=args.nonnegative, **model_options),
-                         progress=not args.no_progress, **options,
+                         progress=not args.no_progress, overwrite=True, **options,  # a run not
+                         # finished when the command was interrupted starts over
                          # SSPL trains with the SPEC's per-group rates, scaled like the edge lr
                          **({"lr_audio": EDGE_LR, "lr_pcm": EDGE_LR, "lr_head": EDGE_LR} if sspl else {}))
     summary = train(config, caches)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from avsdk.errors import InputError
 from avsdk.models import ModelConfig
 from avsdk.training.config import TrainConfig
 from avsdk.training.data import GroupedBatches
@@ -116,7 +117,6 @@ def test_cli_rejects_an_unwritable_out_in_a_subprocess(empty_benchmark):
 
 
 def test_train_checks_data_before_creating_out(tmp_path):
-    from avsdk.errors import InputError
     from avsdk.training.train import train
 
     with pytest.raises(InputError, match="root"):
@@ -169,3 +169,23 @@ def test_runs_share_feature_caches(tiny_benchmark, tmp_path, monkeypatch):
         train(config, caches)
     # seed 0 builds the train (2 views) and val (1 view) caches once for both runs; seed 1 again
     assert built == [2, 1, 2, 1] and len(caches) == 4
+
+
+def test_a_finished_run_is_neither_overwritten_nor_resumed_with_other_settings(tiny_benchmark, tmp_path):
+    from dataclasses import replace
+
+    from avsdk.training.train import train
+
+    config = TrainConfig(data=str(tiny_benchmark), out=str(tmp_path), mode="fast", epochs=1, batch_size=4,
+                         clips_per_class=2, fast_views=2, positive_region="map", progress=False)
+    first = train(config)
+    best = (tmp_path / "best.pt").read_bytes()
+    with pytest.raises(InputError, match="out: expected a folder without a training run.*best.pt and last.pt"):
+        train(config)  # a fresh run would replace best.pt at its first epoch
+    with pytest.raises(InputError, match=r"resume: .*other lr \(0.0002 -> 0.001\)"):
+        train(replace(config, resume=True, lr=1e-3))
+    assert (tmp_path / "best.pt").read_bytes() == best  # refused before anything was written
+    resumed = train(replace(config, resume=True, epochs=2))  # more epochs: allowed
+    assert resumed["epochs"] == 2 and resumed["steps"] == 2 * first["steps"]
+    again = train(replace(config, overwrite=True))
+    assert again["epochs"] == 1

@@ -48,7 +48,8 @@ class TrainConfig:
     val_limit: int = 0  # use at most this many val samples (0: all)
     num_workers: int = 0
     max_steps: int = 0  # stop after this many optimiser steps (0: no limit), for smoke runs
-    resume: bool = False  # continue from out/last.pt when it exists
+    resume: bool = False  # continue from out/last.pt when it exists (same settings but epochs)
+    overwrite: bool = False  # start over in an out folder that holds a run (best.pt / last.pt)
     progress: bool = True
 
     def __post_init__(self):

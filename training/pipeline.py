@@ -118,7 +118,8 @@ def run(config: PipelineConfig) -> dict:
     train_config = TrainConfig(data=str(data), out=str(out / "train"), scheme="sacl", mode="fast",
                                epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
                                tau=config.tau, lr=config.lr, positive_region="map",
-                               fast_views=config.views, progress=config.progress)
+                               fast_views=config.views, progress=config.progress,
+                               overwrite=True)  # a rerun of the main job starts over
     summary = train(train_config)
     checkpoint = Path(summary["checkpoint"])
     seconds["train"] = time.perf_counter() - t

@@ -5,8 +5,10 @@
 
 Model selection is on the validation split only (cIoU@0.5 under the >= 0.5 rule, then
 AUC); the test split is never read here. ``out/best.pt`` is an avsdk checkpoint (written
-atomically); ``out/last.pt`` holds the optimiser state for ``--resume``;
-``out/history.json`` the losses and validation scores.
+atomically); ``out/last.pt`` holds the optimiser state and the settings for ``--resume``
+(which continues the run, for more epochs say, and refuses other settings);
+``out/history.json`` the losses and validation scores. A folder that holds a run is not
+trained into again without ``--resume`` or ``--overwrite``.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import torch
 
 from avsdk._atomic import write_atomic
 from avsdk.command_line import command, flags, output_folder
+from avsdk.errors import bad_input
 from avsdk.models import ModelConfig, build_model, save_checkpoint
 
 from .config import TrainConfig
@@ -44,6 +47,29 @@ def _distributed(config: TrainConfig):
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return dist.get_rank(), world, device
+
+
+# what a resumed run may change: how long it runs, where and how it reports, not what it learns
+RESUME_FREE = ("data", "out", "epochs", "max_steps", "resume", "overwrite", "progress", "device",
+               "num_workers")
+
+
+def _settings(config: TrainConfig) -> dict:
+    """The TrainConfig as JSON values (the model config as a dict)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _check_resumable(settings: dict, saved: dict | None, last: Path) -> None:
+    """Refuse to continue a run under other settings (a last.pt from before settings were
+    saved cannot be checked)."""
+    if saved is None:
+        return
+    changed = sorted(k for k in settings if k not in RESUME_FREE and saved.get(k) != settings[k])
+    if changed:
+        raise bad_input("resume", f"the settings of the run in {last.parent} (only epochs, max_steps "
+                        "and where and how it runs may change)",
+                        "other " + ", ".join(f"{k} ({saved.get(k)!r} -> {settings[k]!r})" for k in changed),
+                        described=True)
 
 
 def _feature_cache(caches, model, samples, split: str, config: TrainConfig, views: int, segment: bool):
@@ -137,6 +163,11 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
     train_samples = load_split(config.data, "train")
     val_samples = load_split(config.data, "val")
     out = Path(config.out)
+    held = [name for name in ("best.pt", "last.pt") if (out / name).exists()]
+    if held and not (config.resume or config.overwrite):
+        raise bad_input("out", "a folder without a training run, or resume to continue it, or "
+                        "overwrite to start over", f"{str(out)!r}, which holds {' and '.join(held)}",
+                        described=True)
     out.mkdir(parents=True, exist_ok=True)
     if config.val_limit:
         val_samples = val_samples[: config.val_limit]
@@ -145,9 +176,11 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
     objective = Objective(model, config.scheme, config).to(device)
     optimizer = torch.optim.AdamW(objective.param_groups(), weight_decay=config.weight_decay)
     state = {"epoch": 0, "step": 0, "best": None, "history": []}
+    settings = _settings(config)
     last = out / "last.pt"
     if config.resume and last.exists():
         saved = torch.load(last, map_location=device, weights_only=True)
+        _check_resumable(settings, json.loads(saved.get("settings", "null")), last)
         objective.load_state_dict(saved["objective"])
         optimizer.load_state_dict(saved["optimizer"])
         state = json.loads(saved["state"])
@@ -159,8 +192,6 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
     if world > 1:
         step_fn = torch.nn.parallel.DistributedDataParallel(
             objective, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
-    meta_config = {k: (dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v)
-                   for k, v in dataclasses.asdict(config).items()}
 
     from tqdm import tqdm
 
@@ -188,12 +219,12 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
             if state["best"] is None or key > (state["best"]["ciou"], state["best"]["auc"]):
                 state["best"] = dict(record)
                 save_checkpoint(out / "best.pt", model, epoch=epoch + 1, scheme=config.scheme, mode=config.mode,
-                                val_ciou=record["ciou"], val_auc=record["auc"], train_config=meta_config)
+                                val_ciou=record["ciou"], val_auc=record["auc"], train_config=settings)
         if rank == 0:
             state["history"].append(record)
             print(json.dumps(record), flush=True)
             resume_state = {"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
-                            "state": json.dumps(state)}
+                            "state": json.dumps(state), "settings": json.dumps(settings)}
             write_atomic(last, lambda handle: torch.save(resume_state, handle))
             (out / "history.json").write_text(json.dumps(state["history"], indent=1))
         if done:
@@ -229,7 +260,8 @@ def parse_args(argv=None) -> TrainConfig:
     for name in ("lr", "lr_audio", "lr_pcm", "lr_head", "weight_decay", "tau", "negative_ratio", "retain"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=fields[name].default)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out (same settings)")
+    p.add_argument("--overwrite", action="store_true", help="start over in an --out that holds a run")
     p.add_argument("--no-progress", action="store_true")
     args = vars(p.parse_args(argv))
     names = {name: "--" + name.replace("_", "-") for name in args}
