@@ -160,7 +160,7 @@ def _sweep_tiles(dtype: torch.dtype, HW: int):
                                                      pair_flat=True)
     else:
         # one tile spans every position: a and v are read once per program
-        all_p = triton.next_power_of_2(HW)
+        all_p = max(16, triton.next_power_of_2(HW))  # a tl.dot side is at least 16
         variants["wide-p"] = replace(base, pair_j=64, pair_p=all_p, pair_k=32, pair_warps=8,
                                      gv_p=all_p, gv_c=32, gv_j=64, gv_warps=8)
     return variants
