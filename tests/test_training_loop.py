@@ -145,6 +145,8 @@ def test_three_steps_write_a_checkpoint(tiny_benchmark, tmp_path, mode, scheme, 
     assert summary["steps"] == 3
     model, meta = load_checkpoint(tmp_path / "best.pt")
     assert meta["scheme"] == scheme and meta["mode"] == mode and model.config.pcm == pcm
+    # served with its scheme's test transform (SSPL centre-crops, SACL squashes)
+    assert meta["transform"] == scheme
     if pcm:  # the PCM trained: its rates moved from their initial values
         assert any(not torch.all(r == 1.0) for r in model.pcm.a0)
     history = json.loads((tmp_path / "history.json").read_text())
@@ -189,3 +191,32 @@ def test_a_finished_run_is_neither_overwritten_nor_resumed_with_other_settings(t
     assert resumed["epochs"] == 2 and resumed["steps"] == 2 * first["steps"]
     again = train(replace(config, overwrite=True))
     assert again["epochs"] == 1
+
+
+def test_published_configurations_follow_the_references():
+    sacl = TrainConfig.published("sacl", "d", "o")
+    assert (sacl.model, sacl.mode, sacl.epochs, sacl.batch_size, sacl.lr, sacl.tau, sacl.clips_per_class,
+            sacl.positive_region, sacl.segment_size) == (ModelConfig.sacl(), "full", 100, 64, 2e-4, 0.005, 0,
+                                                         "segments", 256)
+    sspl = TrainConfig.published("sspl", "d", "o")
+    assert (sspl.model, sspl.epochs, sspl.batch_size, sspl.lr_audio, sspl.lr_pcm, sspl.lr_head,
+            sspl.clips_per_class) == (ModelConfig.sspl(pcm=True), 20, 128, 2e-5, 2e-5, 5e-5, 0)
+    no_pcm = TrainConfig.published("sspl", "d", "o", pcm=False)  # sspl_wo_pcm/arguments_train.py
+    assert (no_pcm.model.pcm, no_pcm.epochs, no_pcm.lr_audio, no_pcm.lr_head) == (False, 100, 5e-4, 2e-3)
+    assert TrainConfig.published("sacl", "d", "o", epochs=3).epochs == 3
+    with pytest.raises(InputError, match="scheme"):
+        TrainConfig.published("moco", "d", "o")
+
+
+def test_batchnorm_is_synchronised_on_cuda_only_and_keeps_checkpoint_keys():
+    from avsdk.models import build_model
+    from avsdk.training.train import synchronised_batchnorm
+
+    model = build_model(ModelConfig(), pretrained=False)
+    keys = list(model.state_dict())
+    assert synchronised_batchnorm(model, torch.device("cpu")) is model
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules())
+    converted = synchronised_batchnorm(model, torch.device("cuda"))  # swaps modules only: no GPU needed
+    assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in converted.modules())
+    assert not any(type(m) is torch.nn.BatchNorm2d for m in converted.modules())
+    assert list(converted.state_dict()) == keys  # best.pt still loads into the plain model

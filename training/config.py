@@ -92,6 +92,33 @@ class TrainConfig:
         if not _real(self.retain) or not 0 <= self.retain < 1:
             raise bad_input("retain", "a fraction in [0, 1)", self.retain)
 
+    @classmethod
+    def published(cls, scheme: str, data: str, out: str, *, pcm: bool = True, **overrides):
+        """The configuration of the published method's reference training, per process.
+
+        SACL (zjsong/SACL, SPEC section 5): ResNet-18 + VGGish fine-tuned, AdamW lr 2e-4,
+        wd 1e-4, tau 0.005, 100 epochs, 64 clips per process on 4 GPUs
+        (``torchrun --nproc_per_node 4``), Felzenszwalb positive regions at 256.
+        SSPL (zjsong/SSPL, SPEC section 4): frozen VGG16 + VGGish, 128 clips per process on 2
+        GPUs; with the PCM 20 epochs at lr 2e-5 (audio head, PCM) and 5e-5 (SimSiam head),
+        without it (sspl_wo_pcm) 100 epochs at 5e-4 and 2e-3.
+        Both: plain shuffled batches (no same-class grouping), fresh views every step.
+        """
+        if scheme not in SCHEMES:
+            raise bad_input("scheme", f"one of {SCHEMES}", scheme)
+        common = dict(data=data, out=out, scheme=scheme, mode="full", clips_per_class=0,
+                      weight_decay=1e-4)
+        if scheme == "sacl":
+            values = dict(model=ModelConfig.sacl(), epochs=100, batch_size=64, lr=2e-4, tau=0.005,
+                          negative_ratio=0.75, positive_region="segments", segment_size=256)
+        elif pcm:
+            values = dict(model=ModelConfig.sspl(pcm=True), epochs=20, batch_size=128,
+                          lr_audio=2e-5, lr_pcm=2e-5, lr_head=5e-5)
+        else:
+            values = dict(model=ModelConfig.sspl(pcm=False), epochs=100, batch_size=128,
+                          lr_audio=5e-4, lr_head=2e-3)
+        return cls(**{**common, **values, **overrides})
+
 
 def _real(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -49,6 +49,23 @@ def _distributed(config: TrainConfig):
     return dist.get_rank(), world, device
 
 
+def test_transform(config: TrainConfig) -> str:
+    """The frame transform a model of ``config.scheme`` is tested and deployed with, as in each
+    reference: SACL squashes the frame to 224x224, SSPL resizes and centre-crops it. (Fast mode
+    validates on the cached evaluation view, SACL's squash; on square frames they agree.)"""
+    return "sspl" if config.scheme == "sspl" else "sacl"
+
+
+def synchronised_batchnorm(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``module`` with SyncBatchNorm for BatchNorm on CUDA, as both references train under DDP
+    (statistics over the whole batch, not each process's share); the state_dict keys stay
+    those of BatchNorm, so checkpoints load into the plain model. SyncBatchNorm runs on CUDA
+    only: processes on the CPU keep their own statistics."""
+    if device.type != "cuda":
+        return module
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+
+
 # what a resumed run may change: how long it runs, where and how it reports, not what it learns
 RESUME_FREE = ("data", "out", "epochs", "max_steps", "resume", "overwrite", "progress", "device",
                "num_workers")
@@ -111,7 +128,7 @@ class Validator:
         else:
             model.eval()
             report = evaluate(lambda f, m: model(f.to(self.device), m.to(self.device)), self.samples,
-                              progress=self.config.progress)
+                              progress=self.config.progress, transform=test_transform(self.config))
             model.train()
         value = report.rules["value"]
         return {"ciou": value.ciou_at_05, "auc": value.auc, "pointing": report.pointing_game}
@@ -190,6 +207,7 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
     validate = Validator(objective, val_samples, config, device, caches) if rank == 0 else None
     step_fn = objective
     if world > 1:
+        objective = synchronised_batchnorm(objective, device)
         step_fn = torch.nn.parallel.DistributedDataParallel(
             objective, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
 
@@ -219,6 +237,7 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
             if state["best"] is None or key > (state["best"]["ciou"], state["best"]["auc"]):
                 state["best"] = dict(record)
                 save_checkpoint(out / "best.pt", model, epoch=epoch + 1, scheme=config.scheme, mode=config.mode,
+                                transform=test_transform(config),
                                 val_ciou=record["ciou"], val_auc=record["auc"], train_config=settings)
         if rank == 0:
             state["history"].append(record)
