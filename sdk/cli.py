@@ -104,7 +104,8 @@ def _localize_video(args) -> int:
 
     input_file("video", args.video)
     localizer = _load(args)
-    clip = read_clip(args.video, time=args.time, clip_seconds=localizer.clip_seconds)
+    with flags({"time": "--time", "path": "video"}):
+        clip = read_clip(args.video, time=args.time, clip_seconds=localizer.clip_seconds)
     result = localizer(clip.frame, clip.audio, sample_rate=clip.sample_rate)
     print(f"frame at {clip.time:.3f} s")
     _report(result, args.out, clip.frame)

@@ -18,11 +18,10 @@ import functools
 import os
 import sys
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Mapping
 
-from avsdk.errors import AvsdkError, InputError, bad_input
+from avsdk.errors import AvsdkError, bad_input, renamed
 
 
 def command(main: Callable[..., int]) -> Callable[..., int]:
@@ -39,17 +38,10 @@ def command(main: Callable[..., int]) -> Callable[..., int]:
     return run
 
 
-@contextmanager
 def flags(names: Mapping[str, str]):
     """Re-raise an InputError about an argument in ``names`` as one about its flag, so that the
-    user reads the option they typed, not a dataclass field."""
-    try:
-        yield
-    except InputError as exc:
-        flag = names.get(exc.argument)
-        if flag is None:
-            raise
-        raise InputError(flag + str(exc)[len(exc.argument):], flag) from None
+    user reads the option they typed, not a dataclass field (``avsdk.errors.renamed``)."""
+    return renamed(names)
 
 
 def input_file(flag: str, path: str | os.PathLike) -> Path:

@@ -6,7 +6,8 @@ never has to read a traceback from deep inside numpy or torch to learn what went
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Mapping
 
 
 class AvsdkError(Exception):
@@ -58,6 +59,20 @@ INSTALL_HINTS = {
                 "python3-libnvinfer); on an x86-64 GPU machine install NVIDIA's TensorRT for its "
                 "CUDA version",
 }
+
+
+@contextmanager
+def renamed(names: Mapping[str, str]):
+    """Re-raise an InputError about an argument in ``names`` as one about the name the caller
+    knows: a function's ``source`` becomes the ``frame`` or ``audio`` of the API that called
+    it, a dataclass field the flag a user typed."""
+    try:
+        yield
+    except InputError as exc:
+        new = names.get(exc.argument)
+        if new is None:
+            raise
+        raise InputError(new + str(exc)[len(exc.argument):], new) from None
 
 
 def require(module: str, extra: str, purpose: str = ""):

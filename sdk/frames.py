@@ -23,8 +23,8 @@ def load_frame(source) -> np.ndarray:
     """Read a frame as RGB uint8.
 
     Args:
-        source: a path (str or PathLike), a PIL image in any mode (RGB, RGBA, L, P, I;16, I, F,
-            CMYK, ...), or a numpy array [H, W], [H, W, 1], [H, W, 3] or [H, W, 4] that is
+        source: a path (str or PathLike; its EXIF orientation is applied), a PIL image in any
+            mode (RGB, RGBA, L, P, I;16, I, F, CMYK, ...; I and F on Pillow's 0..255 scale), or a numpy array [H, W], [H, W, 1], [H, W, 3] or [H, W, 4] that is
             uint8 or float in [0, 1] (alpha is dropped, grey is repeated to 3 channels).
 
     Returns:
@@ -98,14 +98,15 @@ def _centre_crop(image, size: int):
 
 
 def _open(path: str):
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not os.path.exists(path):
         raise bad_input("source", "an existing image file", f"{path!r} (no such file)", described=True)
     try:
         with Image.open(path) as image:
             image.load()
-            return image.copy()
+            # as viewers show it: a camera's EXIF orientation (a portrait stored sideways) applied
+            return ImageOps.exif_transpose(image)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise bad_input("source", "an image file Pillow can read", f"{path!r} ({exc})", described=True) from exc
 
@@ -122,13 +123,18 @@ def _from_pil(image, argument: str) -> np.ndarray:
 
 
 def _high_depth_to_unit(image) -> np.ndarray:
-    """16-bit and 32-bit grey images: map the type's full range to [0, 1] (no per-image
-    stretching, so a dark 16-bit frame stays dark)."""
-    pixels = np.asarray(image)
-    if image.mode == "F":
-        return np.clip(pixels.astype(np.float64), 0.0, 1.0)
-    top = 65535.0 if image.mode.startswith("I;16") else float(np.iinfo(np.int32).max)
-    return np.clip(pixels.astype(np.float64) / top, 0.0, 1.0)
+    """High-depth grey images to [0, 1], by a fixed scale (no per-image stretching, so a dark
+    frame stays dark). "I;16*": 0..65535. "I" and "F": 0..255, as Pillow reads them itself
+    (``convert("L")``; ``convert("I")`` of an 8-bit image gives "I"), except an "I" image with
+    values above 255, which is a 16-bit one (older Pillow opens 16-bit PNGs as "I"), or
+    beyond, a 32-bit one."""
+    pixels = np.asarray(image).astype(np.float64)
+    top = 255.0
+    if image.mode.startswith("I;16"):
+        top = 65535.0
+    elif image.mode == "I" and pixels.size and pixels.max() > 255:
+        top = 65535.0 if pixels.max() <= 65535 else float(np.iinfo(np.int32).max)
+    return np.clip(pixels / top, 0.0, 1.0)
 
 
 def _from_array(array: np.ndarray) -> np.ndarray:

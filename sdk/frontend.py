@@ -110,4 +110,4 @@ def _call(function, argument: str, *args):
         return function(*args)
     except ValueError as exc:  # the extension's InputError: re-raise as avsdk's, naming the argument
         message = str(exc).split(": ", 1)[-1]
-        raise InputError(f"{argument}: {message}") from None
+        raise InputError(f"{argument}: {message}", argument) from None

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from avsdk import metrics
-from avsdk.errors import AvsdkError, CheckpointError, bad_input
+from avsdk.errors import AvsdkError, CheckpointError, bad_input, renamed
 
 Backend = Callable[..., np.ndarray]
 
@@ -284,14 +284,19 @@ class Localizer:
         from avsdk.frames import frame_tensor, load_frame
         from avsdk.frontend import audio_to_examples
 
-        image = load_frame(frame)
-        if isinstance(audio, (str, os.PathLike)):
+        with renamed({"source": "frame"}):  # the readers' own argument is "source"
+            image = load_frame(frame)
+        if isinstance(audio, (str, os.PathLike)) or hasattr(audio, "read"):  # a file, or file object
             if sample_rate is not None:
                 raise bad_input("sample_rate", "None when audio is a file (the file gives its rate)",
                                 sample_rate)
-            audio, sample_rate = load_audio(audio)
+            with renamed({"source": "audio"}):
+                audio, sample_rate = load_audio(audio)
         elif sample_rate is None:
             raise bad_input("sample_rate", "the rate in Hz of the audio array (required for arrays)", None)
+        if audio is None or isinstance(audio, (bytes, bytearray)):
+            raise bad_input("audio", "a sound file path or object, or a waveform array [T] / "
+                            "[T, channels]", audio)
         examples = audio_to_examples(np.asarray(audio), sample_rate, clip_seconds=self.clip_seconds,
                                      backend=self.frontend)
         log_mel = torch.as_tensor(np.asarray(examples, dtype=np.float32))[None]
@@ -302,7 +307,7 @@ class Localizer:
 
         Args:
             frame: image path, PIL image, or array [H, W, 3] (uint8, or float in [0, 1]).
-            audio: sound file path, or waveform array [T] / [T, channels].
+            audio: sound file path or file object, or waveform array [T] / [T, channels].
             sample_rate: Hz; required when ``audio`` is an array, not allowed with a path.
         Returns:
             LocalizationResult at the frame's original size.
@@ -318,5 +323,7 @@ class Localizer:
         ``clip_seconds`` of its soundtrack centred on that moment. Needs PyAV (extra "video")."""
         from avsdk.video import read_clip
 
+        if not isinstance(path, (str, os.PathLike)):
+            raise bad_input("path", "a video file path", path)
         clip = read_clip(path, time=time, clip_seconds=self.clip_seconds)
         return self(clip.frame, clip.audio, sample_rate=clip.sample_rate)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avsdk.errors import bad_input
+from avsdk.errors import bad_input, renamed
 
 
 def colorize(heatmap: np.ndarray) -> np.ndarray:
@@ -66,10 +66,19 @@ def save_overlay(path: str | os.PathLike, image, heatmap: np.ndarray, box=None, 
 
     from avsdk.frames import load_frame
 
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise bad_input("path", "a file name ending in .png", str(path), described=True)
-    picture = Image.fromarray(blend(load_frame(image), heatmap, alpha))
+    from avsdk.command_line import output_file
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise bad_input("path", "a .png file path", path)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+        raise bad_input("alpha", "a number in [0, 1]", alpha)
+    path = output_file("path", path, suffix=".png")  # before any work: a folder, a file as parent
+    with renamed({"source": "image"}):
+        frame = load_frame(image)
+    if frame.shape[:2] != np.shape(heatmap):
+        raise bad_input("image", f"the localized frame, of the heatmap's size {np.shape(heatmap)[:2]}",
+                        f"an image of size {frame.shape[:2]}", described=True)
+    picture = Image.fromarray(blend(frame, heatmap, alpha))
     draw = ImageDraw.Draw(picture)
     width = max(1, round(min(picture.size) / 150))
     if box is not None:

@@ -168,3 +168,18 @@ def test_evaluate_cli_rejects_a_limit_below_1(limit, checkpoint, bench_root, cap
     assert code == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.startswith("error: --limit: expected an int >= 1")
+
+
+@pytest.mark.parametrize("argument,shown", [("time", "--time"), ("path", "video")])
+def test_localize_video_names_time_and_video_as_typed(argument, shown, checkpoint, tmp_path, monkeypatch, capsys):
+    from avsdk import video
+    from avsdk.errors import bad_input
+
+    def refusing(path, time=None, clip_seconds=3.0):
+        raise bad_input(argument, "something else", "this", described=True)
+
+    monkeypatch.setattr(video, "read_clip", refusing)
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")
+    assert cli.main(["localize-video", str(checkpoint), str(clip), "--time", "9"]) == 2
+    assert capsys.readouterr().err == f"error: {shown}: expected something else, received this\n"

@@ -44,10 +44,10 @@ def test_any_pil_mode_becomes_rgb_uint8(mode):
         # full 16-bit range maps to full 8-bit range
         np.testing.assert_array_equal(load_frame(image)[..., 0], np.asarray(base.convert("L")))
     elif mode in ("I", "F"):
+        # Pillow's own scale for I and F is 0..255 (its convert("L") reads them so): the grey
+        # survives exactly (this was all black for I and nearly all white for F)
         image = base.convert("L").convert(mode)
-        if mode == "F":  # F images carry [0, 1] floats by convention here
-            image = Image.fromarray(np.asarray(image, np.float32) / 255.0)
-        assert load_frame(image).shape == (30, 50, 3)
+        np.testing.assert_array_equal(load_frame(image)[..., 0], np.asarray(base.convert("L")))
     else:
         image = base.convert(mode)
     out = load_frame(image)
@@ -56,6 +56,26 @@ def test_any_pil_mode_becomes_rgb_uint8(mode):
         assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
     if mode == "RGBA":
         np.testing.assert_array_equal(out, gradient())
+
+
+def test_a_16_bit_image_read_as_mode_i_keeps_its_scale():
+    """Older Pillow opens 16-bit PNGs as "I": values above 255 mean the 16-bit scale."""
+    grey = np.asarray(Image.fromarray(gradient()).convert("L"), np.int32) * 257
+    image = Image.fromarray(grey.astype(np.int32)).convert("I")
+    assert image.mode == "I" and grey.max() > 255
+    np.testing.assert_array_equal(load_frame(image)[..., 0], grey // 257)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    """A portrait stored sideways with Orientation = 6 is read as viewers show it."""
+    stored = gradient()  # [30, 50, 3], stored landscape
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    Image.fromarray(stored).save(tmp_path / "portrait.jpg", exif=exif, quality=100)
+    frame = load_frame(tmp_path / "portrait.jpg")
+    assert frame.shape == (50, 30, 3)
+    expected = np.rot90(stored, k=-1)  # clockwise
+    assert np.abs(frame.astype(int) - expected.astype(int)).mean() < 3  # JPEG rounding
 
 
 def test_arrays_uint8_and_float():

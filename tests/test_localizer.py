@@ -194,6 +194,62 @@ def test_bad_inputs_name_the_argument(checkpoint, picture, sound, tmp_path):
         Localizer(lambda f, a: None, transform="crop")
 
 
+def test_call_errors_name_frame_and_audio_not_the_readers_source(checkpoint, picture, sound, tmp_path):
+    """The readers call their argument "source"; Localizer's caller passed "frame" and "audio"."""
+    _needs_inputs()
+    from avsdk.frontend import BACKENDS
+
+    loc = Localizer.load(checkpoint)
+    for bad, argument in [((tmp_path / "missing.png", sound), "frame"),
+                          ((np.zeros((5, 5, 2), np.uint8), sound), "frame"),
+                          ((picture, tmp_path / "missing.wav"), "audio")]:
+        with pytest.raises(InputError, match=f"^{argument}: ") as caught:
+            loc(*bad)
+        assert caught.value.argument == argument
+    with pytest.raises(InputError, match="^audio: expected a sound file path"):
+        loc(picture, None, sample_rate=16000)
+    noisy = np.zeros(16000, np.float32)
+    noisy[100] = np.nan
+    for frontend in [b for b in BACKENDS if b != "auto"]:
+        try:
+            with_frontend = Localizer.load(checkpoint, frontend=frontend)
+            with pytest.raises(InputError, match="^audio: ") as caught:
+                with_frontend(picture, noisy, sample_rate=16000)
+        except ImportError:
+            continue  # the compiled frontend is not built here
+        assert caught.value.argument == "audio", frontend
+
+
+def test_audio_file_objects_are_read_like_paths(checkpoint, picture, sound):
+    _needs_inputs()
+    loc = Localizer.load(checkpoint)
+    with open(sound, "rb") as handle:
+        from_object = loc(picture, handle)
+    np.testing.assert_array_equal(from_object.similarity, loc(picture, sound).similarity)
+
+
+def test_save_overlay_checks_its_path_and_image_first(checkpoint, picture, sound, tmp_path):
+    _needs_inputs()
+    result = Localizer.load(checkpoint)(picture, sound)
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "file").write_text("x")
+    for path in (tmp_path / "folder.png", tmp_path / "file" / "o.png", None):
+        with pytest.raises(InputError, match="^path: "):
+            result.save_overlay(path, picture)
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(small)
+    with pytest.raises(InputError, match=r"^image: expected the localized frame.*\(180, 240\).*\(10, 10\)"):
+        result.save_overlay(tmp_path / "o.png", small)
+    with pytest.raises(InputError, match="^alpha: "):
+        result.save_overlay(tmp_path / "o.png", picture, alpha="a")
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_localize_video_needs_a_path(checkpoint):
+    with pytest.raises(InputError, match="^path: expected a video file path"):
+        Localizer.load(checkpoint).localize_video(None)
+
+
 def test_frontend_and_device_are_checked_at_load(checkpoint):
     with pytest.raises(InputError, match="^frontend: expected one of"):
         Localizer.load(checkpoint, frontend="bogus")
