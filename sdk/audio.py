@@ -19,6 +19,7 @@ import numpy as np
 from .errors import bad_input
 from .melspec import MIN_SAMPLES_FRAME, SAMPLE_RATE, WINDOW_LENGTH
 
+MIN_SAMPLE_RATE = 1000  # Hz; telephone audio is 8000
 #: extensions soundfile reads here (libsndfile 1.2: WAV, FLAC, OGG Vorbis/Opus, MP3, ...)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
 
@@ -161,9 +162,11 @@ def _pcm_to_unit(x: np.ndarray) -> np.ndarray:
 
 def _check_rate(sample_rate) -> float:
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Real):
-        raise bad_input("sample_rate", "a positive number of samples per second", sample_rate)
-    if not (math.isfinite(sample_rate) and sample_rate > 0):
-        raise bad_input("sample_rate", "a positive number of samples per second", sample_rate)
+        raise bad_input("sample_rate", f"a number of samples per second >= {MIN_SAMPLE_RATE}", sample_rate)
+    if not (math.isfinite(sample_rate) and sample_rate >= MIN_SAMPLE_RATE):
+        # below it a clip is a handful of samples, and resampling to 16 kHz would blow it up
+        # (1 Hz: 16000 times, gigabytes for a minute of input)
+        raise bad_input("sample_rate", f"a number of samples per second >= {MIN_SAMPLE_RATE}", sample_rate)
     return int(sample_rate) if float(sample_rate).is_integer() else float(sample_rate)
 
 

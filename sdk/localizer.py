@@ -271,6 +271,8 @@ class Localizer:
     # -- inference ---------------------------------------------------------------------
     def predict(self, frames, log_mel) -> np.ndarray:
         """Batched raw maps: frames [B, 3, 224, 224], log_mel [B, N, 1, 96, 64] -> [B, h, w]."""
+        if len(frames) != len(log_mel):  # a fixed-batch runner would drop the extra items
+            raise bad_input("log_mel", f"a batch of {len(frames)} to match frames", log_mel)
         maps = np.asarray(self.backend(frames, log_mel), dtype=np.float32)
         if maps.ndim != 3 or maps.shape[0] != len(frames):
             raise bad_input("backend", f"maps of shape [{len(frames)}, h, w]", maps)

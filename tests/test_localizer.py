@@ -245,6 +245,11 @@ def test_save_overlay_checks_its_path_and_image_first(checkpoint, picture, sound
     assert not (tmp_path / "o.png").exists()
 
 
+def test_predict_needs_batches_of_one_size(checkpoint):
+    with pytest.raises(InputError, match="^log_mel: expected a batch of 1 to match frames"):
+        Localizer.load(checkpoint).predict(torch.zeros(1, 3, 224, 224), torch.zeros(2, 3, 1, 96, 64))
+
+
 def test_localize_video_needs_a_path(checkpoint):
     with pytest.raises(InputError, match="^path: expected a video file path"):
         Localizer.load(checkpoint).localize_video(None)
