@@ -25,11 +25,14 @@ def test_grouped_batches_hold_same_class_groups():
     assert list(again) != batches
 
 
-def test_grouped_batches_split_between_processes():
+def test_grouped_batches_give_every_process_as_many_steps():
+    """Processes exchange gradients at every step: uneven counts (4, 3, 3 before) made torchrun
+    runs pair steps of different epochs, then fail. 10 batches over 3 processes: 3 each."""
     labels = list(range(40))
     parts = [list(GroupedBatches(labels, 4, 0, seed=1, rank=r, world=3)) for r in range(3)]
-    assert [len(p) for p in parts] == [len(GroupedBatches(labels, 4, 0, 1, r, 3)) for r in range(3)] == [4, 3, 3]
-    assert sorted(i for p in parts for b in p for i in b) == list(range(40))
+    assert [len(p) for p in parts] == [len(GroupedBatches(labels, 4, 0, 1, r, 3)) for r in range(3)] == [3, 3, 3]
+    seen = [i for p in parts for b in p for i in b]
+    assert len(seen) == len(set(seen)) == 36  # disjoint; the tenth batch is dropped
 
 
 def test_config_rejects_bad_values():
@@ -220,3 +223,47 @@ def test_batchnorm_is_synchronised_on_cuda_only_and_keeps_checkpoint_keys():
     assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in converted.modules())
     assert not any(type(m) is torch.nn.BatchNorm2d for m in converted.modules())
     assert list(converted.state_dict()) == keys  # best.pt still loads into the plain model
+
+
+def test_a_batch_larger_than_the_train_split_is_refused(tiny_benchmark, tmp_path):
+    from avsdk.training.train import train
+
+    with pytest.raises(InputError, match=r"batch_size: expected at most 12 \(the 12 train clips"):
+        train(TrainConfig(data=str(tiny_benchmark), out=str(tmp_path / "run"), mode="fast", batch_size=16,
+                          progress=False))
+    assert not (tmp_path / "run").exists()
+
+
+def test_resuming_a_run_stopped_by_max_steps_does_no_more_steps(tiny_benchmark, tmp_path):
+    from dataclasses import replace
+
+    from avsdk.training.train import train
+
+    config = TrainConfig(data=str(tiny_benchmark), out=str(tmp_path), mode="fast", epochs=3, batch_size=2,
+                         clips_per_class=2, fast_views=2, positive_region="map", max_steps=2, progress=False)
+    assert train(config)["steps"] == 2
+    last = (tmp_path / "last.pt").read_bytes()
+    assert train(replace(config, resume=True))["steps"] == 2
+    assert (tmp_path / "last.pt").read_bytes() == last
+
+
+def test_torchrun_with_two_processes_on_the_cpu(tiny_benchmark, tmp_path):
+    """The multi-process path (gloo on the CPU): 12 train clips in batches of 4 are 3 batches,
+    which used to be 2 and 1 (the second step waited on a peer that had finished)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "avsdk.training.train", "--data", str(tiny_benchmark), "--out", str(tmp_path / "run"),
+               "--mode", "fast", "--epochs", "2", "--batch-size", "4", "--clips-per-class", "2",
+               "--fast-views", "2", "--positive-region", "map", "--no-progress"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"epoch"')]
+    assert [r["epoch"] for r in records] == [1, 2]  # rank 0 alone reports
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [h["loss"] for h in history] == [r["loss"] for r in records]
+    summary = json.loads(done.stdout[done.stdout.index("\n{\n") + 1:])
+    assert summary["steps"] == 2  # one step an epoch on each process

@@ -47,7 +47,8 @@ class TrainConfig:
     eval_every: int = 1  # epochs between validation runs (model selection by val cIoU@0.5)
     val_limit: int = 0  # use at most this many val samples (0: all)
     num_workers: int = 0
-    max_steps: int = 0  # stop after this many optimiser steps (0: no limit), for smoke runs
+    max_steps: int = 0  # stop after this many optimiser steps (0: no limit), for smoke runs; the
+    # epoch it stops in counts as done (a resumed run goes on with the next one)
     resume: bool = False  # continue from out/last.pt when it exists (same settings but epochs)
     overwrite: bool = False  # start over in an out folder that holds a run (best.pt / last.pt)
     progress: bool = True

@@ -34,7 +34,9 @@ class GroupedBatches:
     ``clips_per_class``; the groups are shuffled and concatenated into batches of
     ``batch_size`` (the last partial batch is dropped, as the reference's drop_last). With
     ``clips_per_class`` 0 it is a plain shuffle. Under DistributedDataParallel each of the
-    ``world`` processes takes every world-th batch.
+    ``world`` processes takes every world-th batch, of the largest multiple of ``world``
+    batches: every process runs the same number of steps (their gradients are exchanged at
+    each one), as DistributedSampler with drop_last.
     """
 
     def __init__(self, labels: Sequence, batch_size: int, clips_per_class: int, seed: int,
@@ -61,12 +63,10 @@ class GroupedBatches:
     def __iter__(self) -> Iterator[list[int]]:
         order = self._order()
         batches = [order[i : i + self.batch_size] for i in range(0, len(order) - self.batch_size + 1, self.batch_size)]
-        return iter(batches[self.rank :: self.world])
+        return iter(batches[: len(self) * self.world][self.rank :: self.world])
 
     def __len__(self) -> int:
-        return len(self.labels) // self.batch_size // self.world + (
-            self.rank < (len(self.labels) // self.batch_size) % self.world
-        )
+        return len(self.labels) // self.batch_size // self.world
 
 
 class ViewsDataset(torch.utils.data.Dataset):

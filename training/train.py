@@ -66,6 +66,14 @@ def synchronised_batchnorm(module: torch.nn.Module, device: torch.device) -> tor
     return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
 
 
+def _mean_over_processes(losses: list, world: int, device) -> float:
+    """The epoch's mean loss over every process's steps (each process runs as many)."""
+    total = torch.tensor([sum(losses), len(losses)], dtype=torch.float64, device=device)
+    if world > 1:
+        torch.distributed.all_reduce(total)
+    return float(total[0] / total[1])
+
+
 # what a resumed run may change: how long it runs, where and how it reports, not what it learns
 RESUME_FREE = ("data", "out", "epochs", "max_steps", "resume", "overwrite", "progress", "device",
                "num_workers")
@@ -89,7 +97,8 @@ def _check_resumable(settings: dict, saved: dict | None, last: Path) -> None:
                         described=True)
 
 
-def _feature_cache(caches, model, samples, split: str, config: TrainConfig, views: int, segment: bool):
+def _feature_cache(caches, model, samples, split: str, config: TrainConfig, views: int, segment: bool,
+                   progress: bool):
     """The fast mode's FeatureCache of ``samples``, from ``caches`` when a run with the same
     data, trunk, views, scheme, seed and segmentation built it already (None: no sharing)."""
     from .fast import build_cache
@@ -99,7 +108,7 @@ def _feature_cache(caches, model, samples, split: str, config: TrainConfig, view
     if caches is not None and key in caches:
         return caches[key]
     cache = build_cache(model, samples, views, config.scheme, config.seed, segment=segment,
-                        segment_size=config.segment_size, progress=config.progress)
+                        segment_size=config.segment_size, progress=progress)
     if caches is not None:
         caches[key] = cache
     return cache
@@ -115,7 +124,8 @@ class Validator:
         self.targets = [load_target(s) for s in samples]
         self.cache = None
         if config.mode == "fast":
-            self.cache = _feature_cache(caches, objective.model, samples, "val", config, 1, segment=False)
+            self.cache = _feature_cache(caches, objective.model, samples, "val", config, 1, segment=False,
+                                        progress=config.progress)
 
     def __call__(self):
         from avsdk.evaluation import evaluate, report_from_maps
@@ -140,7 +150,8 @@ def _batches(config, objective, samples, rank, world, device, caches=None):
     sampler = GroupedBatches(labels, config.batch_size, config.clips_per_class, config.seed, rank, world)
     segment = config.scheme == "sacl" and config.positive_region == "segments"
     if config.mode == "fast":
-        cache = _feature_cache(caches, objective.model, samples, "train", config, config.fast_views, segment)
+        cache = _feature_cache(caches, objective.model, samples, "train", config, config.fast_views, segment,
+                               progress=config.progress and rank == 0)
 
         def epoch_batches(epoch):
             sampler.set_epoch(epoch)
@@ -179,6 +190,9 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
     torch.manual_seed(config.seed)
     train_samples = load_split(config.data, "train")
     val_samples = load_split(config.data, "val")
+    if len(train_samples) // config.batch_size < world:  # not one full batch per process
+        raise bad_input("batch_size", f"at most {len(train_samples) // world} (the {len(train_samples)} "
+                        f"train clips over {world} process(es))", config.batch_size)
     out = Path(config.out)
     held = [name for name in ("best.pt", "last.pt") if (out / name).exists()]
     if held and not (config.resume or config.overwrite):
@@ -215,6 +229,8 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
 
     objective.train()
     for epoch in range(state["epoch"], config.epochs):
+        if config.max_steps and state["step"] >= config.max_steps:  # a resumed run that is done
+            break
         bar = tqdm(epoch_batches(epoch), total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
                    unit="step", disable=not config.progress or rank != 0)
         losses = []
@@ -230,7 +246,7 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
                 break
         state["epoch"] = epoch + 1
         done = state["epoch"] == config.epochs or bool(config.max_steps and state["step"] >= config.max_steps)
-        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan")}
+        record = {"epoch": epoch + 1, "loss": _mean_over_processes(losses, world, device)}
         if rank == 0 and ((epoch + 1) % config.eval_every == 0 or done):
             record.update(validate())
             key = (record["ciou"], record["auc"])
