@@ -267,3 +267,16 @@ def test_torchrun_with_two_processes_on_the_cpu(tiny_benchmark, tmp_path):
     assert [h["loss"] for h in history] == [r["loss"] for r in records]
     summary = json.loads(done.stdout[done.stdout.index("\n{\n") + 1:])
     assert summary["steps"] == 2  # one step an epoch on each process
+
+
+def test_ctrl_c_says_how_to_resume(empty_benchmark, tmp_path, monkeypatch, capsys):
+    from avsdk.training import train as train_module
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "train", interrupted)
+    argv = ["--data", str(empty_benchmark), "--out", str(tmp_path / "run")]
+    assert train_module.main(argv) == 130
+    err = capsys.readouterr().err
+    assert "--resume" in err and "Traceback" not in err

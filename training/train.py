@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -261,7 +262,8 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
             resume_state = {"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
                             "state": json.dumps(state), "settings": json.dumps(settings)}
             write_atomic(last, lambda handle: torch.save(resume_state, handle))
-            (out / "history.json").write_text(json.dumps(state["history"], indent=1))
+            history = json.dumps(state["history"], indent=1).encode()
+            write_atomic(out / "history.json", lambda handle: handle.write(history))
         if done:
             break
     summary = {"best": state["best"], "epochs": state["epoch"], "steps": state["step"],
@@ -316,7 +318,12 @@ def main(argv=None) -> int:
     with flags({"root": "--data"}):
         load_split(config.data, "train")
     output_folder("--out", config.out)
-    summary = train(config)
+    try:
+        summary = train(config)
+    except KeyboardInterrupt:  # Ctrl-C: the last finished epoch is on disk
+        print(f"interrupted; continue with the same command and --resume (from {config.out}/last.pt)",
+              file=sys.stderr)
+        return 130
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary, indent=1))
     return 0
