@@ -40,23 +40,31 @@ def _package_dirs():
 
 
 def _extensions():
-    """The compiled VGGish frontend; see bindings/README.md. AVSDK_BUILD_FRONTEND=0 skips it
-    (avsdk then uses the numpy frontend), e.g. where pybind11 cannot be installed."""
+    """The compiled VGGish frontend; see bindings/README.md. It is optional: without pybind11,
+    with AVSDK_BUILD_FRONTEND=0, or when it fails to compile (no C++17 compiler), avsdk installs
+    without it and uses the numpy frontend (``avsdk info`` says which)."""
     import os
+    import warnings
 
     if os.environ.get("AVSDK_BUILD_FRONTEND", "1") == "0":
         return []
     if not os.path.exists("bindings/frontend_py.cpp"):
         return []
-    from pybind11.setup_helpers import Pybind11Extension
+    try:
+        from pybind11.setup_helpers import Pybind11Extension
+    except ImportError:
+        warnings.warn("pybind11 is not installed: avsdk._frontend is not built (numpy frontend)")
+        return []
 
     return [
         Pybind11Extension(
             "avsdk._frontend",
             sources=["bindings/frontend_py.cpp", "bindings/frontend.cpp"],
+            depends=["bindings/frontend.h", "bindings/frontend_kernel.inc"],
             include_dirs=["bindings"],
             cxx_std=17,
             extra_compile_args=["-O3"],
+            optional=True,  # a failed compile skips the extension instead of the install
         )
     ]
 

@@ -30,8 +30,10 @@ Waveform as_waveform(const py::handle& obj) {
     throw py::value_error("waveform: expected a numpy array [T] of float32 or float64, received " +
                           std::string(py::str(py::type::of(obj).attr("__name__"))));
   auto array = py::reinterpret_borrow<py::array>(obj);
-  const bool is_float = array.dtype().is(py::dtype::of<float>());
-  const bool is_double = array.dtype().is(py::dtype::of<double>());
+  // equivalence, not identity: a dtype that went through pickle, or carries metadata, is
+  // another object describing the same native float32 / float64
+  const bool is_float = py::isinstance<py::array_t<float>>(array);
+  const bool is_double = !is_float && py::isinstance<py::array_t<double>>(array);
   if (!is_float && !is_double)
     throw py::value_error("waveform: expected float32 or float64 samples, received dtype " +
                           std::string(py::str(array.dtype())));

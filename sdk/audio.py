@@ -177,6 +177,8 @@ def _check_audio(audio, argument: str, check_finite: bool = True, untouched_if_1
         audio = np.asarray(audio)
     if audio.dtype.kind not in "fiu" or audio.dtype.itemsize > 8:
         raise bad_input(argument, "real float or integer samples", audio)
+    if not audio.dtype.isnative:  # big-endian data: the same samples in this machine's order
+        audio = audio.astype(audio.dtype.newbyteorder("="))
     if audio.ndim not in (1, 2):
         raise bad_input(argument, "a waveform [T] or [T, channels]", audio)
     if audio.size == 0:

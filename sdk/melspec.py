@@ -96,6 +96,8 @@ def check_waveform(
     """
     if not isinstance(waveform, np.ndarray):
         raise bad_input(argument, "a numpy array [T] of float32 or float64", waveform)
+    if waveform.dtype.kind == "f" and not waveform.dtype.isnative:  # big-endian: same samples
+        waveform = waveform.astype(waveform.dtype.newbyteorder("="))
     if waveform.dtype not in (np.float32, np.float64):
         raise bad_input(argument, "float32 or float64 samples (convert integer PCM first)", waveform)
     if waveform.ndim != 1:

@@ -195,3 +195,30 @@ def test_every_instruction_set_kernel_matches_numpy(case):
         np.testing.assert_allclose(_frontend._log_mel_with_kernel(kernel, x), ref, rtol=0, atol=ATOL, err_msg=kernel)
     with pytest.raises(ValueError, match="kernel"):
         _frontend._log_mel_with_kernel("avx9000", x)
+
+
+def test_a_float_dtype_that_went_through_pickle_is_accepted():
+    """The extension compared dtypes by identity: an unpickled float32 array (a multiprocessing
+    result, say) was refused as "expected float32 ..., received dtype float32"."""
+    import pickle
+
+    x = pickle.loads(pickle.dumps(np.random.default_rng(0).standard_normal(48_000).astype(np.float32)))
+    assert x.dtype is not np.dtype(np.float32)
+    np.testing.assert_allclose(frontend.log_mel_examples(x, backend="compiled"),
+                               frontend.log_mel_examples(x, backend="numpy"), atol=1e-5)
+
+
+@pytest.mark.parametrize("rate", [16_000, 44_100])
+@pytest.mark.parametrize("dtype", [">f4", ">f8"])
+def test_big_endian_samples_equal_native_ones_on_both_backends(rate, dtype):
+    """Big-endian floats were refused by the compiled path at 16 kHz and raised soxr's
+    TypeError at other rates; they are the same samples in another byte order."""
+    x = np.random.default_rng(1).standard_normal(3 * rate).astype(dtype)
+    native = x.astype(x.dtype.newbyteorder("="))
+    for backend in ("compiled", "numpy"):
+        np.testing.assert_array_equal(frontend.audio_to_examples(x, rate, backend=backend),
+                                      frontend.audio_to_examples(native, rate, backend=backend))
+    if rate == 16_000:
+        for backend in ("compiled", "numpy"):
+            np.testing.assert_array_equal(frontend.log_mel_examples(x, backend=backend),
+                                          frontend.log_mel_examples(native, backend=backend))
