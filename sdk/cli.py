@@ -44,9 +44,9 @@ def environment() -> dict:
     """What avsdk runs with: package versions (None = not installed), frontend, CUDA."""
     info = {"versions": {label: _version(dist, module) for label, dist, module in PACKAGES}}
     try:
-        from avsdk.frontend import active_backend
+        from avsdk.frontend import compiled_status
 
-        info["audio_frontend"] = active_backend()
+        info["audio_frontend"] = compiled_status()
     except ImportError as exc:
         info["audio_frontend"] = f"unavailable ({exc})"
     import torch

@@ -29,6 +29,21 @@ def _compiled_module():
     return _frontend
 
 
+def compiled_status() -> str:
+    """Why the compiled frontend is or is not in use: "compiled (<implementation>)", "numpy
+    (avsdk._frontend is not built)", or "numpy (avsdk._frontend does not load: <error>)" for an
+    extension that is there but broken (built for another Python, a missing symbol)."""
+    try:
+        from . import _frontend
+    except ModuleNotFoundError as exc:
+        if exc.name == f"{__package__}._frontend":
+            return "numpy (avsdk._frontend is not built)"
+        return f"numpy (avsdk._frontend does not load: {exc})"
+    except ImportError as exc:
+        return f"numpy (avsdk._frontend does not load: {exc})"
+    return f"compiled ({_frontend.implementation()})"
+
+
 def active_backend() -> str:
     """The backend ``backend="auto"`` uses here: "compiled" if avsdk._frontend is built."""
     return "compiled" if _compiled_module() is not None else "numpy"

@@ -183,3 +183,30 @@ def test_localize_video_names_time_and_video_as_typed(argument, shown, checkpoin
     clip.write_bytes(b"")
     assert cli.main(["localize-video", str(checkpoint), str(clip), "--time", "9"]) == 2
     assert capsys.readouterr().err == f"error: {shown}: expected something else, received this\n"
+
+
+def test_info_tells_a_missing_frontend_from_a_broken_one(monkeypatch):
+    """A built extension that fails to load (another Python, a missing symbol) was reported
+    as plain "numpy", like one that was never built."""
+    import builtins
+
+    from avsdk import frontend
+
+    real_import = builtins.__import__
+
+    def failing(error):
+        def fake(name, globals=None, locals=None, fromlist=(), level=0):
+            if fromlist and "_frontend" in fromlist:
+                raise error
+            return real_import(name, globals, locals, fromlist, level)
+        return fake
+
+    monkeypatch.setattr(builtins, "__import__", failing(ImportError("undefined symbol: _ZN5avsdk")))
+    monkeypatch.delitem(sys.modules, "avsdk._frontend", raising=False)
+    assert frontend.compiled_status() == "numpy (avsdk._frontend does not load: undefined symbol: _ZN5avsdk)"
+    monkeypatch.setattr(builtins, "__import__",
+                        failing(ModuleNotFoundError("No module named 'avsdk._frontend'", name="avsdk._frontend")))
+    assert frontend.compiled_status() == "numpy (avsdk._frontend is not built)"
+    monkeypatch.setattr(builtins, "__import__", real_import)
+    if frontend.active_backend() == "compiled":
+        assert frontend.compiled_status().startswith("compiled (")
