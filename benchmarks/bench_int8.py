@@ -32,6 +32,9 @@ def parse_args(argv=None):
     parser.add_argument("--bench", type=Path, required=True, help="built real-parts benchmark root")
     parser.add_argument("--split", default="test", choices=("test", "unheard"), help="evaluation split")
     parser.add_argument("--calib-size", type=int, default=512)
+    parser.add_argument("--pass-samples", type=int, default=None,
+                        help="calibrate in passes of this many samples (default: "
+                             "avsdk.export.quantize.CALIBRATION_PASS_SAMPLES, 32; memory grows with it)")
     parser.add_argument("--calib-methods", default="percentile,minmax,entropy",
                         help="comma-separated: minmax, entropy, percentile")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
@@ -74,14 +77,16 @@ def main(argv=None) -> int:
     from avsdk.evaluation import evaluate, evaluate_baselines, format_table, sample_inputs
     from avsdk.export.onnx_export import export_onnx, preprocessing_from_meta
     from avsdk.export.onnx_runtime import OnnxRunner
-    from avsdk.export.quantize import METHODS, calibration_inputs, calibration_samples, quantize_int8
+    from avsdk.export.quantize import (CALIBRATION_PASS_SAMPLES, METHODS, calibration_inputs,
+                                       calibration_samples, quantize_int8)
     from avsdk.models import load_checkpoint
 
     # every argument before the export and the calibration
     methods = [m.strip() for m in args.calib_methods.split(",") if m.strip()]
     if not methods or any(m not in METHODS for m in methods):
         raise bad_input("--calib-methods", f"a comma-separated list from {METHODS}", args.calib_methods)
-    for flag, value in (("--threads", args.threads), ("--latency-runs", args.latency_runs)):
+    for flag, value in (("--threads", args.threads), ("--latency-runs", args.latency_runs),
+                        ("--pass-samples", args.pass_samples or 1)):
         if value < 1:
             raise bad_input(flag, "an int >= 1", value)
     input_file("--checkpoint", args.checkpoint)
@@ -98,7 +103,8 @@ def main(argv=None) -> int:
     artifacts = {"fp32": fp32}
     for method in methods:
         artifacts[f"int8 {method}"] = quantize_int8(
-            fp32, args.out / f"{args.checkpoint.stem}.int8-{method}.onnx", calibration, method=method)
+            fp32, args.out / f"{args.checkpoint.stem}.int8-{method}.onnx", calibration, method=method,
+            pass_samples=args.pass_samples or CALIBRATION_PASS_SAMPLES)
 
     samples = load_split(args.bench, args.split)
     frame, log_mel = sample_inputs(samples[0], preprocessing.transform)
@@ -141,6 +147,7 @@ def main(argv=None) -> int:
     (args.out / "bench_int8.md").write_text(text + "\n")
     (args.out / "bench_int8.json").write_text(json.dumps({
         "split": args.split, "calibration_size": args.calib_size,
+        "calibration_pass_samples": args.pass_samples or CALIBRATION_PASS_SAMPLES,
         "reports": {k: v.to_dict(per_image=False) for k, v in reports.items()},
         "latency": timing, "map_agreement": agreement, "verdicts": verdicts,
     }, indent=2) + "\n")

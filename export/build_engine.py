@@ -21,7 +21,8 @@ TensorRT engines are NOT portable: an engine runs only with the TensorRT version
 GPU it was built with. Build it on the device that will run it, and again after every
 JetPack/TensorRT upgrade; engines are cached under names holding the TensorRT version, the
 GPU, the precision and the ONNX hash, so a mismatch rebuilds instead of failing.
-Supported: TensorRT 8.5/8.6 (JetPack 5.1/6.0), 10.x (JetPack 6.1+, 7.x), 11.x (JetPack 7.2.2+).
+Supported: TensorRT 8.5/8.6 (JetPack 5.1/6.0), 10.x (JetPack 6.1+, 7.x), 11.x (on Jetson: 11.4.1+
+with JetPack 7.2.2+; 11.0-11.4.0 do not support JetPack).
 The engine's precision is its ONNX graph's (fp32, FP16-typed, or Q/DQ INT8): with --onnx and no
 precision flag it is read from the file; a flag that contradicts the file is refused (except
 --int8 with an fp32 ONNX, which quantizes it), so an engine is never built at another precision
@@ -204,8 +205,9 @@ def main(argv=None) -> int:
     if trt is None:
         engine = args.engine or onnx_path.with_name(
             onnx_path.name[: -len(".onnx")].removesuffix(f".{args.precision}") + f".{args.precision}.engine")
-        commands = trtexec_commands(onnx_path.name, engine.name, config, read_manifest(onnx_path),
-                                    timing_cache="timing.cache")
+        # No --timingCacheFile: recent trtexec loads a cache made on another device too
+        # (ignore_mismatch=true), and this folder is about to travel to another machine.
+        commands = trtexec_commands(onnx_path.name, engine.name, config, read_manifest(onnx_path))
         print(f"error: TensorRT was not found ({why}).", file=sys.stderr)
         print(f"The ONNX artifacts and their manifests are in {onnx_path.parent}. "
               "Copy them to the device and build the engine there, with", file=sys.stderr)
@@ -223,8 +225,7 @@ def main(argv=None) -> int:
         _say(f"wrote the manifest of {engine} (TensorRT {trt.__version__}, {args.precision})")
         return 0
     if args.engine is not None:
-        engine = build_engine(onnx_path, args.engine, config,
-                              timing_cache=args.engine.with_name("timing.cache"))
+        engine = build_engine(onnx_path, args.engine, config)  # timing cache per TensorRT and GPU
     else:
         engine = cached_engine(onnx_path, onnx_path.parent, config)
     _say(f"wrote {engine} (+ .json manifest), TensorRT {trt.__version__}, {args.precision}")

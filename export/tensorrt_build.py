@@ -10,13 +10,19 @@ How each TensorRT generation is driven (``plan_build``):
     ``BuilderFlag.INT8``, the FP16 graph ``BuilderFlag.FP16`` (else its layers may run fp32).
   - 10.x (JetPack 6.1+, 7.x): ``NetworkDefinitionCreationFlag.STRONGLY_TYPED``, no precision
     flags: tensor types follow the graph (docs.nvidia.com/deeplearning/tensorrt, Python API,
-    "Builder": NetworkDefinitionCreationFlag.STRONGLY_TYPED).
-  - 11.x (JetPack 7.2.2+): every network is strongly typed; the flag is deprecated and the
-    FP16/INT8 builder flags and calibrators are removed (TensorRT "Migrating from 10.x to
-    11.x", Python "Removed APIs and Replacements").
+    "Builder": NetworkDefinitionCreationFlag.STRONGLY_TYPED). EXPLICIT_BATCH is deprecated
+    and ignored there, so it is not set.
+  - 11.x (on Jetson from 11.4.1, JetPack 7.2.2+; 11.0-11.4.0 do not support JetPack): networks
+    are strongly typed by default and weak typing is gone (11.0 release notes). No creation
+    flag is set: EXPLICIT_BATCH no longer exists and STRONGLY_TYPED is kept only for API
+    compatibility, ignored (11.0 Python API, "Builder"). The FP16/INT8 builder flags and the
+    calibrators are removed (TensorRT "Migrating from 10.x to 11.x", Python "Removed APIs
+    and Replacements").
 Common to all: ``OnnxParser.parse_from_file``, ``IBuilderConfig.set_memory_pool_limit
 (MemoryPoolType.WORKSPACE, bytes)`` (8.4+), one optimization profile over the batch axis,
-a timing cache loaded and saved beside the engine, ``build_serialized_network``.
+a timing cache beside the engine, named after the TensorRT version and the GPU like the
+engine (``timing_cache_name``) and loaded only if TensorRT accepts it for this device,
+``build_serialized_network``.
 TF32 is left at TensorRT's default for fp32 (as trtexec does).
 
 Engines are tied to the TensorRT version and the GPU they were built with. Cached engines
@@ -26,6 +32,7 @@ JetPack upgrade or a new model builds a new engine instead of failing to deseria
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import shlex
@@ -46,6 +53,8 @@ from .manifest import (
 )
 
 MIN_TENSORRT = "8.5"
+
+log = logging.getLogger(__name__)
 
 
 class TensorRTBuildError(AvsdkError):
@@ -191,15 +200,23 @@ def trtexec_command(onnx_path, engine_path, config: EngineConfig, manifest: Mani
 def trtexec_commands(onnx_path, engine_path, config: EngineConfig, manifest: Manifest,
                      timing_cache=None) -> dict:
     """The command for each supported TensorRT generation, for a machine without TensorRT."""
-    return {
-        "TensorRT 8.5/8.6 (JetPack 5.1, 6.0)": trtexec_command(onnx_path, engine_path, config, manifest, "8.6", timing_cache),
-        "TensorRT 10.x (JetPack 6.1+, 7.x)": trtexec_command(onnx_path, engine_path, config, manifest, "10.3", timing_cache),
-        "TensorRT 11.x (JetPack 7.2.2+)": trtexec_command(onnx_path, engine_path, config, manifest, "11.0", timing_cache),
+    generations = {
+        "TensorRT 8.5/8.6 (JetPack 5.1, 6.0)": "8.6",
+        "TensorRT 10.x (JetPack 6.1+, 7.x)": "10.3",
+        # 11.0-11.4.0 do not support JetPack (NVIDIA's "Migrating ... on Jetson/JetPack" pages)
+        "TensorRT 11.x (on Jetson: 11.4.1+, JetPack 7.2.2+)": "11.4.1",
     }
+    return {label: trtexec_command(onnx_path, engine_path, config, manifest, version, timing_cache)
+            for label, version in generations.items()}
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unknown"
+
+
+def _device_tag(tensorrt_version: str, gpu: str) -> str:
+    """``trt<version>.<gpu>``: what ties engines and timing caches to one machine."""
+    return f"trt{tensorrt_version}.{_slug(gpu)}"
 
 
 def engine_cache_name(onnx_path: str | os.PathLike, precision: str, tensorrt_version: str,
@@ -215,7 +232,13 @@ def engine_cache_name(onnx_path: str | os.PathLike, precision: str, tensorrt_ver
         if stem.endswith("." + suffix):
             stem = stem[: -len(suffix) - 1]
     digest = (onnx_sha256 or sha256_file(onnx_path))[:12]
-    return f"{stem}.{precision}.trt{tensorrt_version}.{_slug(gpu)}.{digest}.engine"
+    return f"{stem}.{precision}.{_device_tag(tensorrt_version, gpu)}.{digest}.engine"
+
+
+def timing_cache_name(tensorrt_version: str, gpu: str) -> str:
+    """``timing.trt<version>.<gpu>.cache``: one timing cache per TensorRT version and GPU, so
+    a folder copied to another board or kept across a JetPack upgrade starts a new one."""
+    return f"timing.{_device_tag(tensorrt_version, gpu)}.cache"
 
 
 def gpu_identity() -> dict:
@@ -248,6 +271,9 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
                  timing_cache: str | os.PathLike | None = None) -> Path:
     """Build ``engine_path`` from ``onnx_path`` with the TensorRT Python API, and its manifest.
 
+    ``timing_cache`` defaults to ``timing_cache_name(TensorRT version, GPU)`` beside the engine;
+    a cache TensorRT refuses for this device is replaced by an empty one (logged).
+
     Raises:
         MissingDependencyError: TensorRT is not importable here.
         InputError: the ONNX precision differs from ``config.precision``; unsupported TensorRT.
@@ -258,7 +284,9 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
     source = read_manifest(onnx_path)
     check_precision(onnx_path, config.precision)
     plan = plan_build(trt.__version__, config.precision)
-    timing_cache = Path(timing_cache) if timing_cache else engine_path.with_name("timing.cache")
+    identity = gpu_identity()
+    timing_cache = (Path(timing_cache) if timing_cache
+                    else engine_path.with_name(timing_cache_name(trt.__version__, identity["gpu"])))
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -281,9 +309,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
         for name, (lo, opt, hi) in shapes.items():
             profile.set_shape(name, lo, opt, hi)
         builder_config.add_optimization_profile(profile)
-    cache_bytes = timing_cache.read_bytes() if timing_cache.is_file() else b""
-    cache = builder_config.create_timing_cache(cache_bytes)
-    builder_config.set_timing_cache(cache, ignore_mismatch=True)  # a stale cache is only slower
+    _attach_timing_cache(builder_config, timing_cache)
 
     serialized = builder.build_serialized_network(network, builder_config)
     if serialized is None:
@@ -300,13 +326,30 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
         "workspace_mib": config.workspace_mib,
         "timing_cache": timing_cache.name,
     }
-    write_manifest(_engine_manifest(source, onnx_path, engine_path, config, trt.__version__, shapes, how),
-                   engine_path)
+    write_manifest(_engine_manifest(source, onnx_path, engine_path, config, trt.__version__, identity,
+                                    shapes, how), engine_path)
     return engine_path
 
 
+def _attach_timing_cache(builder_config, path: Path) -> None:
+    """Give the build the timing cache in ``path`` if TensorRT accepts it here, else an empty one.
+
+    ``ignore_mismatch=False``: a cache made on another device is refused rather than used (the
+    ITimingCache documentation warns that using one may cause functional bugs, not just a
+    slower build); ``set_timing_cache`` then returns False.
+    """
+    data = path.read_bytes() if path.is_file() else b""
+    if data:
+        cache = builder_config.create_timing_cache(data)
+        if cache is not None and builder_config.set_timing_cache(cache, ignore_mismatch=False):
+            return
+        log.warning("TensorRT refused the timing cache %s (made by another TensorRT version or "
+                    "device); starting from an empty one, which it will replace", path)
+    builder_config.set_timing_cache(builder_config.create_timing_cache(b""), ignore_mismatch=False)
+
+
 def _engine_manifest(source: Manifest, onnx_path: Path, engine_path: Path, config: EngineConfig,
-                     version: str, shapes: dict, how: dict) -> Manifest:
+                     version: str, identity: dict, shapes: dict, how: dict) -> Manifest:
     return dataclasses.replace(
         source,
         artifact=engine_path.name,
@@ -317,7 +360,7 @@ def _engine_manifest(source: Manifest, onnx_path: Path, engine_path: Path, confi
         source={**source.source, "onnx": onnx_path.name, "onnx_sha256": sha256_file(onnx_path)},
         build={
             "tensorrt": version,
-            **gpu_identity(),
+            **identity,
             **how,
             "profile": {k: [list(s) for s in v] for k, v in shapes.items()},
             "trtexec": trtexec_command(onnx_path.name, engine_path.name, config, source, version,
@@ -354,8 +397,8 @@ def adopt_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
     if engine.num_optimization_profiles > 0:
         shapes = {name: tuple(tuple(s) for s in engine.get_tensor_profile_shape(name, 0)) for name in shapes}
     how = {"built_by": "adopted (built outside avsdk)", "strongly_typed": None, "builder_flags": None}
-    write_manifest(_engine_manifest(source, onnx_path, engine_path, config, trt.__version__, shapes, how),
-                   engine_path)
+    write_manifest(_engine_manifest(source, onnx_path, engine_path, config, trt.__version__, gpu_identity(),
+                                    shapes, how), engine_path)
     return engine_path
 
 
@@ -381,4 +424,4 @@ def cached_engine(onnx_path: str | os.PathLike, cache_dir: str | os.PathLike,
                 return engine
         except AvsdkError:
             pass  # unreadable manifest: rebuild
-    return build_engine(onnx_path, engine, config, timing_cache=cache_dir / "timing.cache")
+    return build_engine(onnx_path, engine, config)  # timing cache beside it, per TensorRT and GPU

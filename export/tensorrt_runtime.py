@@ -8,7 +8,9 @@ without TensorRT.
 
 Device buffers are torch CUDA tensors (JetPack's PyTorch wheels are CUDA builds), bound by
 name with the tensor-address API (``set_input_shape``, ``set_tensor_address``,
-``execute_async_v3``), which exists from TensorRT 8.5 through 11.
+``execute_async_v3``), which exists from TensorRT 8.5 through 11. A batch runs in chunks that
+fit the engine's optimization profile (``_chunks``): at most its largest batch, a short last
+chunk padded up to its smallest.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avsdk.errors import AvsdkError, MissingDependencyError, require
+from avsdk.errors import AvsdkError, MissingDependencyError, bad_input, require
 
 from .manifest import Manifest, read_manifest, verify_artifact
 from .runner_inputs import graph_inputs
@@ -73,6 +75,33 @@ def check_engine_manifest(manifest: Manifest, tensorrt_version: str,
         )
 
 
+# TensorRT type -> torch type, by attribute name: bfloat16 and int64 exist from TensorRT 9/10 on.
+_DTYPES = (("float32", "float32"), ("float16", "float16"), ("bfloat16", "bfloat16"),
+           ("int64", "int64"), ("int32", "int32"), ("int8", "int8"), ("uint8", "uint8"),
+           ("bool", "bool"))
+
+
+def _dtype_table(trt, torch) -> dict:
+    """{TensorRT DataType: torch dtype} for the types this TensorRT has."""
+    return {getattr(trt, a): getattr(torch, b) for a, b in _DTYPES if hasattr(trt, a)}
+
+
+def _chunks(n: int, min_batch: int, max_batch: int) -> list:
+    """``(start, stop, run_size)`` per run of ``n`` items on an engine whose profile takes
+    batches of ``min_batch`` to ``max_batch``: items ``[start, stop)`` run as a batch of
+    ``run_size``, the last ``run_size - (stop - start)`` of it padding (a short last chunk).
+    """
+    return [(start, min(start + max_batch, n), max(min(max_batch, n - start), min_batch))
+            for start in range(0, n, max_batch)]
+
+
+def _padded(array: np.ndarray, size: int) -> np.ndarray:
+    """``array`` [b, ...] -> [size, ...] by repeating its last item (b <= size)."""
+    if len(array) == size:
+        return array
+    return np.concatenate([array, np.repeat(array[-1:], size - len(array), axis=0)])
+
+
 class TensorRTRunner:
     """``TensorRTRunner("model.int8.engine").run(frame, log_mel) -> similarity [B, h, w]``.
 
@@ -80,6 +109,7 @@ class TensorRTRunner:
         MissingDependencyError: TensorRT (or a CUDA build of torch) is not installed.
         EngineMismatchError: the engine's manifest names another TensorRT version or GPU.
         InputError: no manifest beside the engine, or the engine file is not the one it names.
+        AvsdkError: an engine tensor of a type avsdk cannot bind (not an avsdk engine).
     """
 
     backend = "tensorrt"
@@ -99,36 +129,56 @@ class TensorRTRunner:
         check_engine_manifest(self.manifest, trt.__version__, f"{major}.{minor}")
         verify_artifact(self.manifest, self.path)
 
-        self._trt, self._torch = trt, torch
+        self._torch = torch
+        self._gpu = device
         self.device = torch.device("cuda", device)
         self._logger = trt.Logger(trt.Logger.WARNING)
-        self._runtime = trt.Runtime(self._logger)
-        self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
-        if self.engine is None:
-            raise EngineMismatchError(f"TensorRT could not deserialize {self.path}. {_rebuild_hint(self.manifest)}")
-        self.context = self.engine.create_execution_context()
+        # The engine, its context and its stream belong to the current CUDA device: make it ours.
+        with torch.cuda.device(self._gpu):
+            self._runtime = trt.Runtime(self._logger)
+            self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+            if self.engine is None:
+                raise EngineMismatchError(f"TensorRT could not deserialize {self.path}. {_rebuild_hint(self.manifest)}")
+            self.context = self.engine.create_execution_context()
+            self._stream = torch.cuda.Stream(device=self.device)
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
         self.input_names = [n for n in names if is_input[n]]
         self.output_names = [o.name for o in self.manifest.outputs if o.name in names]
+        self._dtypes = self._torch_dtypes(trt, names)
         self.image_size = self.manifest.preprocessing.image_size
         self.examples = self.manifest.preprocessing.examples
-        self._stream = torch.cuda.Stream(device=self.device)
-        profile = self.manifest.build.get("profile", {}).get("frame")
+        profile = self.manifest.build.get("profile", {}).get("frame")  # [min, opt, max] shapes
+        self.min_batch = int(profile[0][0]) if profile else 1
         self.max_batch = int(profile[2][0]) if profile else None  # larger batches run in chunks
 
-    def _torch_dtype(self, name):
-        trt, torch = self._trt, self._torch
-        table = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int32: torch.int32,
-                 trt.int8: torch.int8, trt.bool: torch.bool}
-        return table[self.engine.get_tensor_dtype(name)]
+    def _torch_dtypes(self, trt, names) -> dict:
+        table = _dtype_table(trt, self._torch)
+        dtypes = {}
+        for name in names:
+            found = self.engine.get_tensor_dtype(name)
+            if found not in table:
+                raise AvsdkError(
+                    f"{self.path.name}: tensor {name!r} has TensorRT type {found}, which avsdk cannot "
+                    f"bind to a torch buffer (it binds {', '.join(map(str, table))}); the engine was "
+                    "not built from an avsdk ONNX file"
+                )
+            dtypes[name] = table[found]
+        return dtypes
 
     def run_all(self, frame, log_mel) -> dict:
-        """All outputs by name, as float32 numpy arrays (see ``OnnxRunner.run_all``)."""
+        """All outputs by name, as float32 numpy arrays (see ``OnnxRunner.run_all``).
+
+        Raises:
+            InputError: bad inputs, or TensorRT refused a batch shape (an engine whose
+                manifest does not describe its optimization profile).
+        """
         frame, log_mel = graph_inputs(frame, log_mel, self.image_size, self.examples)
-        step = self.max_batch or len(frame)
-        parts = [self._run_batch(frame[i : i + step], log_mel[i : i + step])
-                 for i in range(0, len(frame), step)]
+        parts = []
+        with self._torch.cuda.device(self._gpu):
+            for start, stop, size in _chunks(len(frame), self.min_batch, self.max_batch or len(frame)):
+                out = self._run_batch(_padded(frame[start:stop], size), _padded(log_mel[start:stop], size))
+                parts.append({name: value[: stop - start] for name, value in out.items()})
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
     def _run_batch(self, frame: np.ndarray, log_mel: np.ndarray) -> dict:
@@ -138,13 +188,21 @@ class TensorRTRunner:
         # Copies, allocations and the engine all on one stream: no cross-stream races.
         with torch.cuda.stream(self._stream):
             for name in self.input_names:
-                tensor = torch.from_numpy(feeds[name]).to(self.device, self._torch_dtype(name)).contiguous()
+                tensor = torch.from_numpy(feeds[name]).to(self.device, self._dtypes[name]).contiguous()
                 keep.append(tensor)
-                self.context.set_input_shape(name, tuple(tensor.shape))
+                # False (not an exception) for a shape outside the optimization profile
+                if not self.context.set_input_shape(name, tuple(tensor.shape)):
+                    allowed = (f"{self.min_batch} to {self.max_batch}" if self.max_batch
+                               else f"at least {self.min_batch}")
+                    raise bad_input(
+                        name, f"a batch of {allowed} for {self.path.name} (its optimization profile)",
+                        f"batch {tensor.shape[0]} (shape {tuple(tensor.shape)}) refused by TensorRT",
+                        described=True,
+                    )
                 self.context.set_tensor_address(name, tensor.data_ptr())
             for name in self.output_names:
                 shape = tuple(self.context.get_tensor_shape(name))
-                outputs[name] = torch.empty(shape, dtype=self._torch_dtype(name), device=self.device)
+                outputs[name] = torch.empty(shape, dtype=self._dtypes[name], device=self.device)
                 self.context.set_tensor_address(name, outputs[name].data_ptr())
             if not self.context.execute_async_v3(self._stream.cuda_stream):
                 raise AvsdkError(f"TensorRT failed to run {self.path.name}")

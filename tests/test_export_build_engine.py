@@ -47,6 +47,7 @@ def test_help_says_engines_are_not_portable():
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
     assert "NOT portable" in text and "TensorRT version" in text and "GPU" in text
+    assert "11.x (on Jetson: 11.4.1+ with JetPack 7.2.2+" in text  # 11.0-11.4.0: no JetPack
     for flag in ("--checkpoint", "--onnx", "--int8", "--fp16", "--fp32", "--calib-size",
                  "--calib-method", "--opset", "--batch", "--out", "--workspace"):
         assert flag in result.stdout
@@ -60,6 +61,9 @@ def test_without_tensorrt_writes_onnx_then_fails_with_trtexec_command(fp32_run, 
     assert "--maxShapes=frame:4x3x224x224,log_mel:4x3x1x96x64" in result.stderr
     assert "--stronglyTyped" in result.stderr  # the TensorRT 10 line
     assert "--adopt edge.fp32.engine" in result.stderr  # how a trtexec engine gets its manifest
+    assert "# TensorRT 11.x (on Jetson: 11.4.1+, JetPack 7.2.2+)" in result.stderr
+    # trtexec may load a timing cache made on another device: none travels with the folder
+    assert "--timingCacheFile" not in result.stderr
     onnx_file, manifest = out / "edge.onnx", out / "edge.onnx.json"
     assert onnx_file.is_file() and manifest.is_file()
     data = json.loads(manifest.read_text())

@@ -1,17 +1,25 @@
 """TensorRT logic that runs without TensorRT: the per-version build plan, the trtexec command,
-the engine cache name, the precision guard and the runtime's version check. The real build
-and run are at the end and skip where TensorRT is missing.
+the engine and timing cache names, the precision guard and the runtime's version check; then
+the builder and the runner against a stand-in TensorRT module (``_FakeTensorRT``). The real
+build and run skip where TensorRT is missing.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
+import enum
+import logging
+import sys
+import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from avsdk.errors import InputError
+from avsdk.errors import AvsdkError, InputError
 from avsdk.export.manifest import Manifest, TensorSpec
 from avsdk.export.tensorrt_build import (
     EngineConfig,
@@ -104,6 +112,13 @@ def test_trtexec_commands_per_generation():
     assert "--int8" in first and "--stronglyTyped" not in first
     assert "--stronglyTyped" in second and "--int8" not in second
     assert "--int8" not in third and "--stronglyTyped" not in third
+
+
+def test_tensorrt_11_is_labelled_for_jetson_from_11_4_1():
+    """11.0 to 11.4.0 do not support JetPack; 11.4.1 supports JetPack 7.2.2+ (NVIDIA's Jetson
+    migration pages)."""
+    labels = list(trtexec_commands("m.onnx", "m.engine", EngineConfig("int8"), _onnx_manifest()))
+    assert "11.4.1+" in labels[2] and "JetPack 7.2.2+" in labels[2]
 
 
 def test_static_batch_has_no_shape_ranges():
@@ -265,6 +280,15 @@ def test_build_and_run_engine(tiny_onnx, tmp_path):
         want = OnnxRunner(tiny_onnx[precision]).run(frames, mels)
         np.testing.assert_allclose(got, want, atol=atol, rtol=0)
 
+    # 6 frames on an engine that takes batches of 4 only: 4, then 2 padded to 4
+    from avsdk.export.tensorrt_build import build_engine
+
+    engine = build_engine(tiny_onnx["fp32"], tmp_path / "tiny.b4.engine",
+                          EngineConfig("fp32", min_batch=4, opt_batch=4, max_batch=4))
+    frames, mels = example_inputs(6, seed=4)
+    np.testing.assert_allclose(TensorRTRunner(engine).run(frames, mels),
+                               OnnxRunner(tiny_onnx["fp32"]).run(frames, mels), atol=1e-3, rtol=0)
+
 
 def test_graph_is_checked_beside_the_manifest(tiny_onnx, tmp_path):
     """A manifest that claims int8 for an fp32 graph does not make an int8 engine of it."""
@@ -292,20 +316,54 @@ def test_torchscript_exporter_is_still_available(tmp_path):
     assert read_manifest(path).build["exporter"] == "torchscript"
 
 
-# -- the builder's calls, against a stand-in TensorRT module -----------------------------
+# -- a stand-in TensorRT module ----------------------------------------------------------
+def _host_array(address: int, shape: tuple) -> np.ndarray:
+    """The float32 buffer at ``address`` (a CPU torch tensor's data_ptr) as a numpy view."""
+    count = int(np.prod(shape))
+    return np.ctypeslib.as_array((ctypes.c_float * count).from_address(address)).reshape(shape)
+
+
 class _FakeTensorRT:
-    """Records what build_engine asks of the TensorRT Python API (names as in 8.5 .. 11)."""
+    """Records what avsdk asks of the TensorRT Python API, with the names each version has
+    (8.5/8.6, 10.x, 11.x) and the behaviour the bindings document (pyCore.cpp, pyCoreDoc.h).
 
-    def __init__(self, version):
-        import enum
-        import types
+    parse_errors: what the ONNX parser reports (then ``parse_from_file`` returns False).
+    device: the GPU it runs on; ``set_timing_cache`` returns False for a cache serialized on
+        another one unless ``ignore_mismatch=True``.
+    batch_range: the batches the engine's optimization profile takes (min, max).
+    io_dtypes: engine tensor name -> DataType alias ("float32", "int64", "fp8", ...).
+    """
 
+    input_names = ("frame", "log_mel")
+
+    def __init__(self, version, parse_errors=(), device="gpu-a", batch_range=(1, 16), io_dtypes=None):
+        major = int(version.split(".")[0])
+        generation = 8 if major < 10 else min(major, 11)
         self.__version__ = version
-        self.calls = []
-        calls = self.calls
-        self.NetworkDefinitionCreationFlag = enum.IntEnum("NDCF", {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1})
-        self.BuilderFlag = enum.Enum("BuilderFlag", ["FP16", "INT8", "TF32"])
+        self.calls = calls = []
+        self.current_device = lambda: 0  # the CUDA device in use; tests that patch torch.cuda.device set it
+        fake = self
+
+        # EXPLICIT_BATCH: deprecated and ignored in 10, gone in 11; STRONGLY_TYPED: new in 9/10,
+        # deprecated and ignored in 11 (always strongly typed). Values are the stand-in's own.
+        creation = {8: ["EXPLICIT_BATCH", "EXPLICIT_PRECISION"],
+                    10: ["EXPLICIT_BATCH", "STRONGLY_TYPED", "PREFER_AOT_PYTHON_PLUGINS", "PREFER_JIT_PYTHON_PLUGINS"],
+                    11: ["STRONGLY_TYPED", "PREFER_AOT_PYTHON_PLUGINS", "PREFER_JIT_PYTHON_PLUGINS"]}[generation]
+        self.NetworkDefinitionCreationFlag = enum.IntEnum("NetworkDefinitionCreationFlag",
+                                                          {name: i for i, name in enumerate(creation)})
+        # 11 removed every precision flag (FP16, INT8, BF16, FP8, ...)
+        self.BuilderFlag = enum.Enum("BuilderFlag", ["TF32", "REFIT"] + ([] if generation == 11 else ["FP16", "INT8"]))
         self.MemoryPoolType = enum.Enum("MemoryPoolType", ["WORKSPACE"])
+        self.TensorIOMode = enum.Enum("TensorIOMode", ["NONE", "INPUT", "OUTPUT"])
+        aliases = {"float32": "FLOAT", "float16": "HALF", "int8": "INT8", "int32": "INT32", "bool": "BOOL",
+                   "uint8": "UINT8"}
+        if generation >= 10:  # BF16, INT64, FP8, INT4 are not in 8.x
+            aliases |= {"bfloat16": "BF16", "int64": "INT64", "fp8": "FP8", "int4": "INT4"}
+        self.DataType = enum.Enum("DataType", sorted(aliases.values()))
+        for alias, name in aliases.items():
+            setattr(self, alias, self.DataType[name])
+        io = {"frame": "float32", "log_mel": "float32", "similarity": "float32"} | dict(io_dtypes or {})
+        lo, hi = batch_range
 
         class Logger:
             WARNING = 2
@@ -313,23 +371,53 @@ class _FakeTensorRT:
             def __init__(self, level):
                 pass
 
+        class ParserError:
+            def __init__(self, text):
+                self.text = text
+
+            def __str__(self):
+                return self.text
+
         class Parser:
             def __init__(self, network, logger):
-                pass
+                self.network = network
+
+            @property
+            def num_errors(self):
+                return len(parse_errors)
+
+            def get_error(self, index):
+                return ParserError(parse_errors[index])
 
             def parse_from_file(self, path):
                 calls.append(("parse_from_file", Path(path).name))
+                if parse_errors:
+                    return False
+                self.network.inputs = fake.input_names
                 return True
 
         class Profile:
-            def set_shape(self, name, lo, opt, hi):
+            def __init__(self):
+                self.shapes = {}
+
+            def set_shape(self, name, lo, opt, hi):  # pyCore.cpp: RuntimeError, not a False return
                 calls.append(("set_shape", name, tuple(lo), tuple(opt), tuple(hi)))
+                for which, (a, b) in (("min", (lo, opt)), ("opt", (opt, hi))):
+                    if len(a) != len(b) or any(x > y for x, y in zip(a, b)):
+                        raise RuntimeError(f"Shape provided for {which} is inconsistent with other shapes.")
+                self.shapes[name] = (tuple(lo), tuple(opt), tuple(hi))
 
         class Cache:
+            def __init__(self, data):
+                self.data = bytes(data)
+
             def serialize(self):
-                return b"timing"
+                return self.data
 
         class Config:
+            def __init__(self):
+                self.profiles, self.cache = [], None
+
             def set_memory_pool_limit(self, pool, size):
                 calls.append(("set_memory_pool_limit", pool.name, size))
 
@@ -338,15 +426,21 @@ class _FakeTensorRT:
 
             def add_optimization_profile(self, profile):
                 calls.append(("add_optimization_profile",))
+                self.profiles.append(profile)
+                return len(self.profiles) - 1
 
             def create_timing_cache(self, data):
-                return Cache()
+                return Cache(data)
 
             def set_timing_cache(self, cache, ignore_mismatch):
-                calls.append(("set_timing_cache",))
+                calls.append(("set_timing_cache", cache.data, ignore_mismatch))
+                ok = ignore_mismatch or cache.data in (b"", b"timing:" + device.encode())
+                if ok:
+                    self.cache = cache
+                return ok
 
-            def get_timing_cache(self):
-                return Cache()
+            def get_timing_cache(self):  # after a build: tuned on this device
+                return Cache(b"timing:" + device.encode()) if self.cache is not None else None
 
         class Builder:
             def __init__(self, logger):
@@ -354,7 +448,9 @@ class _FakeTensorRT:
 
             def create_network(self, flags):
                 calls.append(("create_network", flags))
-                return types.SimpleNamespace()
+                if flags >> len(fake.NetworkDefinitionCreationFlag):
+                    raise TypeError(f"no NetworkDefinitionCreationFlag for bits {flags:b}")
+                return types.SimpleNamespace(inputs=())
 
             def create_builder_config(self):
                 return Config()
@@ -364,49 +460,135 @@ class _FakeTensorRT:
 
             def build_serialized_network(self, network, config):
                 calls.append(("build_serialized_network",))
+                if any(set(p.shapes) != set(network.inputs) for p in config.profiles):
+                    return None  # TensorRT logs the profile error and returns None
                 return b"plan"
+
+        class Context:
+            def __init__(self):
+                self.shapes, self.addresses = {}, {}
+
+            def set_input_shape(self, name, shape):  # False (no exception) outside the profile
+                ok = name in fake.input_names and lo <= shape[0] <= hi
+                calls.append(("set_input_shape", name, shape[0], ok))
+                if ok:
+                    self.shapes[name] = tuple(shape)
+                else:
+                    self.shapes.pop(name, None)
+                return ok
+
+            def set_tensor_address(self, name, address):
+                self.addresses[name] = address
+
+            def get_tensor_shape(self, name):
+                return (self.shapes.get("frame", (-1,))[0], 14, 14)  # -1: input shapes not set
+
+            def execute_async_v3(self, stream):
+                calls.append(("execute_async_v3", fake.current_device()))
+                if set(self.shapes) != set(fake.input_names):
+                    return False
+                frame = _host_array(self.addresses["frame"], self.shapes["frame"])
+                out = _host_array(self.addresses["similarity"], self.get_tensor_shape("similarity"))
+                out[:] = frame.mean(axis=(1, 2, 3))[:, None, None]  # one value per item, to trace it
+                return True
 
         class Engine:
             num_optimization_profiles = 1
+            num_io_tensors = len(io)
+
+            def get_tensor_name(self, index):
+                return list(io)[index]
+
+            def get_tensor_mode(self, name):
+                return fake.TensorIOMode.INPUT if name in fake.input_names else fake.TensorIOMode.OUTPUT
+
+            def get_tensor_dtype(self, name):
+                return getattr(fake, io[name])
 
             def get_tensor_profile_shape(self, name, profile):
                 rest = (3, 224, 224) if name == "frame" else (3, 1, 96, 64)
-                return [(1, *rest), (2, *rest), (16, *rest)]
+                return [(lo, *rest), (lo, *rest), (hi, *rest)]
+
+            def create_execution_context(self):
+                calls.append(("create_execution_context", fake.current_device()))
+                return Context()
 
         class Runtime:
             def __init__(self, logger):
                 pass
 
             def deserialize_cuda_engine(self, data):
+                calls.append(("deserialize_cuda_engine", fake.current_device()))
                 return Engine() if data == b"plan" else None
 
         self.Logger, self.OnnxParser, self.Builder, self.Runtime = Logger, Parser, Builder, Runtime
 
 
+def test_stand_in_is_as_strict_as_tensorrt():
+    """The stand-in refuses what TensorRT refuses, so the tests below would catch such calls."""
+    fake = _FakeTensorRT("11.4.1")
+    assert not hasattr(fake.BuilderFlag, "FP16") and not hasattr(fake.BuilderFlag, "INT8")
+    assert not hasattr(fake.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH")
+    assert not hasattr(_FakeTensorRT("8.6.2").NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
+    assert not hasattr(_FakeTensorRT("8.6.2"), "bfloat16")
+    builder = fake.Builder(None)
+    profile = builder.create_optimization_profile()
+    with pytest.raises(RuntimeError, match="min"):
+        profile.set_shape("frame", (4, 3, 224, 224), (1, 3, 224, 224), (8, 3, 224, 224))
+    with pytest.raises(RuntimeError, match="opt"):
+        profile.set_shape("frame", (1, 3, 224, 224), (8, 3, 224, 224), (4, 3, 224, 224))
+    config = builder.create_builder_config()
+    profile.set_shape("image", (1, 3, 224, 224), (1, 3, 224, 224), (4, 3, 224, 224))  # no such input
+    config.add_optimization_profile(profile)
+    network = builder.create_network(0)
+    assert fake.OnnxParser(network, None).parse_from_file("m.onnx")
+    assert builder.build_serialized_network(network, config) is None
+
+
+# -- the builder's calls -------------------------------------------------------------------
+_GPU = {"gpu": "NVIDIA Jetson AGX Orin", "compute_capability": "8.7"}
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """gpu_identity() names an Orin: cache names do not depend on this machine."""
+    import avsdk.export.tensorrt_build as build
+
+    monkeypatch.setattr(build, "gpu_identity", lambda: dict(_GPU))
+
 
 @pytest.mark.parametrize("version, precision, flags, builder_flags", [
+    ("8.6.2", "fp32", 1 << 0, []),
     ("8.6.2", "int8", 1 << 0, ["INT8"]),
     ("8.6.2", "fp16", 1 << 0, ["FP16"]),
+    ("10.3.0", "fp32", 1 << 1, []),
     ("10.3.0", "int8", 1 << 1, []),
     ("10.3.0", "fp16", 1 << 1, []),
-    ("11.0.0", "int8", 0, []),
+    ("11.4.1", "fp32", 0, []),
+    ("11.4.1", "int8", 0, []),
+    ("11.4.1", "fp16", 0, []),
 ])
-def test_build_engine_drives_the_api(tiny_onnx, tmp_path, monkeypatch, version, precision, flags, builder_flags):
+def test_build_engine_drives_the_api(tiny_onnx, tmp_path, monkeypatch, fake_gpu, version, precision, flags,
+                                     builder_flags):
     from avsdk.export.manifest import read_manifest
-    from avsdk.export.tensorrt_build import build_engine, cached_engine
+    from avsdk.export.tensorrt_build import build_engine, cached_engine, timing_cache_name
 
     fake = _FakeTensorRT(version)
-    monkeypatch.setitem(__import__("sys").modules, "tensorrt", fake)
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
     engine = build_engine(tiny_onnx[precision], tmp_path / "tiny.engine", EngineConfig(precision, max_batch=4))
     assert ("create_network", flags) in fake.calls
     assert [c[1] for c in fake.calls if c[0] == "set_flag"] == builder_flags
     assert ("set_memory_pool_limit", "WORKSPACE", 1024 << 20) in fake.calls
     assert ("set_shape", "frame", (1, 3, 224, 224), (1, 3, 224, 224), (4, 3, 224, 224)) in fake.calls
-    assert engine.read_bytes() == b"plan" and (tmp_path / "timing.cache").read_bytes() == b"timing"
+    assert [c for c in fake.calls if c[0] == "set_timing_cache"] == [("set_timing_cache", b"", False)]
+    cache = tmp_path / timing_cache_name(version, _GPU["gpu"])
+    assert engine.read_bytes() == b"plan" and cache.read_bytes() == b"timing:gpu-a"
     manifest = read_manifest(engine)
     assert manifest.kind == "engine" and manifest.precision == precision
     assert manifest.build["tensorrt"] == version and manifest.versions["tensorrt"] == version
     assert manifest.build["profile"]["frame"][2] == [4, 3, 224, 224]
+    assert manifest.build["timing_cache"] == cache.name
+    assert f"--timingCacheFile={cache.name}" in manifest.build["trtexec"]
     check_engine_manifest(manifest, version)
 
     # The cache builds once per (TensorRT, GPU, precision, ONNX) and reuses after.
@@ -416,13 +598,54 @@ def test_build_engine_drives_the_api(tiny_onnx, tmp_path, monkeypatch, version, 
     assert sum(c[0] == "build_serialized_network" for c in fake.calls) == builds
     monkeypatch.setattr(fake, "__version__", "99.0.0")  # a JetPack upgrade: a new engine
     assert cached_engine(tiny_onnx[precision], tmp_path / "cache", EngineConfig(precision, max_batch=4)) != cached
+    assert (tmp_path / "cache" / timing_cache_name("99.0.0", _GPU["gpu"])).is_file()  # and a new timing cache
+
+
+def test_timing_cache_name_holds_tensorrt_and_gpu():
+    from avsdk.export.tensorrt_build import timing_cache_name
+
+    assert timing_cache_name("10.3.0", "NVIDIA Jetson AGX Orin") == "timing.trt10.3.0.nvidia-jetson-agx-orin.cache"
+    assert len({timing_cache_name("10.3.0", "Orin"), timing_cache_name("10.3.1", "Orin"),
+                timing_cache_name("10.3.0", "Thor")}) == 3
+
+
+@pytest.mark.parametrize("made_on, accepted", [("gpu-a", True), ("gpu-b", False)])
+def test_timing_cache_from_another_device_is_not_used(tiny_onnx, tmp_path, monkeypatch, fake_gpu, caplog,
+                                                      made_on, accepted):
+    """ignore_mismatch=False, and a refused cache is replaced by an empty one, not forced in."""
+    from avsdk.export.tensorrt_build import build_engine, timing_cache_name
+
+    fake = _FakeTensorRT("10.3.0", device="gpu-a")
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    cache = tmp_path / timing_cache_name("10.3.0", _GPU["gpu"])
+    cache.write_bytes(b"timing:" + made_on.encode())
+    with caplog.at_level(logging.WARNING, logger="avsdk.export.tensorrt_build"):
+        build_engine(tiny_onnx["int8"], tmp_path / "tiny.engine", EngineConfig("int8", max_batch=4))
+    attached = [c[1:] for c in fake.calls if c[0] == "set_timing_cache"]
+    if accepted:
+        assert attached == [(b"timing:gpu-a", False)] and not caplog.records
+    else:
+        assert attached == [(b"timing:gpu-b", False), (b"", False)]
+        assert "refused the timing cache" in caplog.text
+    assert cache.read_bytes() == b"timing:gpu-a"
+
+
+def test_parse_errors_are_reported(tiny_onnx, tmp_path, monkeypatch, fake_gpu):
+    from avsdk.export.tensorrt_build import TensorRTBuildError, build_engine
+
+    errors = ["In node 3 (Conv): UNSUPPORTED_NODE", "In node 7 (Resize): bad mode"]
+    monkeypatch.setitem(sys.modules, "tensorrt", _FakeTensorRT("10.3.0", parse_errors=errors))
+    with pytest.raises(TensorRTBuildError, match="could not parse tiny.int8.onnx") as caught:
+        build_engine(tiny_onnx["int8"], tmp_path / "tiny.engine", EngineConfig("int8"))
+    assert all(e in str(caught.value) for e in errors)
+    assert not (tmp_path / "tiny.engine").exists()
 
 
 def test_adopt_a_trtexec_engine(tiny_onnx, tmp_path, monkeypatch):
     from avsdk.export.manifest import read_manifest
     from avsdk.export.tensorrt_build import TensorRTBuildError, adopt_engine
 
-    monkeypatch.setitem(__import__("sys").modules, "tensorrt", _FakeTensorRT("10.3.0"))
+    monkeypatch.setitem(sys.modules, "tensorrt", _FakeTensorRT("10.3.0"))
     engine = tmp_path / "tiny.int8.engine"
     engine.write_bytes(b"plan")
     adopt_engine(tiny_onnx["int8"], engine, EngineConfig("int8"))
@@ -431,3 +654,123 @@ def test_adopt_a_trtexec_engine(tiny_onnx, tmp_path, monkeypatch):
     engine.write_bytes(b"a plan from another TensorRT")
     with pytest.raises(TensorRTBuildError, match="cannot load"):
         adopt_engine(tiny_onnx["int8"], engine, EngineConfig("int8"))
+
+
+# -- the runtime: batches against the profile, the device, tensor types ------------------------
+@pytest.mark.parametrize("n, min_batch, max_batch, chunks", [
+    (6, 4, 4, [(0, 4, 4), (4, 6, 4)]),  # a --batch 4 engine: the last 2 padded to 4
+    (6, 1, 4, [(0, 4, 4), (4, 6, 2)]),
+    (1, 4, 4, [(0, 1, 4)]),
+    (9, 3, 4, [(0, 4, 4), (4, 8, 4), (8, 9, 3)]),
+    (3, 1, 8, [(0, 3, 3)]),
+    (8, 1, 8, [(0, 8, 8)]),
+], ids=lambda v: str(v) if not isinstance(v, list) else "")
+def test_chunks_fit_the_profile(n, min_batch, max_batch, chunks):
+    from avsdk.export.tensorrt_runtime import _chunks
+
+    assert _chunks(n, min_batch, max_batch) == chunks
+
+
+def test_chunks_cover_every_item_once_within_the_profile():
+    from avsdk.export.tensorrt_runtime import _chunks
+
+    for n in range(1, 20):
+        for lo in range(1, 6):
+            for hi in range(lo, 7):
+                chunks = _chunks(n, lo, hi)
+                assert [c[0] for c in chunks] == [0] + [c[1] for c in chunks[:-1]] and chunks[-1][1] == n
+                assert all(lo <= size <= hi and stop - start <= size for start, stop, size in chunks)
+
+
+@pytest.fixture
+def fake_runner(tmp_path, monkeypatch):
+    """``make(batch_range, device=0, manifest_range=None, **stand_in) -> (runner, stand-in)``:
+    a TensorRTRunner over the stand-in TensorRT, whose manifest gives the profile
+    ``manifest_range`` (default: the engine's), with its buffers on the CPU (no GPU here)."""
+    from avsdk.export.manifest import sha256_file, write_manifest
+    from avsdk.export.tensorrt_runtime import TensorRTRunner
+
+    active = [0]  # the CUDA device torch.cuda.device has made current
+
+    class CudaDevice:  # a class, as torch's own code tests isinstance(x, torch.cuda.device)
+        def __init__(self, index):
+            self.index = index
+
+        def __enter__(self):
+            active.append(self.index)
+
+        def __exit__(self, *exc):
+            active.pop()
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 7))
+    monkeypatch.setattr(torch.cuda, "device", CudaDevice)
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device=None: types.SimpleNamespace(
+        cuda_stream=0, synchronize=lambda: None))
+    monkeypatch.setattr(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
+
+    def make(batch_range, device=0, manifest_range=None, **stand_in):
+        fake = _FakeTensorRT("10.3.0", batch_range=batch_range, **stand_in)
+        fake.current_device = lambda: active[-1]
+        monkeypatch.setitem(sys.modules, "tensorrt", fake)
+        engine = tmp_path / "edge.int8.engine"
+        engine.write_bytes(b"plan")
+        lo, hi = manifest_range or batch_range
+        profile = {name: [[b, *rest] for b in (lo, lo, hi)]
+                   for name, rest in (("frame", (3, 224, 224)), ("log_mel", (3, 1, 96, 64)))}
+        base = _engine_manifest("10.3.0", "8.7")
+        write_manifest(dataclasses.replace(base, artifact_sha256=sha256_file(engine),
+                                           build={**base.build, "profile": profile}), engine)
+        runner = TensorRTRunner(engine, device=device)
+        runner.device = torch.device("cpu")
+        return runner, fake
+
+    return make
+
+
+def _inputs(n):
+    generator = torch.Generator().manual_seed(n)
+    return torch.randn(n, 3, 224, 224, generator=generator), torch.randn(n, 3, 1, 96, 64, generator=generator)
+
+
+@pytest.mark.parametrize("batch_range, n", [((4, 4), 6), ((4, 4), 1), ((2, 4), 5), ((1, 4), 6)])
+def test_short_last_chunk_is_padded_to_the_profile_min(fake_runner, batch_range, n):
+    """A --batch 4 engine (min = max = 4) runs 6 frames as 4 + (2 padded to 4)."""
+    runner, fake = fake_runner(batch_range)
+    frames, mels = _inputs(n)
+    got = runner.run(frames, mels)
+    want = frames.mean(dim=(1, 2, 3)).numpy()[:, None, None] * np.ones((1, 14, 14), np.float32)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    ran = [c[2] for c in fake.calls if c[:2] == ("set_input_shape", "frame")]
+    assert all(batch_range[0] <= b <= batch_range[1] for b in ran), ran
+
+
+def test_batch_refused_by_tensorrt_is_an_input_error(fake_runner):
+    """set_input_shape returns False, it does not raise: the runner must look."""
+    runner, _ = fake_runner((2, 4), manifest_range=(1, 4))  # a manifest that says 1, an engine that says 2
+    with pytest.raises(InputError, match=r"frame: expected a batch of 1 to 4 .* received batch 1"):
+        runner.run(*_inputs(1))
+
+
+def test_engine_lives_on_the_asked_gpu(fake_runner):
+    runner, fake = fake_runner((1, 4), device=1)
+    runner.run(*_inputs(2))
+    on = {c[0]: c[1] for c in fake.calls if c[0] in ("deserialize_cuda_engine", "create_execution_context",
+                                                     "execute_async_v3")}
+    assert on == {"deserialize_cuda_engine": 1, "create_execution_context": 1, "execute_async_v3": 1}
+
+
+def test_runtime_binds_every_type_its_tensorrt_has():
+    from avsdk.export.tensorrt_runtime import _dtype_table
+
+    fake = _FakeTensorRT("10.3.0")
+    table = _dtype_table(fake, torch)
+    assert table[fake.int64] is torch.int64 and table[fake.bfloat16] is torch.bfloat16
+    assert table[fake.uint8] is torch.uint8 and table[fake.float16] is torch.float16
+    assert fake.fp8 not in table
+    assert len(_dtype_table(_FakeTensorRT("8.6.2"), torch)) == 6  # no bfloat16, int64 before 10
+
+
+def test_tensor_type_it_cannot_bind_is_refused_at_load(fake_runner):
+    with pytest.raises(AvsdkError, match="'similarity' has TensorRT type DataType.FP8, which avsdk cannot bind"):
+        fake_runner((1, 4), io_dtypes={"similarity": "fp8"})
