@@ -173,3 +173,14 @@ def test_build_model_warns_when_a_trunk_has_no_weights():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         build_model(ModelConfig(), pretrained=False)
+
+
+def test_a_pcm_model_names_the_frame_size_it_needs():
+    """The PCM's levels (14 -> 7 -> 3 -> 7 -> 14) fit a 14x14 map only: other frame sizes
+    gave a raw shape error deep inside it."""
+
+    model = build_model(ModelConfig(pcm=True), pretrained=False).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 224, 224), torch.zeros(1, 2, 1, 96, 64)).shape == (1, 14, 14)
+        with pytest.raises(InputError, match="^frames: expected 224x224 frames .* a 16x16 map"):
+            model(torch.zeros(1, 3, 256, 256), torch.zeros(1, 2, 1, 96, 64))

@@ -66,9 +66,27 @@ def test_missing_corrupt_and_foreign_files_raise_checkpoint_error(tmp_path):
         load_checkpoint(bare)
     pickled = tmp_path / "module.pt"
     torch.save(torch.nn.Linear(2, 2), pickled)  # a whole module: refused without unpickling
-    with pytest.raises(CheckpointError, match="not an avsdk checkpoint: it holds pickled") as caught:
+    with pytest.raises(CheckpointError, match="holds pickled Python objects") as caught:
         load_checkpoint(pickled)
     assert "weights_only" not in str(caught.value)
+    with pytest.raises(CheckpointError, match="is a folder"):
+        load_checkpoint(tmp_path)
+    with pytest.raises(InputError, match="^path: expected the path of a checkpoint"):
+        load_checkpoint(None)
+
+
+def test_numpy_values_in_meta_are_saved_as_plain_values(tmp_path):
+    """np.float64 and np.str_ pass a JSON check but pickle as numpy objects, which the
+    weights-only load refused: the checkpoint could be written, not read."""
+    import numpy as np
+
+    save_checkpoint(tmp_path / "m.pt", build_model(ModelConfig(), pretrained=False),
+                    val_ciou=np.float64(0.625), split=np.str_("val"), sizes=[3])
+    _, meta = load_checkpoint(tmp_path / "m.pt")
+    assert meta == {"val_ciou": 0.625, "split": "val", "sizes": [3]}
+    assert type(meta["val_ciou"]) is float and type(meta["split"]) is str
+    with pytest.raises(InputError, match="^meta: "):  # not a float subclass: refused at once
+        save_checkpoint(tmp_path / "n.pt", build_model(ModelConfig(), pretrained=False), step=np.int64(3))
 
 
 def test_files_get_the_usual_mode(tmp_path):

@@ -93,6 +93,21 @@ def test_torchvision_and_torchvggish_files_load_through_build_model(tmp_path):
             "audio": _save(tmp_path, "sound.pth", ref.vggish_state(seed=4))})
 
 
+def test_a_resnet_file_from_before_batchnorm_counters_loads(tmp_path):
+    """Files saved before PyTorch 0.4.1 (SACL's resnet18-5c106cde.pth URL among them) have no
+    num_batches_tracked; they were refused as missing 20 keys."""
+    resnet = {k: v for k, v in ref.resnet18_state(seed=5).items() if not k.endswith("num_batches_tracked")}
+    model = build_model(ModelConfig.sacl(), weights={
+        "visual": _save(tmp_path, "resnet18-5c106cde.pth", resnet),
+        "audio": _save(tmp_path, "vggish-10086976.pth", ref.vggish_state(seed=4, head=False))})
+    torch.testing.assert_close(model.visual_trunk.layer1[0].bn1.weight, resnet["layer1.0.bn1.weight"],
+                               rtol=0, atol=0)
+    del resnet["layer1.0.bn1.weight"]  # any other key is still required
+    with pytest.raises(CheckpointError, match=r"missing keys \(1\): layer1.0.bn1.weight"):
+        build_model(ModelConfig.sacl(), weights={"visual": _save(tmp_path, "cut.pth", resnet),
+                                                 "audio": tmp_path / "vggish-10086976.pth"})
+
+
 def test_torchvision_vgg16_file_loads_with_its_classifier_skipped(tmp_path):
     state = ref.vgg16_state(seed=5)
     state["classifier.0.weight"] = torch.zeros(4096, 25088)

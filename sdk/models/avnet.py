@@ -20,6 +20,8 @@ from avsdk.errors import bad_input
 from .config import ModelConfig
 from .efficientnet import EfficientNetLite0
 from .pcm import PredictiveCoding
+
+PCM_MAP = (14, 14)  # the only visual map size the PCM's levels fit
 from .resnet import ResNet18
 from .small_cnn import SmallAudioCNN
 from .vgg import VGG16Conv5
@@ -136,6 +138,9 @@ class AVNet(nn.Module):
         reference (then the ReLU of a ``nonnegative`` model); ``v`` itself without a PCM."""
         if self.pcm is None:
             return v
+        if tuple(v.shape[2:]) != PCM_MAP:  # 14 -> 7 -> 3 -> 7 -> 14 holds for 14 alone
+            raise bad_input("frames", "224x224 frames (the PCM works on a 14x14 visual map)",
+                            f"frames giving a {v.shape[2]}x{v.shape[3]} map", described=True)
         v = self.pcm(v, F.normalize(emb, p=2, dim=1))
         return F.relu(v) if self.config.nonnegative else v
 

@@ -20,7 +20,7 @@ from avsdk.errors import CheckpointError, bad_input
 
 from .avnet import AVNet
 from .config import ModelConfig
-from .weights import load_strict
+from .weights import load_strict, load_torch_file
 
 FORMAT = "avsdk.checkpoint"
 VERSION = 1
@@ -41,7 +41,9 @@ def save_checkpoint(path, model: AVNet, **meta) -> None:
     if not isinstance(model, AVNet):
         raise bad_input("model", "an avsdk.models.AVNet", model)
     try:
-        json.dumps(meta, allow_nan=True)
+        # as plain Python values: numpy scalars (float and str subclasses) would pickle as
+        # numpy objects, which load_checkpoint's weights-only load refuses
+        meta = json.loads(json.dumps(meta, allow_nan=True))
     except (TypeError, ValueError) as exc:
         raise bad_input("meta", "JSON-like values (str, int, float, bool, None, list, dict)",
                         f"{exc}", described=True) from exc
@@ -63,18 +65,8 @@ def load_checkpoint(path, map_location="cpu") -> tuple[AVNet, dict]:
             state_dict: use the loaders in avsdk.models.weights for those), a newer
             format version, or weights that do not match the stored config.
     """
+    payload = load_torch_file(path, "checkpoint")
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint: no such file: {path!r}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        if "Unsupported global" in str(exc):  # torch advises unpickling code: not ours
-            raise CheckpointError(
-                f"{path!r} is not an avsdk checkpoint: it holds pickled Python objects (a whole "
-                "module, say), and avsdk never unpickles code from a file; its checkpoints are "
-                "tensors and plain values (save_checkpoint)") from None
-        raise CheckpointError(f"checkpoint {path!r} is not a readable PyTorch file: {exc}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(
             f"{path!r} is not an avsdk checkpoint (no 'format': {FORMAT!r}); released SACL / "

@@ -36,24 +36,47 @@ SSPL_FRAME_PREFIX = "feat_extractor."  # SSPL's VGG16 wrapper; ours is "features
 _SHOWN = 12  # keys listed per category in an error message
 
 
+def load_torch_file(path, what: str):
+    """torch.load a user's file with ``weights_only=True``: tensors and plain values, never code.
+
+    Raises:
+        InputError: ``path`` is not a path.
+        CheckpointError: missing file, a folder, not a PyTorch file, or one that holds pickled
+            Python objects (torch's own message would advise unpickling it: not here).
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise bad_input("path", f"the path of a {what}", path)
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise CheckpointError(f"{what}: {path!r} is a folder, not a file")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{what}: no such file: {path!r}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # zip/pickle errors come in many types
+        if "Unsupported global" in str(exc):
+            raise CheckpointError(
+                f"{what} {path!r} holds pickled Python objects (a whole module, say), and avsdk "
+                "never unpickles code from a file: save tensors and plain values (a state_dict)"
+            ) from None
+        reason = str(exc) if len(str(exc)) > 8 else f"{type(exc).__name__}: {exc}"
+        raise CheckpointError(f"{what} {path!r} is not a readable PyTorch file ({reason})") from exc
+
+
 def read_state_dict(path, what: str = "weight file") -> dict:
     """torch.load a plain state_dict (tensors only, no code execution) from a local file.
 
     Raises:
+        InputError: ``path`` is not a path.
         CheckpointError: missing, unreadable, or not a mapping of names to tensors.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{what}: no such file: {path!r}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # zip/pickle errors come in many types
-        raise CheckpointError(f"{what} {path!r} is not a readable PyTorch file: {exc}") from exc
+    state = load_torch_file(path, what)
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping) or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-        raise CheckpointError(f"{what} {path!r} does not hold a state_dict (names -> tensors)")
+        found = f" (top-level keys: {', '.join(map(str, list(state)[:8]))})" if isinstance(state, Mapping) else ""
+        raise CheckpointError(f"{what} {os.fspath(path)!r} does not hold a state_dict (names -> tensors){found}")
     return dict(state)
 
 
@@ -75,6 +98,10 @@ def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: st
     ignore = tuple(ignore_prefixes)
     state = {k: v for k, v in state.items() if not (ignore and k.startswith(ignore))}
     expected = module.state_dict()
+    # BatchNorm's counter (PyTorch >= 0.4.1): older files, torchvision's first ResNet weights
+    # among them, lack it; load_state_dict keeps the module's own where it is missing
+    counters = {k: v for k, v in expected.items() if k.endswith("num_batches_tracked") and k not in state}
+    state = {**counters, **state}
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
