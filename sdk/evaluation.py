@@ -56,7 +56,7 @@ class EvalReport:
         for rule, scores in self.rules.items():
             out[rule] = {"ciou_at_0.5": scores.ciou_at_05, "auc": scores.auc}
             if per_image:
-                out[rule]["ciou"] = dict(zip(self.ids, scores.cious))
+                out[rule]["ciou"] = dict(zip(_unique(self.ids), scores.cious))
         return out
 
 
@@ -107,6 +107,17 @@ def sample_inputs(sample, transform: str = "sacl"):
     return frame, log_mel
 
 
+def _unique(ids) -> list[str]:
+    """``ids`` with a repeated id numbered ("x", "x (2)", ...): samples pooled from several
+    benchmarks share ids, and a dict keyed by them would drop rows."""
+    seen: dict[str, int] = {}
+    out = []
+    for i in ids:
+        seen[i] = seen.get(i, 0) + 1
+        out.append(i if seen[i] == 1 else f"{i} ({seen[i]})")
+    return out
+
+
 def _as_numpy(maps) -> np.ndarray:
     if hasattr(maps, "detach"):
         maps = maps.detach().float().cpu().numpy()
@@ -121,7 +132,7 @@ def report_from_maps(maps: Iterable[np.ndarray], targets: Sequence[Target]) -> E
     maps = iter(maps)
     for target, raw in zip(targets, maps):  # targets first: zip must not swallow an extra map
         count += 1
-        heatmap = metrics.localization_map(raw)
+        heatmap = metrics.localization_map(_as_numpy(raw))  # torch maps too, as evaluate takes
         for rule in metrics.RULES:
             cious[rule].append(metrics.ciou(metrics.binarize(heatmap, rule), target.mask))
         hits.append(metrics.pointing_hit(heatmap, target.box))

@@ -193,6 +193,21 @@ def test_bad_unheard_labels_and_bad_split_are_reported(tmp_path, built):
         build_benchmark(tmp_path, SMALL, assets=tmp_path, progress=False)
 
 
+@pytest.mark.parametrize("damage", [b"{not json", b"[]", b'{"format": "avsdk.realparts"}',
+                                    b"\xff\xfe", b'{"format": "avsdk.realparts", "version": 99}'],
+                         ids=["not-json", "a-list", "no-splits", "not-utf8", "other-version"])
+def test_a_damaged_index_is_an_input_error_and_is_rebuilt(damage, built, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(built, root)
+    (root / "index.json").write_bytes(damage)
+    with pytest.raises(InputError, match="^root: expected a"):
+        load_split(root, "test")
+    build_benchmark(root, SMALL, progress=False)  # rebuilt, not trusted
+    assert [s.id for s in load_split(root, "test")] == [s.id for s in load_split(built, "test")]
+
+
 def test_explicit_unheard_classes_are_held_out(tmp_path):
     config = BenchmarkConfig(train=4, val=2, test=2, unheard=4, unheard_classes=("cow", "violin"))
     root = build_benchmark(tmp_path, config, progress=False)

@@ -180,3 +180,24 @@ def test_report_from_maps_rejects_extra_maps(samples):
     maps = [np.random.default_rng(i).random((14, 14)) for i in range(3)]
     with pytest.raises(InputError, match="maps"):
         evaluation.report_from_maps(maps, targets)
+
+
+def test_report_from_maps_takes_the_torch_maps_evaluate_takes(samples):
+    """Maps that need grad, or are bfloat16, raised numpy's errors here but not in evaluate."""
+    targets = [evaluation.load_target(s) for s in samples[:3]]
+    maps = torch.rand(3, 14, 14, generator=torch.Generator().manual_seed(0))
+    expected = evaluation.report_from_maps(maps.numpy(), targets)
+    for variant in (maps.clone().requires_grad_(), maps):
+        got = evaluation.report_from_maps(variant, targets)
+        assert got.rules["value"].cious == expected.rules["value"].cious
+    evaluation.report_from_maps(maps.to(torch.bfloat16), targets)  # converted, not refused
+
+
+def test_per_image_results_keep_every_row_when_ids_repeat(samples):
+    """Samples pooled from two benchmarks share ids ("test-00000"): a dict keyed by id dropped
+    rows; repeats are numbered instead."""
+    targets = [evaluation.load_target(s) for s in [samples[0], samples[0], samples[1]]]
+    maps = [np.random.default_rng(i).random((14, 14)) for i in range(3)]
+    per_image = evaluation.report_from_maps(maps, targets).to_dict()["value"]["ciou"]
+    first = samples[0].id
+    assert list(per_image) == [first, f"{first} (2)", samples[1].id]

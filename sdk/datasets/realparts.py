@@ -197,7 +197,7 @@ def build_benchmark(out_dir: str | os.PathLike, config: BenchmarkConfig = Benchm
              "assets_manifest_sha256": manifest_hash}
     index_path = root / INDEX_NAME
     if index_path.is_file():
-        old = json.loads(index_path.read_text())
+        old = _read_index(index_path) or {}  # a damaged index: build again
         if all(old.get(k) == v for k, v in stamp.items()):
             return root
         index_path.unlink()
@@ -318,13 +318,29 @@ def load_split(root: str | os.PathLike, split: str) -> list[Sample]:
     index_path = root / INDEX_NAME
     if not index_path.is_file():
         raise bad_input("root", f"a folder built by build_benchmark (with {INDEX_NAME})", str(root))
-    index = json.loads(index_path.read_text())
-    if index.get("format") != INDEX_FORMAT:
-        raise bad_input("root", f"an index of format {INDEX_FORMAT!r}", index.get("format"))
-    return [
-        Sample(id=s["id"], split=s["split"], label=s["label"], image=root / s["image"],
-               audio=root / s["audio"], box=tuple(s["box"]), mask=root / s["mask"],
-               distractor_label=s["distractor_label"], distractor_box=tuple(s["distractor_box"]),
-               distractor_mask=root / s["distractor_mask"], background=s["background"], clip=s["clip"])
-        for s in index["splits"][split]["samples"]
-    ]
+    index = _read_index(index_path)
+    if index is None or index.get("format") != INDEX_FORMAT or index.get("version") != INDEX_VERSION:
+        found = "an unreadable or damaged index" if index is None else (
+            f"format {index.get('format')!r}, version {index.get('version')!r}")
+        raise bad_input("root", f"a benchmark index of format {INDEX_FORMAT!r}, version {INDEX_VERSION} "
+                        "(rebuild it with build_benchmark)", f"{index_path}: {found}", described=True)
+    try:
+        return [
+            Sample(id=s["id"], split=s["split"], label=s["label"], image=root / s["image"],
+                   audio=root / s["audio"], box=tuple(s["box"]), mask=root / s["mask"],
+                   distractor_label=s["distractor_label"], distractor_box=tuple(s["distractor_box"]),
+                   distractor_mask=root / s["distractor_mask"], background=s["background"], clip=s["clip"])
+            for s in index["splits"][split]["samples"]
+        ]
+    except (KeyError, TypeError) as exc:
+        raise bad_input("root", "a complete benchmark index (rebuild it with build_benchmark)",
+                        f"{index_path}: no {exc} entry", described=True) from None
+
+
+def _read_index(path: Path) -> dict | None:
+    """The index's JSON object, or None if it cannot be read as one."""
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return index if isinstance(index, dict) else None
