@@ -50,7 +50,7 @@ def _distributed(config: TrainConfig):
     return dist.get_rank(), world, device
 
 
-def test_transform(config: TrainConfig) -> str:
+def deployed_transform(config: TrainConfig) -> str:
     """The frame transform a model of ``config.scheme`` is tested and deployed with, as in each
     reference: SACL squashes the frame to 224x224, SSPL resizes and centre-crops it. (Fast mode
     validates on the cached evaluation view, SACL's squash; on square frames they agree.)"""
@@ -139,7 +139,7 @@ class Validator:
         else:
             model.eval()
             report = evaluate(lambda f, m: model(f.to(self.device), m.to(self.device)), self.samples,
-                              progress=self.config.progress, transform=test_transform(self.config))
+                              progress=self.config.progress, transform=deployed_transform(self.config))
             model.train()
         value = report.rules["value"]
         return {"ciou": value.ciou_at_05, "auc": value.auc, "pointing": report.pointing_game}
@@ -254,7 +254,7 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
             if state["best"] is None or key > (state["best"]["ciou"], state["best"]["auc"]):
                 state["best"] = dict(record)
                 save_checkpoint(out / "best.pt", model, epoch=epoch + 1, scheme=config.scheme, mode=config.mode,
-                                transform=test_transform(config),
+                                transform=deployed_transform(config),
                                 val_ciou=record["ciou"], val_auc=record["auc"], train_config=settings)
         if rank == 0:
             state["history"].append(record)
