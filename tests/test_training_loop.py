@@ -76,11 +76,12 @@ def test_cli_fills_config():
 @pytest.fixture
 def empty_benchmark(tmp_path):
     """A benchmark index with no samples: enough for the CLI's checks, nothing to train on."""
-    from avsdk.datasets.realparts import INDEX_FORMAT, INDEX_NAME, SPLITS
+    from avsdk.datasets.realparts import INDEX_FORMAT, INDEX_NAME, INDEX_VERSION, SPLITS
 
     root = tmp_path / "bench"
     root.mkdir()
-    index = {"format": INDEX_FORMAT, "splits": {split: {"samples": []} for split in SPLITS}}
+    index = {"format": INDEX_FORMAT, "version": INDEX_VERSION,
+             "splits": {split: {"samples": []} for split in SPLITS}}
     (root / INDEX_NAME).write_text(json.dumps(index))
     return root
 
