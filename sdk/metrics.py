@@ -180,6 +180,9 @@ def peak(heatmap: np.ndarray) -> tuple[int, int]:
     heatmap = np.asarray(heatmap)
     if heatmap.ndim != 2 or heatmap.size == 0:
         raise bad_input("heatmap", "a non-empty array of shape [H, W]", heatmap)
+    if not np.isfinite(heatmap).all():  # NaN has no maximum (numpy's own error was cryptic)
+        raise bad_input("heatmap", "finite values", f"{int((~np.isfinite(heatmap)).sum())} "
+                        f"non-finite of {heatmap.size}", described=True)
     ys, xs = np.nonzero(heatmap == heatmap.max())
     if ys.size == 1:
         return int(xs[0]), int(ys[0])

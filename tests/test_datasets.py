@@ -208,6 +208,14 @@ def test_a_damaged_index_is_an_input_error_and_is_rebuilt(damage, built, tmp_pat
     assert [s.id for s in load_split(root, "test")] == [s.id for s in load_split(built, "test")]
 
 
+def test_an_image_size_too_small_for_a_cut_out_names_image_size(tmp_path):
+    """At 32 pixels a cut-out can lose every opaque pixel: a raw ValueError mid-build before."""
+    config = BenchmarkConfig(image_size=32, train=60, val=12, test=12, unheard=12)
+    with pytest.raises(InputError, match=r"^image_size: expected a side at which every cut-out"):
+        build_benchmark(tmp_path / "b", config, progress=False)
+    assert not (tmp_path / "b" / "index.json").exists()
+
+
 def test_explicit_unheard_classes_are_held_out(tmp_path):
     config = BenchmarkConfig(train=4, val=2, test=2, unheard=4, unheard_classes=("cow", "violin"))
     root = build_benchmark(tmp_path, config, progress=False)

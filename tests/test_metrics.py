@@ -144,6 +144,13 @@ def test_peak_and_pointing_game():
     assert metrics.pointing_hit(metrics.centre_box_map(), metrics.CENTRE_BOX)
 
 
+def test_peak_of_a_map_with_nan_is_an_input_error():
+    heat = np.zeros((10, 10))
+    heat[3, 3] = np.nan  # numpy raised "attempt to get argmin of an empty sequence"
+    with pytest.raises(InputError, match="^heatmap: expected finite values, received 1 non-finite of 100"):
+        metrics.peak(heat)
+
+
 def test_distractor_score():
     heat = np.zeros((10, 10))
     heat[1, 1] = 0.9

@@ -74,11 +74,15 @@ def paste(frame: Image.Image, cutout: Image.Image, corner: tuple[int, int]) -> P
     return Placed(mask=mask, box=mask_box(mask))
 
 
+class EmptyCutout(ValueError):
+    """A cut-out scaled so small that no pixel of it is opaque enough to mask."""
+
+
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     """Tight end-exclusive box (x0, y0, x1, y1) of a non-empty bool mask [H, W]."""
     ys, xs = np.nonzero(mask)
     if len(xs) == 0:
-        raise ValueError("empty mask: the cut-out is fully transparent at this scale")
+        raise EmptyCutout("empty mask: the cut-out is fully transparent at this scale")
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 

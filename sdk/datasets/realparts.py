@@ -216,7 +216,12 @@ def build_benchmark(out_dir: str | os.PathLike, config: BenchmarkConfig = Benchm
             labels = _balanced_labels(plan, split, getattr(config, split), config.seed, code)
             for i, label in enumerate(labels):
                 rng = np.random.default_rng([config.seed, 1 + code, i])
-                samples.append(_make_sample(root, split, i, label, plan, manifest, cache, config, rng))
+                try:
+                    samples.append(_make_sample(root, split, i, label, plan, manifest, cache, config, rng))
+                except compose.EmptyCutout as exc:  # no index is written: the build is not kept
+                    raise bad_input("image_size", "a side at which every cut-out keeps a visible pixel "
+                                    "(the evaluation's 224 does)", f"{config.image_size} ({exc}, "
+                                    f"{split} sample {i}, {label})", described=True) from None
                 bar.update(1)
             splits[split] = {"backgrounds": plan["backgrounds"][split],
                              "clips": sorted(c for cs in plan["clips"][split].values() for c in cs),
