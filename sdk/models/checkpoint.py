@@ -65,7 +65,7 @@ def load_checkpoint(path, map_location="cpu") -> tuple[AVNet, dict]:
             state_dict: use the loaders in avsdk.models.weights for those), a newer
             format version, or weights that do not match the stored config.
     """
-    payload = load_torch_file(path, "checkpoint")
+    payload = load_torch_file(path, "checkpoint", map_location)
     path = os.fspath(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(

@@ -36,7 +36,7 @@ SSPL_FRAME_PREFIX = "feat_extractor."  # SSPL's VGG16 wrapper; ours is "features
 _SHOWN = 12  # keys listed per category in an error message
 
 
-def load_torch_file(path, what: str):
+def load_torch_file(path, what: str, map_location="cpu"):
     """torch.load a user's file with ``weights_only=True``: tensors and plain values, never code.
 
     Raises:
@@ -52,7 +52,7 @@ def load_torch_file(path, what: str):
     if not os.path.isfile(path):
         raise CheckpointError(f"{what}: no such file: {path!r}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # zip/pickle errors come in many types
         if "Unsupported global" in str(exc):
             raise CheckpointError(
@@ -75,8 +75,10 @@ def read_state_dict(path, what: str = "weight file") -> dict:
         state = state["state_dict"]
     if not isinstance(state, Mapping) or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-        found = f" (top-level keys: {', '.join(map(str, list(state)[:8]))})" if isinstance(state, Mapping) else ""
-        raise CheckpointError(f"{what} {os.fspath(path)!r} does not hold a state_dict (names -> tensors){found}")
+        found = (f" (top-level keys: {', '.join(map(str, list(state)[:8]))})"
+                 if isinstance(state, Mapping) else "")
+        raise CheckpointError(
+            f"{what} {os.fspath(path)!r} does not hold a state_dict (names -> tensors){found}")
     return dict(state)
 
 
