@@ -22,6 +22,7 @@ import numpy as np
 
 from avsdk.command_line import command, flags, input_file, output_folder
 from avsdk.errors import bad_input
+from avsdk.export.quantize import CALIBRATION_PASS_SAMPLES
 
 MAX_DROP = 0.02
 
@@ -32,9 +33,9 @@ def parse_args(argv=None):
     parser.add_argument("--bench", type=Path, required=True, help="built real-parts benchmark root")
     parser.add_argument("--split", default="test", choices=("test", "unheard"), help="evaluation split")
     parser.add_argument("--calib-size", type=int, default=512)
-    parser.add_argument("--pass-samples", type=int, default=None,
-                        help="calibrate in passes of this many samples (default: "
-                             "avsdk.export.quantize.CALIBRATION_PASS_SAMPLES, 32; memory grows with it)")
+    parser.add_argument("--pass-samples", type=int, default=CALIBRATION_PASS_SAMPLES,
+                        help="calibrate in passes of this many samples (default %(default)s; "
+                             "memory grows with it)")
     parser.add_argument("--calib-methods", default="percentile,minmax,entropy",
                         help="comma-separated: minmax, entropy, percentile")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
@@ -77,8 +78,7 @@ def main(argv=None) -> int:
     from avsdk.evaluation import evaluate, evaluate_baselines, format_table, sample_inputs
     from avsdk.export.onnx_export import export_onnx, preprocessing_from_meta
     from avsdk.export.onnx_runtime import OnnxRunner
-    from avsdk.export.quantize import (CALIBRATION_PASS_SAMPLES, METHODS, calibration_inputs,
-                                       calibration_samples, quantize_int8)
+    from avsdk.export.quantize import METHODS, calibration_inputs, calibration_samples, quantize_int8
     from avsdk.models import load_checkpoint
 
     # every argument before the export and the calibration
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     if not methods or any(m not in METHODS for m in methods):
         raise bad_input("--calib-methods", f"a comma-separated list from {METHODS}", args.calib_methods)
     for flag, value in (("--threads", args.threads), ("--latency-runs", args.latency_runs),
-                        ("--pass-samples", args.pass_samples or 1)):
+                        ("--pass-samples", args.pass_samples)):
         if value < 1:
             raise bad_input(flag, "an int >= 1", value)
     input_file("--checkpoint", args.checkpoint)
@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     for method in methods:
         artifacts[f"int8 {method}"] = quantize_int8(
             fp32, args.out / f"{args.checkpoint.stem}.int8-{method}.onnx", calibration, method=method,
-            pass_samples=args.pass_samples or CALIBRATION_PASS_SAMPLES)
+            pass_samples=args.pass_samples)
 
     samples = load_split(args.bench, args.split)
     frame, log_mel = sample_inputs(samples[0], preprocessing.transform)
@@ -147,7 +147,7 @@ def main(argv=None) -> int:
     (args.out / "bench_int8.md").write_text(text + "\n")
     (args.out / "bench_int8.json").write_text(json.dumps({
         "split": args.split, "calibration_size": args.calib_size,
-        "calibration_pass_samples": args.pass_samples or CALIBRATION_PASS_SAMPLES,
+        "calibration_pass_samples": args.pass_samples,
         "reports": {k: v.to_dict(per_image=False) for k, v in reports.items()},
         "latency": timing, "map_agreement": agreement, "verdicts": verdicts,
     }, indent=2) + "\n")

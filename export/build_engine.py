@@ -100,13 +100,10 @@ def check_args(args) -> None:
                         "for --int8); FP16 needs the checkpoint: --checkpoint ... --fp16",
                         f"a {found} ONNX file", described=True)
     if args.opset is not None and args.checkpoint is not None:
-        import onnx
+        from avsdk.export.onnx_export import check_opset_argument
 
-        from avsdk.export.onnx_export import MIN_OPSET
-
-        if not MIN_OPSET <= args.opset <= onnx.defs.onnx_opset_version():
-            raise bad_input("--opset", f"an int in [{MIN_OPSET}, {onnx.defs.onnx_opset_version()}] "
-                            "(TensorRT 8.5 parses <= 17)", args.opset)
+        with flags({"opset": "--opset"}):
+            check_opset_argument(args.opset)
     if args.precision == "int8" and found == "fp32":  # calibration ahead: check its data now
         if args.calib_data is None:
             raise bad_input("--calib-data", "a benchmark root for INT8 calibration (train/val splits)",

@@ -134,10 +134,7 @@ def export_onnx(
         ExportError: the file's opset is not ``opset``, or ONNX Runtime disagrees with PyTorch.
     """
     onnx = require("onnx", "export", "ONNX export")
-    newest = onnx.defs.onnx_opset_version()  # above it the exporters silently write another
-    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
-        raise bad_input("opset", f"an int in [{MIN_OPSET}, {newest}] (TensorRT 8.5 parses <= 17; "
-                        f"onnx {onnx.__version__} knows up to {newest})", opset)
+    check_opset_argument(opset)
     if precision not in ONNX_PRECISIONS:
         hint = " (INT8 is made from the fp32 ONNX by avsdk.export.quantize_int8)" if precision == "int8" else ""
         raise bad_input("precision", f"one of {ONNX_PRECISIONS}{hint}", precision)
@@ -236,6 +233,16 @@ def checkpoint_source(checkpoint: str | os.PathLike | None) -> dict:
         return {"checkpoint": None, "checkpoint_sha256": None}
     checkpoint = Path(checkpoint)
     return {"checkpoint": checkpoint.name, "checkpoint_sha256": sha256_file(checkpoint)}
+
+
+def check_opset_argument(opset) -> None:
+    """Raise InputError (naming ``opset``) unless the exporters can write ``opset``: at least
+    MIN_OPSET, at most the installed onnx's newest (above it they silently write another)."""
+    onnx = require("onnx", "export", "ONNX export")
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
+        raise bad_input("opset", f"an int in [{MIN_OPSET}, {newest}] (TensorRT 8.5 parses <= 17; "
+                        f"onnx {onnx.__version__} knows up to {newest})", opset)
 
 
 def check_opset(proto, opset: int) -> None:

@@ -75,15 +75,14 @@ def check_engine_manifest(manifest: Manifest, tensorrt_version: str,
         )
 
 
-# TensorRT type -> torch type, by attribute name: bfloat16 and int64 exist from TensorRT 9/10 on.
-_DTYPES = (("float32", "float32"), ("float16", "float16"), ("bfloat16", "bfloat16"),
-           ("int64", "int64"), ("int32", "int32"), ("int8", "int8"), ("uint8", "uint8"),
-           ("bool", "bool"))
+# Types bound to torch buffers, by the name both modules give them: bfloat16 and int64 exist
+# from TensorRT 9/10 on.
+_DTYPES = ("float32", "float16", "bfloat16", "int64", "int32", "int8", "uint8", "bool")
 
 
 def _dtype_table(trt, torch) -> dict:
     """{TensorRT DataType: torch dtype} for the types this TensorRT has."""
-    return {getattr(trt, a): getattr(torch, b) for a, b in _DTYPES if hasattr(trt, a)}
+    return {getattr(trt, name): getattr(torch, name) for name in _DTYPES if hasattr(trt, name)}
 
 
 def _chunks(n: int, min_batch: int, max_batch: int) -> list:

@@ -161,11 +161,10 @@ def _pcm_to_unit(x: np.ndarray) -> np.ndarray:
 
 
 def _check_rate(sample_rate) -> float:
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Real):
-        raise bad_input("sample_rate", f"a number of samples per second >= {MIN_SAMPLE_RATE}", sample_rate)
-    if not (math.isfinite(sample_rate) and sample_rate >= MIN_SAMPLE_RATE):
-        # below it a clip is a handful of samples, and resampling to 16 kHz would blow it up
-        # (1 Hz: 16000 times, gigabytes for a minute of input)
+    # below the minimum a clip is a handful of samples, and resampling to 16 kHz would blow it
+    # up (1 Hz: 16000 times, gigabytes for a minute of input)
+    if (isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Real)
+            or not (math.isfinite(sample_rate) and sample_rate >= MIN_SAMPLE_RATE)):
         raise bad_input("sample_rate", f"a number of samples per second >= {MIN_SAMPLE_RATE}", sample_rate)
     return int(sample_rate) if float(sample_rate).is_integer() else float(sample_rate)
 

@@ -24,8 +24,9 @@ def load_frame(source) -> np.ndarray:
 
     Args:
         source: a path (str or PathLike; its EXIF orientation is applied), a PIL image in any
-            mode (RGB, RGBA, L, P, I;16, I, F, CMYK, ...; I and F on Pillow's 0..255 scale), or a numpy array [H, W], [H, W, 1], [H, W, 3] or [H, W, 4] that is
-            uint8 or float in [0, 1] (alpha is dropped, grey is repeated to 3 channels).
+            mode (RGB, RGBA, L, P, I;16, I, F, CMYK, ...; I and F on Pillow's 0..255 scale), or
+            a numpy array [H, W], [H, W, 1], [H, W, 3] or [H, W, 4] that is uint8 or float in
+            [0, 1] (alpha is dropped, grey is repeated to 3 channels).
 
     Returns:
         [H, W, 3] uint8 (a new array, never a view of the caller's).

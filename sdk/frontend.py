@@ -21,27 +21,29 @@ BACKENDS = ("auto", "numpy", "compiled")
 
 
 @lru_cache(maxsize=1)
-def _compiled_module():
-    try:
-        from . import _frontend
-    except ImportError:
-        return None
-    return _frontend
-
-
-def compiled_status() -> str:
-    """Why the compiled frontend is or is not in use: "compiled (<implementation>)", "numpy
-    (avsdk._frontend is not built)", or "numpy (avsdk._frontend does not load: <error>)" for an
-    extension that is there but broken (built for another Python, a missing symbol)."""
+def _import_compiled():
+    """(avsdk._frontend, None), or (None, why it is not in use): not built, or built but not
+    loading (built for another Python, a missing symbol)."""
     try:
         from . import _frontend
     except ModuleNotFoundError as exc:
         if exc.name == f"{__package__}._frontend":
-            return "numpy (avsdk._frontend is not built)"
-        return f"numpy (avsdk._frontend does not load: {exc})"
+            return None, "avsdk._frontend is not built"
+        return None, f"avsdk._frontend does not load: {exc}"
     except ImportError as exc:
-        return f"numpy (avsdk._frontend does not load: {exc})"
-    return f"compiled ({_frontend.implementation()})"
+        return None, f"avsdk._frontend does not load: {exc}"
+    return _frontend, None
+
+
+def _compiled_module():
+    return _import_compiled()[0]
+
+
+def compiled_status() -> str:
+    """Which frontend ``backend="auto"`` uses and why: "compiled (<implementation>)", or
+    "numpy (<why the compiled one is not in use>)"."""
+    module, why = _import_compiled()
+    return f"numpy ({why})" if module is None else f"compiled ({module.implementation()})"
 
 
 def active_backend() -> str:

@@ -201,12 +201,16 @@ def test_info_tells_a_missing_frontend_from_a_broken_one(monkeypatch):
             return real_import(name, globals, locals, fromlist, level)
         return fake
 
+    # the import is tried once per process (cached): each simulated install starts afresh
     monkeypatch.setattr(builtins, "__import__", failing(ImportError("undefined symbol: _ZN5avsdk")))
     monkeypatch.delitem(sys.modules, "avsdk._frontend", raising=False)
+    frontend._import_compiled.cache_clear()
     assert frontend.compiled_status() == "numpy (avsdk._frontend does not load: undefined symbol: _ZN5avsdk)"
     monkeypatch.setattr(builtins, "__import__",
                         failing(ModuleNotFoundError("No module named 'avsdk._frontend'", name="avsdk._frontend")))
+    frontend._import_compiled.cache_clear()
     assert frontend.compiled_status() == "numpy (avsdk._frontend is not built)"
     monkeypatch.setattr(builtins, "__import__", real_import)
+    frontend._import_compiled.cache_clear()
     if frontend.active_backend() == "compiled":
         assert frontend.compiled_status().startswith("compiled (")

@@ -20,8 +20,6 @@ from avsdk.errors import bad_input
 from .config import ModelConfig
 from .efficientnet import EfficientNetLite0
 from .pcm import PredictiveCoding
-
-PCM_MAP = (14, 14)  # the only visual map size the PCM's levels fit
 from .resnet import ResNet18
 from .small_cnn import SmallAudioCNN
 from .vgg import VGG16Conv5
@@ -30,6 +28,7 @@ from .vggish import VGGish
 from avsdk.kernels import av_similarity
 
 LOG_MEL_SHAPE = (1, 96, 64)  # one 0.96 s VGGish example
+PCM_MAP = (14, 14)  # the only visual map size the PCM's levels fit
 
 
 def make_trunk(name: str) -> nn.Module:
