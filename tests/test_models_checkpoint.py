@@ -131,3 +131,15 @@ def test_checkpoint_from_before_nonnegative_loads_a_linear_head_model(tmp_path):
     frames, log_mel = _inputs()
     with torch.no_grad():
         torch.testing.assert_close(loaded(frames, log_mel), model(frames, log_mel), rtol=0, atol=0)
+
+
+def test_map_location_reaches_torch_load(tmp_path):
+    save_checkpoint(tmp_path / "m.pt", build_model(ModelConfig(), pretrained=False))
+    seen = []
+
+    def where(storage, location):
+        seen.append(location)
+        return storage
+
+    load_checkpoint(tmp_path / "m.pt", map_location=where)
+    assert seen and set(seen) == {"cpu"}
