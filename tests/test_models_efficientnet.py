@@ -38,6 +38,30 @@ def _ours(state, dense):
     return net.eval()
 
 
+def _lite_input(imagenet: torch.Tensor) -> torch.Tensor:
+    """ImageNet-normalised -> the (pixel - 127) / 128 of TensorFlow's EfficientNet-Lite, by
+    way of the 0..255 pixel values."""
+    pixels = (imagenet * torch.from_numpy(STD).view(3, 1, 1) + torch.from_numpy(MEAN).view(3, 1, 1)) * 255
+    return (pixels - 127.0) / 128.0
+
+
+def _mapped(net: EfficientNetLite0, x: torch.Tensor) -> torch.Tensor:
+    """The stem's input as ``net`` computes it (its own constants, its own rounding)."""
+    return x * net._in_scale + net._in_shift
+
+
+def test_imagenet_input_is_mapped_to_the_tensorflow_lite_normalisation(photos, state):
+    ours, raw = _ours(state, dense=False), EfficientNetLite0(dense=False, classifier=True, imagenet_input=False)
+    load_strict(raw, state, "efficientnet-lite0-57934424.pth")
+    mapped = _mapped(ours, photos)
+    torch.testing.assert_close(mapped, _lite_input(photos), rtol=0, atol=1e-6)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(photos), raw.eval()(mapped), rtol=0, atol=0)
+        # and the mapping matters: ImageNet-normalised input straight into the stem differs
+        assert (raw(photos) - ours(photos)).abs().max() > 0.1
+    assert not any("_in_" in key for key in ours.state_dict())  # constants, not checkpoint keys
+
+
 def test_matches_efficientnet_lite_pytorch(photos, state):
     lib = pytest.importorskip("efficientnet_lite_pytorch")
     theirs = lib.EfficientNet.from_name("efficientnet-lite0")
@@ -45,14 +69,16 @@ def test_matches_efficientnet_lite_pytorch(photos, state):
     theirs.eval()
     ours = _ours(state, dense=False)
     odd = torch.nn.functional.interpolate(photos, size=(197, 197), mode="bilinear")
+    # the library's module takes its input as it comes; give it the Lite normalisation
+    photos_lite, odd_lite = _mapped(ours, photos), _mapped(ours, odd)
     with torch.no_grad():
-        torch.testing.assert_close(ours(photos), theirs.extract_features(photos), rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(ours.logits(photos), theirs(photos), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(ours(photos), theirs.extract_features(photos_lite), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(ours.logits(photos), theirs(photos_lite), rtol=1e-5, atol=1e-5)
         # "SAME" padding: odd sizes pad differently from even ones; their static padding is
         # computed for 224, so compare against their dynamic-padding variant there.
         dynamic = lib.EfficientNet(*lib.get_model_params("efficientnet-lite0", {"image_size": None}))
         dynamic.load_state_dict(state)
-        torch.testing.assert_close(ours.logits(odd), dynamic.eval()(odd), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(ours.logits(odd), dynamic.eval()(odd_lite), rtol=1e-5, atol=1e-5)
 
 
 def test_pretrained_classifies_the_photos(photos, state):

@@ -32,6 +32,13 @@ STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 BN_EPS = 1e-3  # TensorFlow's value; the weights were trained with it
 BN_MOMENTUM = 0.01  # PyTorch convention for TensorFlow's 0.99
+# The weights come from TensorFlow's EfficientNet-Lite, whose input pipeline feeds
+# (pixel - 127) / 128 (pixel in 0..255), not ImageNet mean / std. avsdk's frames are
+# ImageNet-normalised for every trunk, so the trunk maps them back: x_lite = x * scale + shift.
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+LITE_SCALE = tuple(s * 255.0 / 128.0 for s in _IMAGENET_STD)
+LITE_SHIFT = tuple((m * 255.0 - 127.0) / 128.0 for m in _IMAGENET_MEAN)
 
 
 def _same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -106,15 +113,23 @@ class EfficientNetLite0(nn.Module):
             ImageNet features degrade badly (chelsea: "Egyptian cat" at 1.3% instead of
             76%); with it the dense net still gives 80%.
         classifier: keep the ImageNet classifier ``_fc`` (1280 -> 1000); ``logits()`` then
-            gives ImageNet logits. Localization does not need it.
+            gives ImageNet logits.
+        imagenet_input: the input is ImageNet-normalised (avsdk's convention for every
+            trunk) and is mapped to the (pixel - 127) / 128 the weights were trained on, by
+            a fixed per-channel affine inside the graph (so ONNX and INT8 models carry it).
+            False feeds the input to the stem unchanged (for inputs already in that form).
 
     Dropout and drop-connect of the original are training regularisers; they are the
     identity at inference and are left out, so outputs match the original in eval mode.
     """
 
-    def __init__(self, dense: bool = True, classifier: bool = False):
+    def __init__(self, dense: bool = True, classifier: bool = False, imagenet_input: bool = True):
         super().__init__()
         self.dense = dense
+        self.imagenet_input = imagenet_input
+        # Not persistent: fixed constants, not weights (checkpoint keys stay the file's).
+        self.register_buffer("_in_scale", torch.tensor(LITE_SCALE).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("_in_shift", torch.tensor(LITE_SHIFT).view(1, 3, 1, 1), persistent=False)
         self._conv_stem = SameConv2d(3, STEM_CHANNELS, 3, stride=2)
         self._bn0 = _bn(STEM_CHANNELS)
         blocks = []
@@ -135,6 +150,8 @@ class EfficientNetLite0(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, 3, H, W] ImageNet-normalised -> [B, 1280, h, w] (after ReLU6)."""
+        if self.imagenet_input:
+            x = x * self._in_scale + self._in_shift
         x = F.relu6(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
