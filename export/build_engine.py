@@ -140,7 +140,7 @@ def onnx_for(args) -> Path:
         common = dict(
             opset=args.opset or 17, dynamic_batch=args.batch is None, batch_size=args.batch or 1,
             with_embedding=args.with_embedding, checkpoint=args.checkpoint,
-            preprocessing=preprocessing_from_meta(meta),
+            preprocessing=preprocessing_from_meta(meta), visibility=meta.get("visibility"),
         )
         fp32 = export_onnx(model, out / f"{stem}.onnx", precision="fp32", **common)
         _say(f"wrote {fp32} (+ .json manifest)")

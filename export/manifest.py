@@ -91,6 +91,7 @@ class Manifest:
     source: dict = field(default_factory=dict)  # checkpoint path + sha256, parent artifact
     versions: dict = field(default_factory=dict)  # avsdk, torch, onnx, onnxruntime, tensorrt
     build: dict = field(default_factory=dict)  # opset / quantization / TensorRT settings
+    visibility: dict = field(default_factory=dict)  # avsdk.visibility.Calibration.to_json(), or {}
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -112,6 +113,7 @@ class Manifest:
             "source": dict(self.source),
             "versions": dict(self.versions),
             "build": dict(self.build),
+            "visibility": dict(self.visibility),
         }
 
     @classmethod
@@ -135,6 +137,7 @@ class Manifest:
             source=dict(data.get("source", {})),
             versions=dict(data.get("versions", {})),
             build=dict(data.get("build", {})),
+            visibility=dict(data.get("visibility") or {}),
         )
 
     def input(self, name: str) -> TensorSpec:

@@ -108,6 +108,7 @@ def export_onnx(
     with_embedding: bool = False,
     checkpoint: str | os.PathLike | None = None,
     preprocessing: Preprocessing | None = None,
+    visibility: dict | None = None,
     exporter: str = "auto",
     verify: bool = True,
 ) -> Path:
@@ -123,6 +124,8 @@ def export_onnx(
         with_embedding: also output "audio_embedding" [B, 512].
         checkpoint: the checkpoint the model came from; its sha256 goes into the manifest.
         preprocessing: recorded in the manifest; defaults to the SPEC's (3 s, 16 kHz, 224).
+        visibility: the model's visibility calibration (``Calibration.to_json()``, e.g. the
+            checkpoint meta's "visibility"), recorded in the manifest for the runtimes.
         exporter: "auto" (dynamo, TorchScript if that fails), "dynamo" or "torchscript".
         verify: run the file in ONNX Runtime and compare with PyTorch (``PARITY_ATOL``).
 
@@ -202,6 +205,7 @@ def export_onnx(
         outputs=tuple(outputs),
         artifact_sha256=sha256_file(path),
         preprocessing=preprocessing,
+        visibility=dict(visibility or {}),
         source=checkpoint_source(checkpoint),
         versions=tool_versions(),
         build={

@@ -36,6 +36,10 @@ class LocalizationResult:
         the peak.
     peak: (x, y) of the heatmap's maximum.
     score: the largest raw cosine similarity (how strongly the sound matches anything).
+    on_screen: probability that the sound's source is in the picture at all (calibrated on
+        validation pairs, avsdk.visibility), or None for a model saved without a calibration.
+        Below 0.5 the heatmap and box point at the best match of a sound that is most
+        likely off screen, silent or noise.
     """
 
     heatmap: np.ndarray
@@ -43,6 +47,7 @@ class LocalizationResult:
     box: tuple[int, int, int, int]
     peak: tuple[int, int]
     score: float
+    on_screen: float | None = None
 
     def save_overlay(self, path: str | os.PathLike, image, alpha: float = 0.5) -> Path:
         """Write the heatmap, box and peak over ``image`` (the localized frame) as a PNG."""
@@ -72,7 +77,7 @@ def heatmap_at_image_size(similarity: np.ndarray, height: int, width: int,
 
 
 def result_from_similarity(similarity: np.ndarray, height: int, width: int,
-                           transform: str = "sacl") -> LocalizationResult:
+                           transform: str = "sacl", on_screen: float | None = None) -> LocalizationResult:
     """Build the typed result of one raw map [h, w] for an image of height x width pixels."""
     from avsdk.regions import component_box
 
@@ -83,7 +88,7 @@ def result_from_similarity(similarity: np.ndarray, height: int, width: int,
     peak = metrics.peak(heatmap)
     box = component_box(heatmap >= THRESHOLD, peak)
     return LocalizationResult(heatmap=heatmap, similarity=similarity, box=box, peak=peak,
-                              score=float(similarity.max()))
+                              score=float(similarity.max()), on_screen=on_screen)
 
 
 # ------------------------------------------------------------------------- backends
@@ -165,13 +170,25 @@ def _engine_backend(path: Path) -> tuple[RunnerBackend, dict]:
 
 
 def _preprocessing(artifact: Path) -> dict:
-    """transform and clip length from the artifact's sidecar manifest, if it has one."""
+    """transform, clip length and visibility calibration from the artifact's sidecar manifest,
+    if it has one."""
     from avsdk.export.manifest import manifest_path, read_manifest
 
     if not manifest_path(artifact).is_file():
         return {}
-    prep = read_manifest(artifact).preprocessing
-    return {"transform": prep.transform, "clip_seconds": prep.clip_seconds}
+    manifest = read_manifest(artifact)
+    prep = manifest.preprocessing
+    return {"transform": prep.transform, "clip_seconds": prep.clip_seconds,
+            "visibility": _calibration(manifest.visibility, f"{manifest_path(artifact)}: visibility")}
+
+
+def _calibration(data, where: str):
+    """The Calibration stored with a model, None when it has none."""
+    if not data:
+        return None
+    from avsdk.visibility import Calibration
+
+    return Calibration.from_json(data, where)
 
 
 # ------------------------------------------------------------------------- Localizer
@@ -186,10 +203,11 @@ class Localizer:
         clip_seconds: audio length the model was trained on (3 s in SPEC section 1).
         frontend: log-mel implementation, "auto" (compiled when built, else numpy),
             "compiled" or "numpy" (see avsdk.frontend).
+        visibility: an avsdk.visibility.Calibration; results then carry ``on_screen``.
     """
 
     def __init__(self, backend: Backend, transform: str = "sacl", clip_seconds: float = 3.0,
-                 frontend: str = "auto"):
+                 frontend: str = "auto", visibility=None):
         if not callable(backend):
             raise bad_input("backend", "a callable (frames, log_mel) -> maps [B, h, w]", backend)
         if transform not in ("sacl", "sspl"):
@@ -198,10 +216,15 @@ class Localizer:
 
         if frontend not in BACKENDS:
             raise bad_input("frontend", f"one of {BACKENDS}", frontend)
+        from avsdk.visibility import Calibration
+
+        if visibility is not None and not isinstance(visibility, Calibration):
+            raise bad_input("visibility", "None or an avsdk.visibility.Calibration", visibility)
         self.backend = backend
         self.transform = transform
         self.clip_seconds = float(clip_seconds)
         self.frontend = frontend
+        self.visibility = visibility
 
     @property
     def backend_name(self) -> str:
@@ -238,6 +261,7 @@ class Localizer:
 
             model, meta = load_checkpoint(path, map_location="cpu")
             settings = {k: meta[k] for k in ("transform", "clip_seconds") if k in meta}
+            settings["visibility"] = _calibration(meta.get("visibility"), f"{path}: meta visibility")
             backend = TorchBackend(model, device)
         elif suffix == ".onnx":
             backend, settings = _onnx_backend(path)
@@ -279,7 +303,8 @@ class Localizer:
         return maps
 
     def inputs(self, frame, audio, sample_rate: int | None = None):
-        """(RGB uint8 [H, W, 3], frame tensor [1, 3, 224, 224], log_mel [1, N, 1, 96, 64])."""
+        """(RGB uint8 [H, W, 3], frame tensor [1, 3, 224, 224], log_mel [1, N, 1, 96, 64],
+        the heard window's level in dBFS or None when the model has no visibility calibration)."""
         import torch
 
         from avsdk.audio import load_audio
@@ -302,7 +327,12 @@ class Localizer:
         examples = audio_to_examples(np.asarray(audio), sample_rate, clip_seconds=self.clip_seconds,
                                      backend=self.frontend)
         log_mel = torch.as_tensor(np.asarray(examples, dtype=np.float32))[None]
-        return image, frame_tensor(image, transform=self.transform)[None], log_mel
+        level = None
+        if self.visibility is not None:
+            from avsdk.visibility import audio_level_db
+
+            level = audio_level_db(np.asarray(audio), sample_rate, self.clip_seconds)
+        return image, frame_tensor(image, transform=self.transform)[None], log_mel, level
 
     def __call__(self, frame, audio, sample_rate: int | None = None) -> LocalizationResult:
         """Localize the sound in one frame.
@@ -316,9 +346,14 @@ class Localizer:
         Raises:
             InputError: unreadable or malformed frame or audio, missing sample_rate.
         """
-        image, frames, log_mel = self.inputs(frame, audio, sample_rate)
+        image, frames, log_mel, level = self.inputs(frame, audio, sample_rate)
         similarity = self.predict(frames, log_mel)[0]
-        return result_from_similarity(similarity, image.shape[0], image.shape[1], self.transform)
+        on_screen = None
+        if self.visibility is not None:
+            from avsdk.visibility import map_features
+
+            on_screen = self.visibility.probability(map_features(similarity, level))
+        return result_from_similarity(similarity, image.shape[0], image.shape[1], self.transform, on_screen)
 
     def localize_video(self, path: str | os.PathLike, time: float | None = None) -> LocalizationResult:
         """Localize in the frame of a video at ``time`` seconds (default: the middle), with the

@@ -40,6 +40,14 @@ def level_db(window: np.ndarray) -> float:
     return max(SILENCE_DB, 20.0 * math.log10(rms)) if rms > 0 else SILENCE_DB
 
 
+def audio_level_db(audio, sample_rate, clip_seconds: float = 3.0) -> float:
+    """level_db of the window the model hears: mono, 16 kHz, the centre ``clip_seconds`` (a
+    shorter sound tiled), before the min-max rescale. Same inputs as avsdk.audio.prepare_waveform."""
+    from avsdk.audio import centre_or_tile, clip_samples, to_mono_16k
+
+    return level_db(centre_or_tile(to_mono_16k(audio, sample_rate), clip_samples(clip_seconds)))
+
+
 def map_features(similarity: np.ndarray, level: float) -> np.ndarray:
     """One raw map [h, w] and its audio level -> the features [3] (FEATURES order)."""
     similarity = np.asarray(similarity, dtype=np.float64)

@@ -364,3 +364,56 @@ def test_load_reports_unreadable_onnx_and_bad_path_types(tmp_path):
     for bad in (None, 3):
         with pytest.raises(InputError, match="path"):
             Localizer.load(bad)
+
+
+# ------------------------------------------------------------------ visibility
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    from avsdk.visibility import Calibration
+
+    # louder and higher-scoring: on screen (weights on standardised score, contrast, level)
+    return Calibration(weights=(1.0, 0.5, 2.0), bias=0.0, mean=(0.5, 0.2, -30.0), scale=(0.1, 0.1, 10.0))
+
+
+def test_visibility_travels_with_checkpoint_and_onnx(tiny_model, calibration, picture, sound, tmp_path):
+    _needs_inputs()
+    from avsdk.models import save_checkpoint
+    from avsdk.visibility import audio_level_db, map_features
+
+    path = tmp_path / "calibrated.pt"
+    save_checkpoint(path, tiny_model, transform="sacl", visibility=calibration.to_json())
+    loc = Localizer.load(path)
+    assert loc.visibility == calibration
+    result = loc(picture, sound)
+    import soundfile
+
+    waveform, rate = soundfile.read(sound, dtype="float32")
+    expected = calibration.probability(map_features(result.similarity, audio_level_db(waveform, rate)))
+    assert result.on_screen == pytest.approx(expected) and 0.0 < result.on_screen < 1.0
+    # silence at the same picture: the level feature pulls the probability down
+    quiet = loc(picture, np.zeros(32000, np.float32), sample_rate=16000)
+    assert quiet.on_screen < result.on_screen
+    # a model saved without one answers None
+    assert Localizer.from_model(tiny_model)(picture, sound).on_screen is None
+
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is not installed")
+    from avsdk.export.onnx_export import export_onnx
+
+    onnx_path = export_onnx(tiny_model, tmp_path / "calibrated.onnx", checkpoint=path,
+                            visibility=calibration.to_json())
+    onnx_loc = Localizer.load(onnx_path)
+    assert onnx_loc.visibility == calibration
+    assert onnx_loc(picture, sound).on_screen == pytest.approx(result.on_screen, abs=1e-4)
+
+
+def test_a_damaged_calibration_is_named(tiny_model, tmp_path):
+    from avsdk.models import save_checkpoint
+
+    path = tmp_path / "bad.pt"
+    save_checkpoint(path, tiny_model, transform="sacl", visibility={"format": "avsdk.visibility"})
+    with pytest.raises(InputError, match="meta visibility"):
+        Localizer.load(path)
+    with pytest.raises(InputError, match="visibility"):
+        Localizer(lambda f, a: None, visibility={"weights": [1, 2, 3]})
