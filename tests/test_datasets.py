@@ -1,4 +1,5 @@
-"""The real-parts benchmark: determinism, split hygiene, exact masks, audio, the asset pack."""
+"""The real-parts benchmark: determinism, split hygiene (disjoint recordings and looks, unheard
+classes), the offscreen split, exact masks, audio, the asset pack."""
 from __future__ import annotations
 
 import hashlib
@@ -12,12 +13,14 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from avsdk.datasets import ASSETS_DIR, SPLITS, BenchmarkConfig, build_benchmark, load_split, read_manifest
+from avsdk.datasets import (ASSETS_DIR, OFFSCREEN_KINDS, ON_SCREEN_SPLITS, SPLITS, BenchmarkConfig,
+                            build_benchmark, load_split, read_manifest)
 from avsdk.datasets import compose
-from avsdk.datasets.realparts import plan_splits
+from avsdk.datasets.realparts import (MIN_HEARD_LOOKS, MIN_HEARD_RECORDINGS, class_looks,
+                                      class_recordings, plan_splits)
 from avsdk.errors import InputError
 
-SMALL = BenchmarkConfig(seed=7, train=24, val=12, test=12, unheard=12)
+SMALL = BenchmarkConfig(seed=7, train=24, val=12, test=12, unheard=12, offscreen=20)
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +44,8 @@ def test_same_seed_gives_identical_bytes(built, tmp_path):
 
 
 def test_other_seed_gives_other_samples(built, tmp_path):
-    other = build_benchmark(tmp_path / "other", BenchmarkConfig(seed=8, train=4, val=4, test=4, unheard=4),
-                            progress=False)
+    other = build_benchmark(tmp_path / "other", BenchmarkConfig(seed=8, train=4, val=4, test=4, unheard=4,
+                                                                offscreen=4), progress=False)
     a = [s.box for s in load_split(built, "test")[:4]]
     b = [s.box for s in load_split(other, "test")]
     assert a != b
@@ -56,9 +59,9 @@ def test_rebuild_is_skipped_when_config_matches(built):
 
 
 def test_rebuild_happens_when_config_changes(tmp_path):
-    root = build_benchmark(tmp_path, BenchmarkConfig(train=2, val=2, test=2, unheard=2), progress=False)
+    root = build_benchmark(tmp_path, BenchmarkConfig(train=2, val=2, test=2, unheard=2, offscreen=2), progress=False)
     assert len(load_split(root, "train")) == 2
-    build_benchmark(root, BenchmarkConfig(train=3, val=2, test=2, unheard=2), progress=False)
+    build_benchmark(root, BenchmarkConfig(train=3, val=2, test=2, unheard=2, offscreen=2), progress=False)
     assert len(load_split(root, "train")) == 3
 
 
@@ -78,35 +81,149 @@ def test_backgrounds_are_disjoint_across_splits(built, splits):
         assert not allowed[a] & allowed[b], (a, b)
 
 
-def test_clips_are_disjoint_across_splits(built, splits):
-    index = json.loads((built / "index.json").read_text())
-    allowed = {split: set(index["splits"][split]["clips"]) for split in SPLITS}
+def _index(built: Path) -> dict:
+    return json.loads((built / "index.json").read_text())
+
+
+def _used(index: dict, split: str, label: str | None = None) -> tuple[set, set]:
+    """(recordings, looks) that the samples of a split actually use (of one class, or all)."""
+    recordings, looks = set(), set()
+    for s in index["splits"][split]["samples"]:
+        if s["recording"] is not None and label in (None, s["label"]):
+            recordings.add(s["recording"])
+        looks |= {look for name, look in zip(s["objects"], s["looks"]) if label in (None, name)}
+    return recordings, looks
+
+
+def test_samples_use_only_their_split_clips_and_cut_outs(built, splits):
+    index = _index(built)
     for split, samples in splits.items():
-        assert {s.clip for s in samples} <= allowed[split]
-        assert all(Path(s.clip).parts[1] == s.label for s in samples)  # sounds/<label>/...
-    for a in SPLITS:
-        for b in SPLITS:
-            if a < b:
-                assert not allowed[a] & allowed[b], (a, b)
+        allowed_clips = set(index["splits"][split]["clips"])
+        allowed_looks = set(index["splits"][split]["cutouts"])
+        for s, raw in zip(samples, index["splits"][split]["samples"]):
+            if not s.clip.startswith("synthetic:"):
+                assert s.clip in allowed_clips and Path(s.clip).parts[1] == s.label  # sounds/<label>/...
+                assert raw["recording"].split("/")[0] == s.label
+            assert set(raw["looks"]) <= allowed_looks
+            assert [Path(look).parts[1] for look in raw["looks"]] == list(s.objects)  # cutouts/<label>/...
+
+
+def test_test_recordings_and_looks_are_never_used_by_train_or_val(built):
+    index = _index(built)
+    test_recordings, test_looks = _used(index, "test")
+    assert test_recordings and test_looks
+    for split in ("train", "val"):
+        recordings, looks = _used(index, split)
+        assert not recordings & test_recordings, split
+        assert not looks & test_looks, split
+        # the plan's lists (what a larger build could draw) are disjoint too
+        assert not set(index["splits"][split]["recordings"]) & set(index["splits"]["test"]["recordings"])
+        assert not set(index["splits"][split]["cutouts"]) & set(index["splits"]["test"]["cutouts"])
+        # and no other segment of a test recording is in the other split's clips
+        test_sources = {c.rsplit("-", 1)[0] for c in index["splits"]["test"]["clips"]}
+        assert not {c.rsplit("-", 1)[0] for c in index["splits"][split]["clips"]} & test_sources
+
+
+def test_val_recordings_are_disjoint_from_train_and_shared_looks_are_documented(built):
+    index = _index(built)
+    assert not set(index["splits"]["val"]["recordings"]) & set(index["splits"]["train"]["recordings"])
+    assert not _used(index, "val")[0] & _used(index, "train")[0]
+    shared = set(index["classes"]["val_shares_train_looks"])
+    _, manifest, _ = read_manifest()
+    for label in index["classes"]["heard"]:
+        val_looks = {c for c in index["splits"]["val"]["cutouts"] if Path(c).parts[1] == label}
+        train_looks = {c for c in index["splits"]["train"]["cutouts"] if Path(c).parts[1] == label}
+        if label in shared:
+            assert len(class_looks(manifest, label)) == 2 and val_looks == train_looks, label
+        else:
+            assert not val_looks & train_looks, label
+
+
+def test_heard_classes_have_enough_independent_recordings_and_looks(built):
+    index = _index(built)
+    _, manifest, _ = read_manifest()
+    for label in index["classes"]["heard"]:
+        assert len(class_recordings(manifest, label)) >= MIN_HEARD_RECORDINGS, label
+        assert len(class_looks(manifest, label)) >= MIN_HEARD_LOOKS, label
+        for split in ("train", "val", "test"):
+            assert any(r.startswith(label + "/") for r in index["splits"][split]["recordings"]), (label, split)
 
 
 def test_unheard_classes_never_appear_elsewhere(built, splits):
-    index = json.loads((built / "index.json").read_text())
+    index = _index(built)
     heard, unheard = set(index["classes"]["heard"]), set(index["classes"]["unheard"])
     assert not heard & unheard
-    for split in ("train", "val", "test"):
-        seen = {s.label for s in splits[split]} | {s.distractor_label for s in splits[split]}
-        assert seen <= heard, split
+    for split in ("train", "val", "test", "offscreen"):
+        seen = {s.label for s in splits[split]} | {o for s in splits[split] for o in s.objects}
+        assert seen - {"silence", "noise"} <= heard, split
+        assert not {c for c in index["splits"][split]["clips"] if Path(c).parts[1] in unheard}, split
+        assert not {c for c in index["splits"][split]["cutouts"] if Path(c).parts[1] in unheard}, split
     assert {s.label for s in splits["unheard"]} <= unheard
-    assert {s.distractor_label for s in splits["unheard"]} <= unheard
+    assert {o for s in splits["unheard"] for o in s.objects} <= unheard
+
+
+def test_offscreen_never_pictures_the_sound_source(built, splits):
+    index = _index(built)
+    heard = set(index["classes"]["heard"])
+    samples = splits["offscreen"]
+    assert {s.kind for s in samples} == set(OFFSCREEN_KINDS)
+    test_clips, test_looks = set(index["splits"]["test"]["clips"]), set(index["splits"]["test"]["cutouts"])
+    test_backgrounds = set(index["splits"]["test"]["backgrounds"])
+    for s, raw in zip(samples, index["splits"]["offscreen"]["samples"]):
+        assert not s.on_screen and s.box is None and s.mask is None
+        assert s.label not in s.objects, s.id
+        assert len(set(s.objects)) == len(s.objects) == {"two_objects": 2, "one_object": 1, "no_object": 0}.get(
+            s.kind, len(s.objects))
+        assert set(raw["looks"]) <= test_looks and s.background in test_backgrounds
+        if s.kind in ("silence", "noise"):
+            assert s.label == s.kind and s.clip.startswith(f"synthetic:{s.kind}:")
+        else:
+            assert s.label in heard and s.clip in test_clips
+        if s.objects:
+            assert s.distractor_label == s.objects[0] and s.distractor_mask is not None
+            union = _mask(s.objects_mask)
+            assert compose.mask_box(_mask(s.distractor_mask)) == s.distractor_box
+            assert (_mask(s.distractor_mask) <= union).all() and union.sum() > _mask(s.distractor_mask).sum() - 1
+        else:
+            assert s.distractor_label is s.distractor_box is s.distractor_mask is s.objects_mask is None
+
+
+def test_offscreen_silence_and_noise_levels(splits):
+    for s in splits["offscreen"]:
+        wave, rate = sf.read(s.audio, dtype="float32")
+        rms_db = 20 * np.log10(np.sqrt(np.mean(wave.astype(np.float64) ** 2)) + 1e-12)
+        if s.kind == "silence":
+            assert -63 < rms_db < -57, (s.id, rms_db)
+        elif s.kind == "noise":
+            assert -43 < rms_db < -9, (s.id, rms_db)
+        else:
+            assert np.abs(wave).max() > 0.05, s.id
+
+
+def test_offscreen_kind_proportions():
+    from avsdk.datasets.realparts import _sample_plan
+
+    _, manifest, _ = read_manifest()
+    config = BenchmarkConfig(offscreen=200)
+    kinds = [k for k, _ in _sample_plan(plan_splits(manifest, config), "offscreen", config, 4)]
+    counts = {k: kinds.count(k) for k in OFFSCREEN_KINDS}
+    assert counts == {"two_objects": 90, "one_object": 45, "no_object": 45, "silence": 10, "noise": 10}
+
+
+def test_on_screen_samples_have_a_sounding_object(splits):
+    for split in ON_SCREEN_SPLITS:
+        for s in splits[split]:
+            assert s.on_screen and s.kind == "on_screen" and s.objects == (s.label, s.distractor_label)
+            assert s.label != s.distractor_label
 
 
 def test_default_plan_has_enough_classes():
     _, manifest, _ = read_manifest()
     plan = plan_splits(manifest, BenchmarkConfig())
     assert len(manifest["classes"]) >= 20
-    assert len(plan["heard"]) >= 20
-    assert len(plan["unheard"]) >= 3
+    assert len(plan["heard"]) >= 15  # >= 3 independent recordings and >= 2 looks each
+    assert len(plan["unheard"]) >= 20
+    assert {"violin", "drum_kit", "cow", "dog"} <= set(plan["heard"])
 
 
 def _mask(path: Path) -> np.ndarray:
@@ -118,12 +235,13 @@ def _mask(path: Path) -> np.ndarray:
 
 
 def test_masks_match_boxes_exactly_and_never_overlap(splits):
-    for samples in splits.values():
-        for s in samples:
+    for split in ON_SCREEN_SPLITS:
+        for s in splits[split]:
             mask, dmask = _mask(s.mask), _mask(s.distractor_mask)
             assert compose.mask_box(mask) == s.box
             assert compose.mask_box(dmask) == s.distractor_box
             assert not (mask & dmask).any()
+            assert (_mask(s.objects_mask) == (mask | dmask)).all()
             (x0, y0, x1, y1), (a0, b0, a1, b1) = s.box, s.distractor_box
             assert x1 <= a0 or a1 <= x0 or y1 <= b0 or b1 <= y0, s.id  # boxes disjoint too
             side = max(x1 - x0, y1 - y0)
@@ -138,7 +256,8 @@ def test_images_and_audio_have_the_promised_format(splits):
             info = sf.info(s.audio)
             assert (info.samplerate, info.channels, info.frames) == (16000, 1, 48000)
             wave, _ = sf.read(s.audio, dtype="float32")
-            assert 0.05 < np.abs(wave).max() <= 1.0
+            assert np.abs(wave).max() <= 1.0
+            assert s.kind == "silence" or np.abs(wave).max() > 0.05
 
 
 def test_place_pair_separates_any_feasible_sizes():
@@ -157,7 +276,7 @@ def test_place_pair_separates_any_feasible_sizes():
 def test_asset_pack_is_small_and_every_file_is_listed_with_a_licence():
     folder, manifest, _ = read_manifest()
     on_disk = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} - {"manifest.json"}
-    assert sum((folder / p).stat().st_size for p in on_disk) + (folder / "manifest.json").stat().st_size < 10e6
+    assert sum((folder / p).stat().st_size for p in on_disk) + (folder / "manifest.json").stat().st_size < 12e6
     assert on_disk == set(manifest["files"])
     for rel, entry in manifest["files"].items():
         if entry["kind"] == "licence":
@@ -175,7 +294,8 @@ def test_asset_pack_is_small_and_every_file_is_listed_with_a_licence():
 @pytest.mark.parametrize("field, value", [
     ("seed", -1), ("train", 0), ("val", 2.5), ("image_size", 8), ("min_scale", 0.7),
     ("max_scale", 0.1), ("clip_seconds", 0.0), ("unheard_classes", -1), ("unheard_classes", True),
-    ("background_fractions", (0.5, 0.5, 0.5)), ("image_format", "gif"),
+    ("background_fractions", (0.5, 0.5, 0.5)), ("image_format", "gif"), ("offscreen", 0),
+    ("offscreen_synthetic", 1.5), ("offscreen_synthetic", "a"),
 ])
 def test_bad_config_values_name_the_argument(field, value):
     with pytest.raises(InputError, match=field.split("_")[0]):
@@ -210,14 +330,14 @@ def test_a_damaged_index_is_an_input_error_and_is_rebuilt(damage, built, tmp_pat
 
 def test_an_image_size_too_small_for_a_cut_out_names_image_size(tmp_path):
     """At 32 pixels a cut-out can lose every opaque pixel: a raw ValueError mid-build before."""
-    config = BenchmarkConfig(image_size=32, train=60, val=12, test=12, unheard=12)
+    config = BenchmarkConfig(image_size=32, train=400, val=12, test=12, unheard=400, offscreen=12)
     with pytest.raises(InputError, match=r"^image_size: expected a side at which every cut-out"):
         build_benchmark(tmp_path / "b", config, progress=False)
     assert not (tmp_path / "b" / "index.json").exists()
 
 
 def test_explicit_unheard_classes_are_held_out(tmp_path):
-    config = BenchmarkConfig(train=4, val=2, test=2, unheard=4, unheard_classes=("cow", "violin"))
+    config = BenchmarkConfig(train=4, val=2, test=2, unheard=4, offscreen=2, unheard_classes=("cow", "violin"))
     root = build_benchmark(tmp_path, config, progress=False)
     index = json.loads((root / "index.json").read_text())
     assert {"cow", "violin"} <= set(index["classes"]["unheard"])

@@ -1,17 +1,50 @@
 """Which Debian-packaged media make up the real-parts benchmark.
 
-Each class pairs Tux Paint photographic cut-outs with real recordings of the same kind of
-object. Sound references are short strings:
+Each class pairs cut-outs ("looks") with real recordings of the same kind of object. Sound
+references are short strings, each one independent recording:
     "tux:<stamp>"                   the Tux Paint stamp's own recording (<stamp>.ogg)
     "gc:<archive>:<member>"         a file inside gcompris-qt-data's rcc/<archive>.rcc,
                                     <member> relative to the activity's resource/ folder
     "fd:<name>"                     sound-theme-freedesktop's stereo/<name>.oga
-Stamps are paths below usr/share/tuxpaint/stamps/ without the extension. Only used by
-make_asset_pack.py; the builder reads the resulting manifest, not this table.
+    "0ad:<glob>"                    files of 0ad-data's public.zip matching <glob>, taken
+                                    together as ONE recording (one animal of one game)
+    "wl:<glob>"                     files below widelands-data's data/ folder, likewise one
+                                    recording
+    "sf:<package>:<file>"           the class's instrument (soundfonts.PARTS) played by the
+                                    SoundFont <file> of <package>: one recording, rendered as a
+                                    few phrases
+Cut-out references: a path below usr/share/tuxpaint/stamps/ without the extension (a Tux Paint
+stamp), or "gcsvg:<archive>:<member>" (an SVG drawing of gcompris-qt-data, rendered with
+rsvg-convert; its alpha is the mask). Only used by make_asset_pack.py; the builder reads the
+resulting manifest, not this table.
 """
 from __future__ import annotations
 
-PACKAGES = ("tuxpaint-stamps-default", "gcompris-qt-data", "sound-theme-freedesktop")
+PACKAGES = ("tuxpaint-stamps-default", "gcompris-qt-data", "sound-theme-freedesktop",
+            "fluid-soundfont-gm", "timgm6mb-soundfont", "csound-soundfont", "avldrums.lv2-soundfont",
+            "widelands-data", "0ad-data")
+# Large packages: only these members are unpacked (0ad-data is a 1.4 GB download whose
+# public.zip unpacks to 3.3 GB; widelands-data is 380 MB).
+PARTIAL = {
+    "0ad-data": ["./usr/share/games/0ad/mods/public/public.zip", "./usr/share/doc/0ad-data"],
+    "widelands-data": ["./usr/share/games/widelands/data/sound", "./usr/share/games/widelands/data/world/critters",
+                       "./usr/share/doc/widelands-data"],
+}
+TOOLS = ("librsvg2-bin",)  # rsvg-convert renders the SVG looks (uses the system's librsvg2-2)
+ZERO_AD_ZIP = "usr/share/games/0ad/mods/public/public.zip"
+WIDELANDS_DATA = "usr/share/games/widelands/data"
+
+# Independent SoundFonts (package, file, licence). csound's GM bank shares most samples
+# with TimGM6mb: the duplicate check keeps it only for the classes where it differs.
+SOUNDFONTS = {
+    "fluid-soundfont-gm": ("usr/share/sounds/sf2/FluidR3_GM.sf2", "MIT"),
+    "timgm6mb-soundfont": ("usr/share/sounds/sf2/TimGM6mb.sf2", "GPL-2.0-only"),
+    "csound-soundfont": ("usr/share/sounds/sf2/sf_GMbank.sf2", "Public-Domain"),
+    "avldrums.lv2-soundfont": ("usr/share/sounds/sf2/Black_Pearl_4_LV2.sf2", "CC-BY-SA-3.0"),
+    "avldrums.lv2-soundfont:red": ("usr/share/sounds/sf2/Red_Zeppelin_4_LV2.sf2", "CC-BY-SA-3.0"),
+}
+GM_FONTS = ("fluid-soundfont-gm", "timgm6mb-soundfont", "csound-soundfont")
+DRUM_FONTS = GM_FONTS + ("avldrums.lv2-soundfont", "avldrums.lv2-soundfont:red")
 
 TUX_STAMPS = "usr/share/tuxpaint/stamps"
 GC_RCC = "usr/share/gcompris-qt/rcc"
@@ -26,33 +59,48 @@ def _tux(*stamps: str) -> list[str]:
     return [f"tux:{s}" for s in stamps]
 
 
+def _sf(*fonts: str) -> list[str]:
+    return [f"sf:{font}" for font in fonts]
+
+
+ANIMAL_0AD = "0ad:audio/actor/fauna/animal/"
+FARM_SVG = "gcsvg:explore_farm_animals:animals/"
+INSTRUMENT_SVG = "gcsvg:instruments:"
+
+
 # label -> (cut-out stamps, recordings). A recording that duplicates an earlier one (same
 # audio under two stamp names) is detected and dropped by make_asset_pack.py.
 CLASSES: dict[str, tuple[list[str], list[str]]] = {
-    "cow": ([M + "bovines/cow", M + "bovines/cow_white", M + "bovines/bull"],
+    "cow": ([M + "bovines/cow", M + "bovines/cow_white", M + "bovines/bull", FARM_SVG + "cow.svg"],
             _tux(M + "bovines/cow", M + "bovines/cow_white", M + "bovines/bull")
-            + ["gc:explore_farm_animals:animals/cow.ogg"]),
-    "pig": ([M + "pig", M + "pig_golden", M + "pig_golden2"],
+            + ["gc:explore_farm_animals:animals/cow.ogg", ANIMAL_0AD + "cattle_0*.ogg",
+               "wl:sound/farm/ox_0*.ogg"]),
+    "pig": ([M + "pig", M + "pig_golden", M + "pig_golden2", FARM_SVG + "pig.svg"],
             _tux(M + "pig", M + "pig_golden", M + "pig_golden2")
-            + ["gc:explore_farm_animals:animals/pig.ogg"]),
-    "sheep": ([M + "bovines/sheep", M + "bovines/sheep_lamb"],
+            + ["gc:explore_farm_animals:animals/pig.ogg", ANIMAL_0AD + "pig_1*.ogg"]),
+    "sheep": ([M + "bovines/sheep", M + "bovines/sheep_lamb", FARM_SVG + "sheep.svg"],
               _tux(M + "bovines/sheep", M + "bovines/sheep_lamb")
-              + ["gc:explore_farm_animals:animals/sheep.ogg"]),
+              + ["gc:explore_farm_animals:animals/sheep.ogg", ANIMAL_0AD + "sheep_1*.ogg",
+                 "wl:sound/farm/sheep_0*.ogg"]),
     "goat": ([M + "bovines/goat", M + "bovines/mountaingoat", M + "bovines/ram"],
-             _tux(M + "bovines/goat", M + "bovines/mountaingoat", M + "bovines/ram")),
-    "dog": ([M + "dogs/dog"],
+             _tux(M + "bovines/goat", M + "bovines/mountaingoat", M + "bovines/ram")
+             + ["0ad:audio/actor/fauna/death/goat_1*.ogg"]),
+    "dog": ([M + "dogs/dog", FARM_SVG + "dog.svg"],
             _tux(M + "dogs/dog") + ["gc:explore_farm_animals:animals/dog.ogg",
                                     "gc:memory-sound:LRBark_1_LA_cut.ogg",
                                     "gc:memory-sound:LRBark_3_LA_cut.ogg"]),
-    "horse": ([M + "equines/horse"],
-              _tux(M + "equines/horse") + ["gc:explore_farm_animals:animals/horse.ogg"]),
-    "duck": ([B + "duck", B + "drake"],
-             _tux(B + "duck", B + "drake") + ["gc:explore_farm_animals:animals/duck.ogg"]),
-    "chicken": ([B + "hen", B + "chicken_profile"],
-                _tux(B + "hen") + ["gc:explore_farm_animals:animals/chickens.ogg"]),
-    "owl": ([B + "owl"], _tux(B + "owl") + ["gc:explore_farm_animals:animals/owl.ogg"]),
+    "horse": ([M + "equines/horse", FARM_SVG + "horse.svg"],
+              _tux(M + "equines/horse") + ["gc:explore_farm_animals:animals/horse.ogg",
+                                           ANIMAL_0AD + "horse_[is]*.ogg", "wl:sound/farm/horse_0*.ogg"]),
+    "duck": ([B + "duck", B + "drake", FARM_SVG + "duck.svg"],
+             _tux(B + "duck", B + "drake") + ["gc:explore_farm_animals:animals/duck.ogg",
+                                              "wl:world/critters/duck/duck_0*.ogg"]),
+    "chicken": ([B + "hen", B + "chicken_profile", FARM_SVG + "chicken.svg"],
+                _tux(B + "hen") + ["gc:explore_farm_animals:animals/chickens.ogg", ANIMAL_0AD + "chicken_1*.ogg"]),
+    "owl": ([B + "owl", FARM_SVG + "owl.svg"], _tux(B + "owl") + ["gc:explore_farm_animals:animals/owl.ogg"]),
     "frog": (["animals/amphibians/frog", "animals/amphibians/frog-1"],
-             _tux("animals/amphibians/frog") + ["gc:memory-sound:LRFrogsInPondDuringStormLACut.ogg"]),
+             _tux("animals/amphibians/frog") + ["gc:memory-sound:LRFrogsInPondDuringStormLACut.ogg",
+                                                "wl:sound/animals/frog.ogg"]),
     "rooster": ([B + "rooster"], _tux(B + "rooster")),
     "goose": ([B + "gander"], _tux(B + "gander")),
     "crow": ([B + "crow"], _tux(B + "crow")),
@@ -78,14 +126,14 @@ CLASSES: dict[str, tuple[list[str], list[str]]] = {
     "bear": ([M + "bears/bear"], _tux(M + "bears/bear")),
     "bison": ([M + "bovines/bison"], _tux(M + "bovines/bison")),
     "camel": ([M + "camel/camel", M + "camel/dromedary"],
-              _tux(M + "camel/camel", M + "camel/dromedary")),
-    "lion": ([M + "cats/lion"], _tux(M + "cats/lion")),
-    "tiger": ([M + "cats/tiger"], _tux(M + "cats/tiger")),
-    "deer": ([M + "deer/deer", M + "deer/doe", M + "deer/caribou"],
-             _tux(M + "deer/deer", M + "deer/doe", M + "deer/caribou")),
+              _tux(M + "camel/camel", M + "camel/dromedary") + [ANIMAL_0AD + "camel_10.ogg"]),
+    "lion": ([M + "cats/lion", M + "cats/lion-2"], _tux(M + "cats/lion") + [ANIMAL_0AD + "lion_*.ogg"]),
+    "tiger": ([M + "cats/tiger", M + "cats/tiger_sumatran"], _tux(M + "cats/tiger")),
+    "deer": ([M + "deer/deer", M + "deer/doe", M + "deer/caribou", M + "deer/wapiti"],
+             _tux(M + "deer/deer", M + "deer/doe", M + "deer/caribou") + ["wl:sound/animals/stag_0*.ogg"]),
     "fox": ([M + "dogs/fox"], _tux(M + "dogs/fox")),
-    "elephant": ([M + "elephant"], _tux(M + "elephant")),
-    "donkey": ([M + "equines/donkey"], _tux(M + "equines/donkey")),
+    "elephant": ([M + "elephant"], _tux(M + "elephant") + [ANIMAL_0AD + "elephant_*.ogg"]),
+    "donkey": ([M + "equines/donkey"], _tux(M + "equines/donkey") + ["wl:sound/farm/donkey.ogg"]),
     "zebra": ([M + "equines/zebra"], _tux(M + "equines/zebra")),
     "giraffe": ([M + "giraffe"], _tux(M + "giraffe")),
     "hippopotamus": ([M + "hippopotamus"], _tux(M + "hippopotamus")),
@@ -93,21 +141,25 @@ CLASSES: dict[str, tuple[list[str], list[str]]] = {
     "rabbit": ([M + "rodents/rabbit"], _tux(M + "rodents/rabbit")),
     "squirrel": ([M + "rodents/squirrel"], _tux(M + "rodents/squirrel")),
     "koala": (["animals/marsupials/koala"], _tux("animals/marsupials/koala")),
-    "violin": ([MUSIC + "string/violin"],
-               _tux(MUSIC + "string/violin") + ["gc:instruments:violin.ogg"]),
-    "cello": ([MUSIC + "string/cello"],
-              _tux(MUSIC + "string/cello") + ["gc:instruments:cello.ogg"]),
+    "violin": ([MUSIC + "string/violin", INSTRUMENT_SVG + "violin.svg"],
+               _tux(MUSIC + "string/violin") + ["gc:instruments:violin.ogg"] + _sf(*GM_FONTS)),
+    "cello": ([MUSIC + "string/cello", INSTRUMENT_SVG + "cello.svg"],
+              _tux(MUSIC + "string/cello") + ["gc:instruments:cello.ogg"] + _sf(*GM_FONTS)),
     # gcompris' drum_kit.ogg is under CC Sampling Plus 1.0, so it is left out on purpose.
-    "drum_kit": ([MUSIC + "percussion/drumkit"], _tux(MUSIC + "percussion/drumkit")),
-    "cymbal": ([MUSIC + "percussion/cymbal_crash"],
-               _tux(MUSIC + "percussion/cymbal_crash") + ["gc:instruments:cymbal.ogg"]),
-    "tom_tom": ([MUSIC + "percussion/drum_tomtom_floor"], _tux(MUSIC + "percussion/drum_tomtom_floor")),
-    "bassoon": ([MUSIC + "wind/bassoon"], _tux(MUSIC + "wind/bassoon")),
-    "guitar": ([MUSIC + "string/guitar_classical", MUSIC + "string/guitar2"],
+    "drum_kit": ([MUSIC + "percussion/drumkit", INSTRUMENT_SVG + "drum_kit.svg"],
+                 _tux(MUSIC + "percussion/drumkit") + _sf(*DRUM_FONTS)),
+    "cymbal": ([MUSIC + "percussion/cymbal_crash", INSTRUMENT_SVG + "cymbal.svg"],
+               _tux(MUSIC + "percussion/cymbal_crash") + ["gc:instruments:cymbal.ogg"] + _sf(*DRUM_FONTS)),
+    "tom_tom": ([MUSIC + "percussion/drum_tomtom_floor"],
+                _tux(MUSIC + "percussion/drum_tomtom_floor") + _sf(*DRUM_FONTS)),
+    "bassoon": ([MUSIC + "wind/bassoon"], _tux(MUSIC + "wind/bassoon") + _sf(*GM_FONTS)),
+    "guitar": ([MUSIC + "string/guitar_classical", MUSIC + "string/guitar2", INSTRUMENT_SVG + "guitar.svg"],
                ["gc:instruments:guitar.ogg"]
-               + [f"gc:memory-sound:guitar_son{i}.ogg" for i in range(1, 5)]),
-    "electric_guitar": ([MUSIC + "string/guitar_electric"], ["gc:instruments:electric_guitar.ogg"]),
-    "trumpet": ([MUSIC + "brass/trumpet"], ["gc:instruments:trumpet.ogg"]),
+               + [f"gc:memory-sound:guitar_son{i}.ogg" for i in range(1, 5)] + _sf(*GM_FONTS)),
+    "electric_guitar": ([MUSIC + "string/guitar_electric", INSTRUMENT_SVG + "electric_guitar.svg"],
+                        ["gc:instruments:electric_guitar.ogg"] + _sf(*GM_FONTS)),
+    "trumpet": ([MUSIC + "brass/trumpet", INSTRUMENT_SVG + "trumpet.svg"],
+                ["gc:instruments:trumpet.ogg"] + _sf(*GM_FONTS)),
     "kettle": (["household/kettle"], _tux("household/kettle")),
     "toilet": (["household/toilet"], _tux("household/toilet")),
     "saw": (["household/tools/saw"], _tux("household/tools/saw")),
@@ -129,4 +181,9 @@ LICENCES = {
     ("gcompris-qt-data", "explore_farm_animals"): "GPL-3.0-or-later",
     ("gcompris-qt-data", "instruments"): "GPL-3.0-or-later",
     ("gcompris-qt-data", "memory-sound"): "LAL-1.2",  # Free Art License, resource/Licence.txt
+    # the SVG drawings (resource/README of each activity)
+    ("gcompris-qt-data", "explore_farm_animals", "svg"): "CC-BY-SA-4.0",  # Timothée Giet, 2020
+    ("gcompris-qt-data", "instruments", "svg"): "GPL-3.0-or-later",
+    "0ad-data": "CC-BY-SA-3.0",  # Wildfire Games (debian/copyright, Files: *)
+    "widelands-data": "GPL-2.0-or-later",  # Widelands Development Team (debian/copyright, Files: *)
 }

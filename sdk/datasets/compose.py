@@ -105,3 +105,29 @@ def audio_window(clip: np.ndarray, length: int, rate: int, rng: np.random.Genera
         window = tiled[start : start + length]
     gain = 10.0 ** (rng.uniform(*gain_db) / 20.0)
     return (window * gain).astype(np.float32)
+
+
+def place_one(cutout: tuple[int, int], size: int, rng: np.random.Generator) -> tuple[int, int] | None:
+    """A uniform top-left corner for one rectangle (w, h) inside the frame, None if it is larger."""
+    w, h = cutout
+    if w > size or h > size:
+        return None
+    return int(rng.integers(0, size - w + 1)), int(rng.integers(0, size - h + 1))
+
+
+def coloured_noise(length: int, colour: str, rms_dbfs: float, rng: np.random.Generator) -> np.ndarray:
+    """Synthetic noise (white, pink: 1/f power, brown: 1/f^2 power) at an RMS level in dBFS,
+    clipped to [-1, 1]. Used only for the labelled "silence" / "noise" off-screen clips.
+
+    Returns float32 [length].
+    """
+    exponent = {"white": 0.0, "pink": 0.5, "brown": 1.0}.get(colour)
+    if exponent is None:
+        raise ValueError(f"unknown noise colour {colour!r} (white, pink or brown)")
+    spectrum = np.fft.rfft(rng.standard_normal(length))
+    freqs = np.fft.rfftfreq(length)
+    freqs[0] = freqs[1] if length > 1 else 1.0  # no infinite gain at DC
+    shaped = np.fft.irfft(spectrum / freqs ** exponent, n=length)
+    shaped -= shaped.mean()
+    shaped *= 10.0 ** (rms_dbfs / 20.0) / (np.sqrt(np.mean(shaped ** 2)) + 1e-12)
+    return np.clip(shaped, -1.0, 1.0).astype(np.float32)

@@ -3,17 +3,24 @@
     python -m avsdk.datasets.make_asset_pack                      # the committed pack (< 10 MB)
     python -m avsdk.datasets.make_asset_pack --full --out ~/avsdk-assets-full
 
-Fetches the packages named in catalogue.PACKAGES with ``apt-get download`` into
-``<cache>/debs`` and unpacks them with ``dpkg -x`` into ``<cache>/unpacked`` (never into /),
-then writes cut-outs, background photos, sound clips, licence texts and ``manifest.json``.
+Fetches the packages named in catalogue.PACKAGES (and the rsvg-convert tool of
+catalogue.TOOLS) with ``apt-get download`` into ``<cache>/debs`` and unpacks them with
+``dpkg -x`` into ``<cache>/unpacked`` (never into /; for 0ad-data and widelands-data only the
+members in catalogue.PARTIAL), then writes cut-outs, background photos, sound clips, licence
+texts and ``manifest.json``. The downloads total about 2.5 GB (0ad-data alone 1.4 GB, its
+public.zip 3.3 GB unpacked); check the free space of the cache first.
+
+Instrument recordings are rendered from real sampled SoundFonts (soundfonts.py) with
+tinysoundfont, imported lazily: ``pip install --no-deps tinysoundfont==0.3.7``. Their origin is
+the SoundFont file; the notes played are recorded in the manifest.
 
 The default build is the small pack committed under sdk/datasets/assets/: cut-outs at most
 160 px, backgrounds 256 px on the short side (JPEG q85), clips as 16 kHz mono Ogg Vorbis.
 ``--full`` keeps cut-outs and backgrounds at full resolution, adds more background photos and
 writes lossless FLAC clips; point ``build_benchmark(..., assets=that_folder)`` at it.
 
-Long recordings are cut into distinct segments (at quiet points) so that the train, val and
-test splits can use disjoint audio; every clip records its recording and time range in the
+Long recordings are cut into distinct segments (at quiet points); every clip records its
+recording (the benchmark keeps a recording's segments in one split) and time range in the
 manifest. Recordings that repeat another one (same audio under another stamp name), silent
 recordings, mostly translucent cut-outs and photos without a recorded licence are dropped and
 listed under "skipped". Ogg streams carry a random serial number, so a rerun changes the bytes
@@ -22,19 +29,21 @@ of the .ogg files (not their audio): commit a rebuilt pack only when its content
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import io
 import json
 import re
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 from PIL import Image
 
-from . import catalogue
-from .pack_audio import RATE, decode_16k_mono, is_duplicate, segment_bounds, trim_silence
+from . import catalogue, soundfonts
+from .pack_audio import MAX_CLIP_S, RATE, decode_16k_mono, is_duplicate, segment_bounds, trim_silence
 from .qt_rcc import RccArchive
 
 MIN_OPAQUE = 0.5  # fraction of a cut-out's visible pixels that must be opaque (alpha >= 128)
@@ -44,12 +53,15 @@ LICENCE_TEXTS = {
     "GPL-2.0-or-later": ["/usr/share/common-licenses/GPL-2"],
     "GPL-3.0-or-later": ["/usr/share/common-licenses/GPL-3"],
     "CC0-1.0": ["/usr/share/common-licenses/CC0-1.0"],
+    "GPL-2.0-only": ["/usr/share/common-licenses/GPL-2"],
     "CC-BY-SA-4.0": [
         "/usr/share/common-licenses/CC-BY-SA-4.0",
         str(Path.home() / ".rustup/toolchains/stable-x86_64-unknown-linux-gnu/share/doc/rust/licenses/CC-BY-SA-4.0.txt"),
     ],
 }
 LICENCE_URLS = {
+    "MIT": "https://opensource.org/license/mit (the notice as distributed is in "
+           "licences/fluid-soundfont-gm.copyright)",
     "CC-BY-SA-3.0": "https://creativecommons.org/licenses/by-sa/3.0/legalcode",
     "CC-BY-SA-4.0": "https://creativecommons.org/licenses/by-sa/4.0/legalcode",
     "Public-Domain": "",
@@ -62,15 +74,25 @@ def fetch_packages(cache: Path) -> dict[str, dict]:
     debs, unpacked = cache / "debs", cache / "unpacked"
     debs.mkdir(parents=True, exist_ok=True)
     found = {}
-    for name in catalogue.PACKAGES:
+    for name in catalogue.PACKAGES + catalogue.TOOLS:
         deb = next(iter(sorted(debs.glob(f"{name}_*.deb"))), None)
         if deb is None:
             subprocess.run(["apt-get", "download", name], cwd=debs, check=True)
             deb = next(iter(sorted(debs.glob(f"{name}_*.deb"))))
         root = unpacked / name
         if not root.exists():
-            root.mkdir(parents=True)
-            subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+            partial = root.with_name(root.name + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
+            if name in catalogue.PARTIAL:  # only the members used: dpkg-deb's tar stream
+                tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+                subprocess.run(["tar", "-x", "-C", str(partial), *catalogue.PARTIAL[name]],
+                               stdin=tar.stdout, check=True)
+                if tar.wait() != 0:
+                    raise RuntimeError(f"dpkg-deb --fsys-tarfile {deb} failed")
+            else:
+                subprocess.run(["dpkg", "-x", str(deb), str(partial)], check=True)
+            partial.rename(root)  # an interrupted unpack is redone
         version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], check=True,
                                  capture_output=True, text=True).stdout.strip()
         found[name] = {"version": version, "root": root, "deb": deb.name}
@@ -151,6 +173,69 @@ class Sources:
         origin["licence"] = catalogue.LICENCES["tuxpaint-stamps-default"]
         return Image.open(root / path), origin
 
+    def look(self, ref: str, width: int) -> tuple[Image.Image, dict, str]:
+        """A cut-out reference -> (RGBA-able image, origin, processing note)."""
+        if not ref.startswith("gcsvg:"):
+            image, origin = self.stamp(ref)
+            return image, origin, ""
+        _, archive, relative = ref.split(":", 2)
+        member = self.gc_member(archive, relative)
+        origin = self._origin("gcompris-qt-data", f"{catalogue.GC_RCC}/{archive}.rcc", member)
+        origin["licence"] = catalogue.LICENCES[("gcompris-qt-data", archive, "svg")]
+        rsvg = self.packages["librsvg2-bin"]["root"] / "usr/bin/rsvg-convert"
+        try:
+            png = subprocess.run([str(rsvg), "--width", str(width), "--keep-aspect-ratio"],
+                                 input=self.archive(archive).read(member), capture_output=True,
+                                 check=True).stdout
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise RuntimeError(f"rsvg-convert (librsvg2-bin, needs the system's librsvg2-2) could "
+                               f"not render {ref}: {exc}") from None
+        version = self.packages["librsvg2-bin"]["version"]
+        return Image.open(io.BytesIO(png)), origin, f"SVG rendered {width} px wide by rsvg-convert {version}, "
+
+    def recording(self, ref: str, phrases: int, label: str) -> tuple[list[tuple[np.ndarray, str]], dict]:
+        """One independent recording -> ([(16 kHz mono audio, what it is)], origin).
+
+        Single files are returned whole (cut into segments by the caller); "0ad:" / "wl:"
+        groups return one piece per file, "sf:" renders ``phrases`` phrases."""
+        kind, _, rest = ref.partition(":")
+        if kind == "sf":
+            path, licence = catalogue.SOUNDFONTS[rest]
+            package = rest.split(":")[0]
+            origin = self._origin(package, path)
+            origin["licence"] = licence
+            part = soundfonts.PARTS[label]
+            origin["rendered"] = (f"tinysoundfont 0.3.7 at {RATE} Hz, "
+                                  + (f"GM program {part.program}" if part.program is not None
+                                     else "percussion kit") + f", {phrases} phrases of {soundfonts.PHRASE_S} s")
+            sf2 = str(self.packages[package]["root"] / path)
+            pieces = []
+            for k in range(phrases):
+                notes = soundfonts.phrase_events(label, k)
+                pieces.append((soundfonts.render(sf2, label, k),
+                               f"phrase {k}: " + " ".join(f"{key}@{t:.3f}s" for t, key, _, _ in notes)))
+            return pieces, origin
+        if kind == "0ad":
+            with zipfile.ZipFile(self.packages["0ad-data"]["root"] / catalogue.ZERO_AD_ZIP) as z:
+                members = sorted(n for n in z.namelist() if fnmatch.fnmatchcase(n, rest))
+                blobs = [(z.read(n), n) for n in members]
+            origin = self._origin("0ad-data", catalogue.ZERO_AD_ZIP)
+            origin["members"] = members
+            origin["licence"] = catalogue.LICENCES["0ad-data"]
+        elif kind == "wl":
+            root = self.packages["widelands-data"]["root"] / catalogue.WIDELANDS_DATA
+            files = sorted(root.glob(rest))
+            blobs = [(f.read_bytes(), f"{catalogue.WIDELANDS_DATA}/{f.relative_to(root)}") for f in files]
+            origin = self._origin("widelands-data", f"{catalogue.WIDELANDS_DATA}/{rest}")
+            origin["members"] = [name for _, name in blobs]
+            origin["licence"] = catalogue.LICENCES["widelands-data"]
+        else:
+            blob, origin = self.sound(ref)
+            return [(decode_16k_mono(blob), "")], origin
+        if not blobs:
+            raise FileNotFoundError(f"{ref}: no file matches")
+        return [(decode_16k_mono(blob), name) for blob, name in blobs], origin
+
     def backgrounds(self, build: str):
         """Yields (id, PIL image, origin) for every background photo of the build."""
         for archive, folder in catalogue.BACKGROUND_ARCHIVES[build]:
@@ -223,49 +308,60 @@ def build_pack(out: Path, cache: Path = DEFAULT_CACHE, full: bool = False) -> Pa
     sound_subtype = "PCM_16" if full else "VORBIS"
     seen_audio: list[np.ndarray] = []
 
-    for label, (stamps, refs) in tqdm(sorted(catalogue.CLASSES.items()), desc="classes"):
+    phrases = 6 if full else 3
+    for label, (looks, refs) in tqdm(sorted(catalogue.CLASSES.items()), desc="classes"):
         entry = classes.setdefault(label, {"cutouts": [], "clips": []})
-        for stamp in stamps:
-            image, origin = sources.stamp(stamp)
-            opaque = np.asarray(image.convert("RGBA").getchannel("A")) >= 128
-            if opaque.sum() < MIN_OPAQUE * (np.asarray(image.convert("RGBA").getchannel("A")) > 0).sum():
-                skipped.append({"reference": f"tux:{stamp}", "reason": "mostly translucent: no exact mask"})
+        for look in looks:
+            image, origin, rendered = sources.look(look, 1024 if full else 480)
+            alpha = np.asarray(image.convert("RGBA").getchannel("A"))
+            if (alpha >= 128).sum() < MIN_OPAQUE * (alpha > 0).sum():
+                skipped.append({"reference": look if ":" in look else f"tux:{look}",
+                                "reason": "mostly translucent: no exact mask"})
                 continue
-            rel = f"cutouts/{label}/{Path(stamp).name}.png"
+            name = Path(look.split(":")[-1]).stem
+            rel = f"cutouts/{label}/{'gc-' + name if look.startswith('gcsvg:') else name}.png"
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             cutout(image, None if full else 160).save(out / rel, optimize=True)
-            origin["processing"] = ("cropped to the box of alpha >= 128"
+            origin["processing"] = (rendered + "cropped to the box of alpha >= 128"
                                     + ("" if full else ", longest side <= 160 px (Lanczos)") + ", PNG RGBA")
             files[rel] = {"kind": "cutout", "label": label, **origin}
             entry["cutouts"].append(rel)
         for ref in refs:
-            blob, origin = sources.sound(ref)
-            audio = decode_16k_mono(blob)
-            if np.abs(audio).max() < 1e-3:
-                skipped.append({"reference": ref, "reason": "silent upstream"})
-                continue
-            audio = trim_silence(audio)
-            if is_duplicate(audio, seen_audio):
-                skipped.append({"reference": ref, "reason": "same audio as an earlier recording"})
-                continue
-            seen_audio.append(audio)
+            pieces, origin = sources.recording(ref, phrases, label)
             recording = re.sub(r"[^a-z0-9]+", "-", ref.lower()).strip("-")
-            bounds = segment_bounds(audio)
-            for index, (a, b) in enumerate(bounds):
-                piece = audio[a:b]
-                piece = 0.89 * piece / (np.abs(piece).max() + 1e-9)  # peak at -1 dBFS
-                rel = f"sounds/{label}/{_clip_name(ref)}-{index}.{sound_ext}"
-                (out / rel).parent.mkdir(parents=True, exist_ok=True)
-                sf.write(out / rel, piece, RATE, format=sound_format, subtype=sound_subtype)
-                files[rel] = {
-                    "kind": "clip", "label": label, "recording": recording,
-                    "segment_s": [round(a / RATE, 3), round(b / RATE, 3)], **origin,
-                    "processing": (f"decoded, mixed to mono, resampled to {RATE} Hz (soxr), silence "
-                                   f"trimmed at -40 dB, segment {index + 1} of {len(bounds)} "
-                                   f"(times after trimming), peak-normalised to -1 dBFS, "
-                                   f"{sound_format} {sound_subtype}"),
-                }
-                entry["clips"].append(rel)
+            rendered = ref.startswith("sf:")
+            index = 0
+            for number, (audio, what) in enumerate(pieces):
+                if np.abs(audio).max() < 1e-3:
+                    skipped.append({"reference": f"{ref} {what}".strip(), "reason": "silent upstream"})
+                    continue
+                audio = trim_silence(audio)
+                if is_duplicate(audio, seen_audio):
+                    skipped.append({"reference": f"{ref} {what}".strip(),
+                                    "reason": "same audio as an earlier recording"})
+                    if rendered and number == 0:  # the SoundFont shares this instrument's samples
+                        break
+                    continue
+                seen_audio.append(audio)
+                # a rendered phrase stays whole (<= 4 s); recorded files are cut at quiet points
+                bounds = [(0, min(len(audio), int(MAX_CLIP_S * RATE)))] if rendered else segment_bounds(audio)
+                for a, b in bounds:
+                    piece = audio[a:b]
+                    piece = 0.89 * piece / (np.abs(piece).max() + 1e-9)  # peak at -1 dBFS
+                    rel = f"sounds/{label}/{_clip_name(ref)}-{index}.{sound_ext}"
+                    index += 1
+                    (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                    sf.write(out / rel, piece, RATE, format=sound_format, subtype=sound_subtype)
+                    step = ("rendered (see 'rendered'; " + what + ")" if rendered else
+                            "decoded" + (f" {what}" if what else "") + f", mixed to mono, resampled to {RATE} Hz (soxr)")
+                    files[rel] = {
+                        "kind": "clip", "label": label, "recording": recording,
+                        "segment_s": [round(a / RATE, 3), round(b / RATE, 3)], **origin,
+                        "processing": (f"{step}, silence trimmed at -40 dB, "
+                                       + ("" if rendered else f"segment of {len(bounds)} (times after trimming), ")
+                                       + f"peak-normalised to -1 dBFS, {sound_format} {sound_subtype}"),
+                    }
+                    entry["clips"].append(rel)
 
     for label in [label for label, entry in classes.items() if not entry["cutouts"] or not entry["clips"]]:
         dropped = classes.pop(label)
@@ -293,7 +389,9 @@ def build_pack(out: Path, cache: Path = DEFAULT_CACHE, full: bool = False) -> Pa
     licences = _write_licences(out, packages, sources, files)
     manifest = {
         "format": "avsdk.realparts.assets", "version": 1, "build": "full" if full else "default",
-        "packages": {n: {"version": p["version"], "deb": p["deb"]} for n, p in packages.items()},
+        "packages": {n: {"version": p["version"], "deb": p["deb"]} for n, p in packages.items()
+                     if n not in catalogue.TOOLS},
+        "tools": {n: {"version": packages[n]["version"], "deb": packages[n]["deb"]} for n in catalogue.TOOLS},
         "licences": licences, "classes": classes, "backgrounds": backgrounds,
         "skipped": skipped, "files": files,
     }
@@ -304,7 +402,7 @@ def build_pack(out: Path, cache: Path = DEFAULT_CACHE, full: bool = False) -> Pa
 
 def _clip_name(ref: str) -> str:
     kind, _, rest = ref.partition(":")
-    stem = Path(rest.split(":")[-1]).stem
+    stem = rest if kind == "sf" else Path(rest.split(":")[-1]).stem
     return f"{kind}-{re.sub(r'[^A-Za-z0-9]+', '_', stem)}"
 
 
@@ -312,6 +410,8 @@ def _write_licences(out: Path, packages: dict, sources: Sources, files: dict) ->
     """Copy licence texts and each package's copyright file; returns licence -> file."""
     written = {}
     for name, package in packages.items():
+        if name in catalogue.TOOLS:
+            continue
         copyright_file = package["root"] / f"usr/share/doc/{name}/copyright"
         rel = f"licences/{name}.copyright"
         shutil.copyfile(copyright_file, out / rel)
