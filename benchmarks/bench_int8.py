@@ -99,7 +99,8 @@ def main(argv=None) -> int:
     preprocessing = preprocessing_from_meta(meta)
     fp32 = export_onnx(model.eval(), args.out / f"{args.checkpoint.stem}.onnx", checkpoint=args.checkpoint,
                        preprocessing=preprocessing)
-    calibration = calibration_inputs(args.bench, args.calib_size, transform=preprocessing.transform)
+    audio = model.audio_spec
+    calibration = calibration_inputs(args.bench, args.calib_size, transform=preprocessing.transform, audio=audio)
     artifacts = {"fp32": fp32}
     for method in methods:
         artifacts[f"int8 {method}"] = quantize_int8(
@@ -107,16 +108,17 @@ def main(argv=None) -> int:
             pass_samples=args.pass_samples)
 
     samples = load_split(args.bench, args.split)
-    frame, log_mel = sample_inputs(samples[0], preprocessing.transform)
+    frame, log_mel = sample_inputs(samples[0], preprocessing.transform, audio)
     import torch
 
-    inputs = [sample_inputs(s, preprocessing.transform) for s in samples]
+    inputs = [sample_inputs(s, preprocessing.transform, audio) for s in samples]
     frames = torch.stack([i[0] for i in inputs]).numpy()
     mels = torch.stack([i[1] for i in inputs]).numpy()
     reports, timing, maps, agreement = {}, {}, {}, {}
     for name, path in artifacts.items():
         runner = OnnxRunner(path, threads=args.threads)
-        reports[f"{name} (ONNX Runtime)"] = evaluate(runner.run, samples, transform=preprocessing.transform)
+        reports[f"{name} (ONNX Runtime)"] = evaluate(runner.run, samples, transform=preprocessing.transform,
+                                                     audio=audio)
         timing[name] = latency_ms(runner, frame[None], log_mel[None], args.latency_runs)
         maps[name] = np.concatenate([runner.run(frames[i:i + 16], mels[i:i + 16])
                                      for i in range(0, len(frames), 16)])

@@ -164,8 +164,9 @@ def quantize(args, fp32: Path, target: Path) -> Path:
     _say(f"calibrating on {args.calib_size} train/val samples of {args.calib_data} ({args.calib_method})")
     from avsdk.export.manifest import read_manifest
 
-    transform = read_manifest(fp32).preprocessing.transform
-    inputs = calibration_inputs(args.calib_data, args.calib_size, seed=args.calib_seed, transform=transform)
+    prep = read_manifest(fp32).preprocessing
+    inputs = calibration_inputs(args.calib_data, args.calib_size, seed=args.calib_seed, transform=prep.transform,
+                                audio=prep.audio_spec())
     path = quantize_int8(fp32, target, inputs, method=args.calib_method)
     _say(f"wrote {path} (+ .json manifest)")
     return path

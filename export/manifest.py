@@ -54,9 +54,10 @@ class TensorSpec:
 class Preprocessing:
     """What turns a picture and a sound into the graph's inputs (SPEC section 1)."""
 
-    sample_rate: int = 16000
+    sample_rate: int = 16000  # of the graph's audio input (SoundNet's waveform: 22050)
     clip_seconds: float = 3.0
     examples: int = 3  # log-mel examples of 96 frames x 64 bands per clip
+    audio: str = "log_mel"  # the graph's audio input: "log_mel" or "waveform" (avsdk.audio_input)
     image_size: int = 224
     transform: str = "sacl"  # avsdk.frames.frame_tensor(transform=...)
     mean: tuple = IMAGENET_MEAN
@@ -66,6 +67,12 @@ class Preprocessing:
         data = dataclasses.asdict(self)
         data["mean"], data["std"] = list(self.mean), list(self.std)
         return data
+
+    def audio_spec(self):
+        """The avsdk.audio_input.AudioSpec this preprocessing describes."""
+        from avsdk.audio_input import AudioSpec
+
+        return AudioSpec(self.audio, int(self.sample_rate))
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Preprocessing":

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import io
 import logging
 import os
@@ -46,7 +47,7 @@ from .manifest import Manifest, Preprocessing, TensorSpec, sha256_file, tool_ver
 
 log = logging.getLogger(__name__)
 
-INPUT_NAMES = ("frame", "log_mel")
+INPUT_NAMES = ("frame", "log_mel")  # a log-mel model's; a waveform model's second is "waveform"
 SIMILARITY = "similarity"
 EMBEDDING = "audio_embedding"
 BATCH_AXIS = "batch"
@@ -89,12 +90,28 @@ class InferenceGraph(nn.Module):
         return similarity.float(), audio.float()
 
 
-def example_inputs(batch: int = 2, examples: int = 3, image_size: int = 224, seed: int = 0):
-    """Seeded random inputs of the graph's shapes: ([B,3,S,S], [B,N,1,96,64]) float32."""
+def example_inputs(batch: int = 2, examples: int = 3, image_size: int = 224, seed: int = 0,
+                   audio_shape: tuple | None = None):
+    """Seeded random inputs of the graph's shapes: ([B,3,S,S], [B,N,1,96,64]) float32, or
+    with ``audio_shape`` (a waveform's (T,)) [B, *audio_shape] in [-1, 1] as the second."""
     generator = torch.Generator().manual_seed(seed)
     frame = torch.randn(batch, 3, image_size, image_size, generator=generator)
+    if audio_shape is not None:
+        return frame, torch.rand(batch, *audio_shape, generator=generator) * 2.0 - 1.0
     log_mel = torch.randn(batch, examples, 1, 96, 64, generator=generator) - 2.0
     return frame, log_mel
+
+
+def _audio_preprocessing(model: nn.Module, preprocessing: Preprocessing) -> Preprocessing:
+    """``preprocessing`` with the audio input of ``model`` (an AVNet's audio_spec; log-mel for
+    other modules). Raises InputError when an explicit preprocessing contradicts the model."""
+    spec = getattr(model, "audio_spec", None)
+    if spec is None or (spec.kind, spec.sample_rate) == (preprocessing.audio, preprocessing.sample_rate):
+        return preprocessing
+    if (preprocessing.audio, preprocessing.sample_rate) != ("log_mel", 16000):  # not the default
+        raise bad_input("preprocessing", f"audio {spec.kind!r} at {spec.sample_rate} Hz (the model's input)",
+                        f"{preprocessing.audio!r} at {preprocessing.sample_rate} Hz", described=True)
+    return dataclasses.replace(preprocessing, audio=spec.kind, sample_rate=spec.sample_rate)
 
 
 def export_onnx(
@@ -149,7 +166,10 @@ def export_onnx(
     if path.suffix != ".onnx":
         raise bad_input("path", "a file name ending in .onnx", str(path), described=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    preprocessing = preprocessing or Preprocessing()
+    preprocessing = _audio_preprocessing(model, preprocessing or Preprocessing())
+    audio_spec = preprocessing.audio_spec()
+    input_names = ("frame", audio_spec.kind)
+    audio_item = audio_spec.item_shape(preprocessing.clip_seconds)
     # A private copy on the CPU in eval mode: the caller's model (maybe mid-training, maybe
     # on a GPU) is left exactly as it was.
     model = copy.deepcopy(model).cpu().eval()
@@ -158,7 +178,8 @@ def export_onnx(
     graph = InferenceGraph(copy.deepcopy(model).half() if precision == "fp16" else model,
                            with_embedding, half=precision == "fp16").eval()
     inputs = example_inputs(2 if dynamic_batch else batch_size, preprocessing.examples,
-                            preprocessing.image_size)
+                            preprocessing.image_size,
+                            audio_shape=audio_item if audio_spec.kind == "waveform" else None)
     output_names = [SIMILARITY] + ([EMBEDDING] if with_embedding else [])
     with torch.no_grad():
         expected = _as_tuple(reference(*inputs))
@@ -170,14 +191,14 @@ def export_onnx(
     try:
         if used == "dynamo":
             try:
-                _export_dynamo(graph, inputs, tmp, opset, dynamic_batch, output_names)
+                _export_dynamo(graph, inputs, tmp, opset, dynamic_batch, output_names, input_names)
             except Exception as exc:
                 if exporter == "dynamo":
                     raise
                 log.warning("dynamo export failed (%s); using the TorchScript exporter", exc)
                 used = "torchscript"
         if used == "torchscript":
-            _export_torchscript(graph, inputs, tmp, opset, dynamic_batch, output_names)
+            _export_torchscript(graph, inputs, tmp, opset, dynamic_batch, output_names, input_names)
         proto = onnx.load(str(tmp))
         check_opset(proto, opset)
         batch = BATCH_AXIS if dynamic_batch else batch_size
@@ -200,7 +221,7 @@ def export_onnx(
         precision=precision,
         inputs=(
             TensorSpec("frame", (batch, 3, preprocessing.image_size, preprocessing.image_size), "float32"),
-            TensorSpec("log_mel", (batch, preprocessing.examples, 1, 96, 64), "float32"),
+            TensorSpec(audio_spec.kind, (batch, *audio_item), "float32"),
         ),
         outputs=tuple(outputs),
         artifact_sha256=sha256_file(path),
@@ -290,13 +311,13 @@ def _check_embedding_path(model, inputs, similarity):
         )
 
 
-def _dynamic_axes(output_names):
-    axes = {name: {0: BATCH_AXIS} for name in INPUT_NAMES}
+def _dynamic_axes(output_names, input_names=INPUT_NAMES):
+    axes = {name: {0: BATCH_AXIS} for name in input_names}
     axes.update({name: {0: BATCH_AXIS} for name in output_names})
     return axes
 
 
-def _export_torchscript(graph, inputs, path, opset, dynamic_batch, output_names):
+def _export_torchscript(graph, inputs, path, opset, dynamic_batch, output_names, input_names=INPUT_NAMES):
     with warnings.catch_warnings():
         # The TorchScript exporter is deprecated in favour of dynamo, which cannot write 17.
         warnings.simplefilter("ignore", category=DeprecationWarning)
@@ -307,20 +328,20 @@ def _export_torchscript(graph, inputs, path, opset, dynamic_batch, output_names)
             str(path),
             dynamo=False,
             opset_version=opset,
-            input_names=list(INPUT_NAMES),
+            input_names=list(input_names),
             output_names=output_names,
-            dynamic_axes=_dynamic_axes(output_names) if dynamic_batch else None,
+            dynamic_axes=_dynamic_axes(output_names, input_names) if dynamic_batch else None,
             do_constant_folding=True,
         )
 
 
-def _export_dynamo(graph, inputs, path, opset, dynamic_batch, output_names):
+def _export_dynamo(graph, inputs, path, opset, dynamic_batch, output_names, input_names=INPUT_NAMES):
     import onnx
 
     dynamic_shapes = None
     if dynamic_batch:
         batch = torch.export.Dim(BATCH_AXIS, min=1, max=1024)
-        dynamic_shapes = {"frame": {0: batch}, "log_mel": {0: batch}}
+        dynamic_shapes = {"frame": {0: batch}, "log_mel": {0: batch}}  # the forward's argument names
     chatter = io.StringIO()  # the exporter prints its progress; shown only if it fails
     # it also logs one warning per torchvision op it cannot register (avsdk has none)
     registry_log = logging.getLogger("torch.onnx._internal.exporter._registration")
@@ -337,7 +358,7 @@ def _export_dynamo(graph, inputs, path, opset, dynamic_batch, output_names):
                 dynamo=True,
                 external_data=False,
                 opset_version=max(opset, DYNAMO_OPSET),
-                input_names=list(INPUT_NAMES),
+                input_names=list(input_names),
                 output_names=output_names,
                 dynamic_shapes=dynamic_shapes,
                 verbose=False,

@@ -32,18 +32,22 @@ class OnnxRunner:
             options.intra_op_num_threads = int(threads)
         self.session = ort.InferenceSession(str(self.path), options, providers=list(providers))
         names = [i.name for i in self.session.get_inputs()]
-        if names != ["frame", "log_mel"]:
-            raise bad_input(str(self.path), "an avsdk graph with inputs ['frame', 'log_mel']", names)
+        if names not in (["frame", "log_mel"], ["frame", "waveform"]):
+            raise bad_input(str(self.path), "an avsdk graph with inputs ['frame', 'log_mel'] or "
+                            "['frame', 'waveform']", names)
+        self.audio_name = names[1]
         frame_shape = self.session.get_inputs()[0].shape
         self.image_size = frame_shape[-1] if isinstance(frame_shape[-1], int) else 224
-        examples = self.session.get_inputs()[1].shape[1]
-        self.examples = examples if isinstance(examples, int) else None
+        audio_shape = tuple(d if isinstance(d, int) else None for d in self.session.get_inputs()[1].shape[1:])
+        self.audio_shape = audio_shape
+        self.examples = audio_shape[0] if self.audio_name == "log_mel" else None
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run_all(self, frame, log_mel) -> dict:
         """All outputs by name: "similarity" [B, h, w] and, if exported, "audio_embedding" [B, 512]."""
-        frame, log_mel = graph_inputs(frame, log_mel, self.image_size, self.examples)
-        values = self.session.run(self.output_names, {"frame": frame, "log_mel": log_mel})
+        frame, log_mel = graph_inputs(frame, log_mel, self.image_size, self.examples, self.audio_name,
+                                      self.audio_shape)
+        values = self.session.run(self.output_names, {"frame": frame, self.audio_name: log_mel})
         return {name: np.asarray(v, dtype=np.float32) for name, v in zip(self.output_names, values)}
 
     def run(self, frame, log_mel) -> np.ndarray:

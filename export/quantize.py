@@ -66,27 +66,30 @@ def calibration_samples(root: str | os.PathLike, size: int, seed: int = 0,
     return pool[:size]
 
 
-def sample_inputs(sample, transform: str = "sacl") -> dict:
-    """One benchmark sample as graph inputs: frame [1,3,224,224], log_mel [1,N,1,96,64] float32,
-    prepared exactly as the evaluation prepares them (``avsdk.evaluation.sample_inputs``)."""
+def sample_inputs(sample, transform: str = "sacl", audio=None) -> dict:
+    """One benchmark sample as graph inputs: frame [1,3,224,224], log_mel [1,N,1,96,64] (or
+    "waveform" [1,T] for a waveform ``audio`` spec) float32, prepared exactly as the
+    evaluation prepares them (``avsdk.evaluation.sample_inputs``)."""
     from avsdk.evaluation import sample_inputs as model_inputs
 
-    frame, log_mel = model_inputs(sample, transform)
+    frame, heard = model_inputs(sample, transform, audio)
     return {
         "frame": np.ascontiguousarray(np.asarray(frame, dtype=np.float32)[None]),
-        "log_mel": np.ascontiguousarray(np.asarray(log_mel, dtype=np.float32)[None]),
+        "waveform" if audio is not None and audio.kind == "waveform" else "log_mel":
+            np.ascontiguousarray(np.asarray(heard, dtype=np.float32)[None]),
     }
 
 
 def calibration_inputs(root: str | os.PathLike, size: int, seed: int = 0,
-                       transform: str = "sacl", progress: bool = True) -> list:
-    """Graph inputs of ``calibration_samples(root, size, seed)``, loaded with a progress bar."""
+                       transform: str = "sacl", progress: bool = True, audio=None) -> list:
+    """Graph inputs of ``calibration_samples(root, size, seed)``, loaded with a progress bar;
+    ``audio`` is the model's avsdk.audio_input.AudioSpec (None: log-mel)."""
     samples = calibration_samples(root, size, seed)
     if progress:
         from tqdm import tqdm
 
         samples = tqdm(samples, desc="calibration samples", unit="sample", leave=False)
-    return [sample_inputs(s, transform) for s in samples]
+    return [sample_inputs(s, transform, audio) for s in samples]
 
 
 def batched(items: Iterable[dict], batch_size: int) -> Iterator[dict]:
@@ -151,7 +154,8 @@ def quantize_int8(
     Args:
         onnx_path: the fp32 .onnx written by ``export_onnx`` (with its manifest).
         out_path: the int8 .onnx to write.
-        calibration: graph input dicts {"frame": [b,3,224,224], "log_mel": [b,N,1,96,64]}
+        calibration: graph input dicts {"frame": [b,3,224,224], "log_mel": [b,N,1,96,64]} (or
+            "waveform" [b,T] for a waveform graph)
             (e.g. ``sample_inputs`` over ``calibration_samples``); re-batched to ``batch_size``.
         method: "minmax", "entropy" or "percentile" (activation ranges).
         percentile: the percentile for method "percentile".
@@ -288,15 +292,19 @@ def _split_rows(items: Sequence[dict]) -> Iterator[dict]:
 
 
 def _stem_convs(path: Path) -> list:
-    """The Conv node(s) that read the graph input "frame" (directly or through a Pad)."""
+    """The Conv node(s) that read the graph input "frame" (directly, or through a Pad, a cast
+    or the fixed per-channel affine of a trunk's own input normalisation), and the nodes on
+    the way (kept float with them: quantizing the affine's output would undo the point)."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    readers = {"frame"}
-    for node in model.graph.node:  # topological order: follow Pad/Cast up to the first Conv
-        if node.op_type in ("Pad", "Cast", "Identity") and readers & set(node.input):
+    readers, chain = {"frame"}, []
+    for node in model.graph.node:  # topological order: follow them up to the first Conv
+        if node.op_type in ("Pad", "Cast", "Identity", "Mul", "Add") and readers & set(node.input):
             readers |= set(node.output)
-    return [n.name for n in model.graph.node if n.op_type == "Conv" and readers & set(n.input)]
+            chain.append(node.name)
+    convs = [n.name for n in model.graph.node if n.op_type == "Conv" and readers & set(n.input)]
+    return chain + convs if convs else []
 
 
 def _matmuls_without_weights(path: Path) -> list:

@@ -32,13 +32,16 @@ def as_batch(value, name: str, item_shape: tuple) -> np.ndarray:
     return array
 
 
-def graph_inputs(frame, log_mel, image_size: int = 224, examples: int | None = None):
-    """Check and convert (frame, log_mel) for a graph: ([B,3,S,S], [B,N,1,96,64]) float32."""
+def graph_inputs(frame, log_mel, image_size: int = 224, examples: int | None = None,
+                 audio_name: str = "log_mel", audio_shape: tuple | None = None):
+    """Check and convert (frame, audio) for a graph: ([B,3,S,S], [B,N,1,96,64]) float32, or
+    for a waveform graph (``audio_name`` "waveform") [B, *audio_shape] as the second."""
     frame = as_batch(frame, "frame", (3, image_size, image_size))
-    log_mel = as_batch(log_mel, "log_mel", (examples, 1, 96, 64))
+    item = (examples, 1, 96, 64) if audio_name == "log_mel" else tuple(audio_shape or (None,))
+    log_mel = as_batch(log_mel, audio_name, item)
     if frame.shape[0] != log_mel.shape[0]:
         raise bad_input(
-            "log_mel", f"the batch size of frame ({frame.shape[0]})", f"batch {log_mel.shape[0]}",
+            audio_name, f"the batch size of frame ({frame.shape[0]})", f"batch {log_mel.shape[0]}",
             described=True,
         )
     return frame, log_mel

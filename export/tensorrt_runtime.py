@@ -147,6 +147,9 @@ class TensorRTRunner:
         self._dtypes = self._torch_dtypes(trt, names)
         self.image_size = self.manifest.preprocessing.image_size
         self.examples = self.manifest.preprocessing.examples
+        audio = self.manifest.inputs[1] if len(self.manifest.inputs) > 1 else None
+        self.audio_name = audio.name if audio is not None else "log_mel"
+        self.audio_shape = tuple(d if isinstance(d, int) else None for d in audio.shape[1:]) if audio else None
         profile = self.manifest.build.get("profile", {}).get("frame")  # [min, opt, max] shapes
         self.min_batch = int(profile[0][0]) if profile else 1
         self.max_batch = int(profile[2][0]) if profile else None  # larger batches run in chunks
@@ -172,7 +175,8 @@ class TensorRTRunner:
             InputError: bad inputs, or TensorRT refused a batch shape (an engine whose
                 manifest does not describe its optimization profile).
         """
-        frame, log_mel = graph_inputs(frame, log_mel, self.image_size, self.examples)
+        frame, log_mel = graph_inputs(frame, log_mel, self.image_size, self.examples, self.audio_name,
+                                      self.audio_shape)
         parts = []
         with self._torch.cuda.device(self._gpu):
             for start, stop, size in _chunks(len(frame), self.min_batch, self.max_batch or len(frame)):
@@ -182,7 +186,7 @@ class TensorRTRunner:
 
     def _run_batch(self, frame: np.ndarray, log_mel: np.ndarray) -> dict:
         torch = self._torch
-        feeds = {"frame": frame, "log_mel": log_mel}
+        feeds = {"frame": frame, self.audio_name: log_mel}
         keep, outputs = [], {}
         # Copies, allocations and the engine all on one stream: no cross-stream races.
         with torch.cuda.stream(self._stream):

@@ -94,17 +94,19 @@ def load_target(sample) -> Target:
     )
 
 
-def sample_inputs(sample, transform: str = "sacl"):
-    """Model inputs of one sample: (frame [3, 224, 224] float32, log_mel [N, 1, 96, 64] float32)."""
+def sample_inputs(sample, transform: str = "sacl", audio=None):
+    """Model inputs of one sample: (frame [3, 224, 224] float32, the graph's audio input
+    float32: log_mel [N, 1, 96, 64], or the waveform [T] when ``audio`` (an
+    avsdk.audio_input.AudioSpec) says so)."""
     import torch
 
     from avsdk.audio import load_audio
+    from avsdk.audio_input import AudioSpec, audio_input
     from avsdk.frames import frame_tensor, load_frame
-    from avsdk.frontend import audio_to_examples
 
     frame = frame_tensor(load_frame(sample.image), transform=transform)
-    log_mel = torch.as_tensor(np.asarray(audio_to_examples(*load_audio(sample.audio)), dtype=np.float32))
-    return frame, log_mel
+    heard = torch.as_tensor(audio_input(*load_audio(sample.audio), spec=audio or AudioSpec()))
+    return frame, heard
 
 
 def _unique(ids) -> list[str]:
@@ -158,7 +160,7 @@ def report_from_maps(maps: Iterable[np.ndarray], targets: Sequence[Target]) -> E
 
 
 def _predicted_maps(predict: Predict, samples: Sequence, batch_size: int, transform: str,
-                    progress: bool):
+                    progress: bool, audio=None):
     import torch
 
     batches = range(0, len(samples), batch_size)
@@ -168,7 +170,7 @@ def _predicted_maps(predict: Predict, samples: Sequence, batch_size: int, transf
         batches = tqdm(batches, desc="evaluate", unit="batch", leave=False)
     for start in batches:
         chunk = samples[start : start + batch_size]
-        frames, log_mels = zip(*(sample_inputs(s, transform) for s in chunk))
+        frames, log_mels = zip(*(sample_inputs(s, transform, audio) for s in chunk))
         with torch.no_grad():
             out = predict(torch.stack(frames), torch.stack(log_mels))
         try:
@@ -181,7 +183,7 @@ def _predicted_maps(predict: Predict, samples: Sequence, batch_size: int, transf
 
 
 def evaluate(predict: Predict, samples: Sequence, batch_size: int = 16, progress: bool = True,
-             transform: str = "sacl") -> EvalReport:
+             transform: str = "sacl", audio=None) -> EvalReport:
     """Run ``predict`` over ``samples`` and score its maps.
 
     Args:
@@ -191,6 +193,8 @@ def evaluate(predict: Predict, samples: Sequence, batch_size: int = 16, progress
         batch_size: samples per call of ``predict``.
         progress: show a tqdm bar.
         transform: frame test transform, "sacl" (resize) or "sspl" (resize + centre crop).
+        audio: the model's audio input (avsdk.audio_input.AudioSpec; None: log-mel), as a
+            Localizer's ``audio``.
     Raises:
         InputError: no samples, a bad batch size, or predict returns the wrong shape.
     """
@@ -204,7 +208,14 @@ def evaluate(predict: Predict, samples: Sequence, batch_size: int = 16, progress
     if not isinstance(batch_size, int) or batch_size < 1:
         raise bad_input("batch_size", "a positive int", batch_size)
     targets = [load_target(s) for s in samples]
-    return report_from_maps(_predicted_maps(predict, samples, batch_size, transform, progress), targets)
+    return report_from_maps(_predicted_maps(predict, samples, batch_size, transform, progress, audio), targets)
+
+
+def predicted_maps(predict: Predict, samples: Sequence, batch_size: int = 16, transform: str = "sacl",
+                   audio=None, progress: bool = False) -> np.ndarray:
+    """The raw maps [n, h, w] of ``predict`` on ``samples`` (inputs as ``evaluate`` makes them);
+    unlike ``evaluate`` the samples need no ground truth (e.g. off-screen pairs)."""
+    return np.stack(list(_predicted_maps(predict, list(samples), batch_size, transform, progress, audio)))
 
 
 BASELINES = {"all-ones": metrics.all_ones_map, "centre box": metrics.centre_box_map}

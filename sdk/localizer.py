@@ -178,7 +178,7 @@ def _preprocessing(artifact: Path) -> dict:
         return {}
     manifest = read_manifest(artifact)
     prep = manifest.preprocessing
-    return {"transform": prep.transform, "clip_seconds": prep.clip_seconds,
+    return {"transform": prep.transform, "clip_seconds": prep.clip_seconds, "audio": prep.audio_spec(),
             "visibility": _calibration(manifest.visibility, f"{manifest_path(artifact)}: visibility")}
 
 
@@ -204,10 +204,11 @@ class Localizer:
         frontend: log-mel implementation, "auto" (compiled when built, else numpy),
             "compiled" or "numpy" (see avsdk.frontend).
         visibility: an avsdk.visibility.Calibration; results then carry ``on_screen``.
+        audio: the graph's audio input (avsdk.audio_input.AudioSpec; log-mel by default).
     """
 
     def __init__(self, backend: Backend, transform: str = "sacl", clip_seconds: float = 3.0,
-                 frontend: str = "auto", visibility=None):
+                 frontend: str = "auto", visibility=None, audio=None):
         if not callable(backend):
             raise bad_input("backend", "a callable (frames, log_mel) -> maps [B, h, w]", backend)
         if transform not in ("sacl", "sspl"):
@@ -220,6 +221,11 @@ class Localizer:
 
         if visibility is not None and not isinstance(visibility, Calibration):
             raise bad_input("visibility", "None or an avsdk.visibility.Calibration", visibility)
+        from avsdk.audio_input import AudioSpec
+
+        if audio is not None and not isinstance(audio, AudioSpec):
+            raise bad_input("audio", "None or an avsdk.audio_input.AudioSpec", audio)
+        self.audio = audio or AudioSpec()
         self.backend = backend
         self.transform = transform
         self.clip_seconds = float(clip_seconds)
@@ -262,6 +268,7 @@ class Localizer:
             model, meta = load_checkpoint(path, map_location="cpu")
             settings = {k: meta[k] for k in ("transform", "clip_seconds") if k in meta}
             settings["visibility"] = _calibration(meta.get("visibility"), f"{path}: meta visibility")
+            settings["audio"] = model.audio_spec
             backend = TorchBackend(model, device)
         elif suffix == ".onnx":
             backend, settings = _onnx_backend(path)
@@ -276,7 +283,7 @@ class Localizer:
     @classmethod
     def from_model(cls, model, device: str = "cpu", transform: str = "sacl") -> "Localizer":
         """Wrap an in-memory AVNet."""
-        return cls(TorchBackend(model, device), transform=transform)
+        return cls(TorchBackend(model, device), transform=transform, audio=getattr(model, "audio_spec", None))
 
     @classmethod
     def load_sacl(cls, frame_path, sound_path, device: str = "cpu") -> "Localizer":
@@ -303,13 +310,14 @@ class Localizer:
         return maps
 
     def inputs(self, frame, audio, sample_rate: int | None = None):
-        """(RGB uint8 [H, W, 3], frame tensor [1, 3, 224, 224], log_mel [1, N, 1, 96, 64],
-        the heard window's level in dBFS or None when the model has no visibility calibration)."""
+        """(RGB uint8 [H, W, 3], frame tensor [1, 3, 224, 224], the graph's audio input [1, ...]
+        (log_mel [1, N, 1, 96, 64] or waveform [1, T], see avsdk.audio_input), the heard
+        window's level in dBFS or None when the model has no visibility calibration)."""
         import torch
 
         from avsdk.audio import load_audio
+        from avsdk.audio_input import audio_input
         from avsdk.frames import frame_tensor, load_frame
-        from avsdk.frontend import audio_to_examples
 
         with renamed({"source": "frame"}):  # the readers' own argument is "source"
             image = load_frame(frame)
@@ -324,15 +332,14 @@ class Localizer:
         if audio is None or isinstance(audio, (bytes, bytearray)):
             raise bad_input("audio", "a sound file path or object, or a waveform array [T] / "
                             "[T, channels]", audio)
-        examples = audio_to_examples(np.asarray(audio), sample_rate, clip_seconds=self.clip_seconds,
-                                     backend=self.frontend)
-        log_mel = torch.as_tensor(np.asarray(examples, dtype=np.float32))[None]
+        heard = torch.as_tensor(audio_input(np.asarray(audio), sample_rate, self.audio, self.clip_seconds,
+                                            self.frontend))[None]
         level = None
         if self.visibility is not None:
             from avsdk.visibility import audio_level_db
 
             level = audio_level_db(np.asarray(audio), sample_rate, self.clip_seconds)
-        return image, frame_tensor(image, transform=self.transform)[None], log_mel, level
+        return image, frame_tensor(image, transform=self.transform)[None], heard, level
 
     def __call__(self, frame, audio, sample_rate: int | None = None) -> LocalizationResult:
         """Localize the sound in one frame.

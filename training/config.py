@@ -40,6 +40,7 @@ class TrainConfig:
     remove_false_negatives: bool = True  # False: plain InfoNCE over every other clip
     retain: float = 0.5  # fraction of positions below the binarisation threshold
     fast_views: int = 4  # fast mode: cached views per image (eval view, its flip, random views)
+    fast_audio_views: int = 4  # fast mode, frozen audio backbone (SoundNet): cached audio views per clip
     positive_region: str = "segments"  # SACL: "segments" (Felzenszwalb, the reference) | "map" (binarised map alone)
     segment_size: int = 256  # side of the Felzenszwalb input; 256 is the reference, fast runs may use 128
     seed: int = 0
@@ -69,7 +70,7 @@ class TrainConfig:
             raise bad_input("mode", "'full' when the visual trunk is fine-tuned (fast caches its features)", self.mode)
         if not isinstance(self.batch_size, int) or self.batch_size < 2:
             raise bad_input("batch_size", "an int >= 2 (contrast / BatchNorm over the batch)", self.batch_size)
-        for name in ("epochs", "eval_every", "fast_views", "segment_size"):
+        for name in ("epochs", "eval_every", "fast_views", "fast_audio_views", "segment_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise bad_input(name, "a positive int", value)

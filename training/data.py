@@ -13,12 +13,13 @@ from .segmentation import nearest_resize, pseudo_segmentation
 MAP_SIZE = (14, 14)  # the visual maps of every supported trunk at 224x224
 
 
-def clip_log_mel(sample) -> torch.Tensor:
-    """VGGish log-mel examples of a sample's sound, float32 [N, 1, 96, 64]."""
+def clip_audio(sample, spec=None) -> torch.Tensor:
+    """A sample's sound as the model's audio input (avsdk.audio_input): VGGish log-mel
+    examples float32 [N, 1, 96, 64] by default, or the waveform [T] for a waveform spec."""
     from avsdk.audio import load_audio
-    from avsdk.frontend import audio_to_examples
+    from avsdk.audio_input import AudioSpec, audio_input
 
-    return torch.as_tensor(np.asarray(audio_to_examples(*load_audio(sample.audio)), dtype=np.float32))
+    return torch.as_tensor(audio_input(*load_audio(sample.audio), spec=spec or AudioSpec()))
 
 
 def open_frame(sample) -> Image.Image:
@@ -73,12 +74,15 @@ class ViewsDataset(torch.utils.data.Dataset):
     """Full mode: two fresh augmented views per clip and per epoch.
 
     Item: {"frame1", "frame2": [3, 224, 224], "seg1", "seg2": int64 [14, 14] (the view's
-    Felzenszwalb ids, nearest-resized), "log_mel": [N, 1, 96, 64], "index": int}.
+    Felzenszwalb ids, nearest-resized), "log_mel": [N, 1, 96, 64] (or the model's waveform
+    input [T]), "index": int}.
     Segments and log-mels are computed once per clip and kept (per worker process).
     """
 
-    def __init__(self, samples: Sequence, scheme: str, seed: int, segment: bool = True, segment_size: int = 256):
+    def __init__(self, samples: Sequence, scheme: str, seed: int, segment: bool = True, segment_size: int = 256,
+                 audio=None):
         self.samples, self.scheme, self.seed, self.segment = list(samples), scheme, seed, segment
+        self.audio = audio  # the model's AudioSpec (None: log-mel)
         self.segment_size = segment_size
         self.epoch = 0
         self._segments: dict[int, np.ndarray] = {}
@@ -99,7 +103,7 @@ class ViewsDataset(torch.utils.data.Dataset):
                 self._segments[index] = pseudo_segmentation(frame, self.segment_size)
             labels = self._segments[index]
         if index not in self._log_mels:
-            self._log_mels[index] = clip_log_mel(sample)
+            self._log_mels[index] = clip_audio(sample, self.audio)
         rng = np.random.default_rng((self.seed, self.epoch, index))
         (frame1, seg1), (frame2, seg2) = train_views(frame, labels, rng, self.scheme)
         item = {"frame1": frame1, "frame2": frame2, "log_mel": self._log_mels[index], "index": index}

@@ -29,20 +29,32 @@ import numpy as np
 import torch
 
 from .augment import ViewParams, apply_view, sample_view
-from .data import MAP_SIZE, clip_log_mel, open_frame
+from .data import MAP_SIZE, clip_audio, open_frame
 from .segmentation import nearest_resize, pseudo_segmentation
 
 
 @dataclass
 class FeatureCache:
-    """Per clip: trunk features of each view, the views' segment ids, the log-mel examples."""
+    """Per clip: trunk features of each view, the views' segment ids, and the audio: the
+    log-mel examples, or, for a model whose audio backbone is frozen (SoundNet), that
+    backbone's embedding of each audio view (``audio_embedded``)."""
 
     features: torch.Tensor  # float16 [n, V, C, 14, 14]
     segments: torch.Tensor | None  # int16 [n, V, 14, 14], None when not segmented
-    log_mel: torch.Tensor  # float32 [n, N, 1, 96, 64]
+    log_mel: torch.Tensor  # float32 [n, N, 1, 96, 64], or embeddings [n, A, D] when audio_embedded
+    audio_embedded: bool = False
+
+    def audio(self, index: torch.Tensor, rng: np.random.Generator | None) -> torch.Tensor:
+        """The audio of clips ``index``: a random cached view each (view 0 when ``rng`` is None)."""
+        if not self.audio_embedded:
+            return self.log_mel[index]
+        views = self.log_mel.shape[1]
+        pick = torch.zeros(len(index), dtype=torch.long) if rng is None else torch.as_tensor(
+            rng.integers(0, views, size=len(index)))
+        return self.log_mel[index, pick]
 
     def batch(self, indices: Sequence[int], rng: np.random.Generator):
-        """Two different cached views per clip: (f1, f2 [B, C, 14, 14] float32, seg1, seg2, log_mel)."""
+        """Two different cached views per clip: (f1, f2 [B, C, 14, 14] float32, seg1, seg2, audio)."""
         index = torch.as_tensor(list(indices))
         count = self.features.shape[1]
         first = rng.integers(0, count, size=len(index))
@@ -53,7 +65,7 @@ class FeatureCache:
         seg1 = seg2 = None
         if self.segments is not None:
             seg1, seg2 = self.segments[index, first].long(), self.segments[index, second].long()
-        return f1, f2, seg1, seg2, self.log_mel[index]
+        return f1, f2, seg1, seg2, self.audio(index, rng)
 
 
 def _view_pool(frame, labels, count: int, scheme: str, rng: np.random.Generator):
@@ -65,7 +77,8 @@ def _view_pool(frame, labels, count: int, scheme: str, rng: np.random.Generator)
 
 @torch.no_grad()
 def build_cache(model, samples: Sequence, views: int, scheme: str, seed: int, segment: bool = True,
-                segment_size: int = 256, batch_images: int = 16, progress: bool = True) -> FeatureCache:
+                segment_size: int = 256, batch_images: int = 16, progress: bool = True,
+                audio_views: int = 1) -> FeatureCache:
     """Run ``model.visual_trunk`` over ``views`` views of every sample (see module doc).
 
     Args:
@@ -74,9 +87,12 @@ def build_cache(model, samples: Sequence, views: int, scheme: str, seed: int, se
         views: views per image (>= 1; view 0 is the evaluation view).
         segment: compute the Felzenszwalb ids (SACL needs them, SSPL does not).
         segment_size: side of the image Felzenszwalb sees (256 as the reference).
+        audio_views: for a frozen audio backbone (SoundNet), embeddings cached per clip:
+            the clip itself and ``audio_views - 1`` augmented views (training.audio_augment).
     """
     trunk = model.visual_trunk.eval()
     device = next(model.parameters()).device
+    embedded = model.audio_spec.kind == "waveform"
     items = range(0, len(samples), batch_images)
     if progress:
         from tqdm import tqdm
@@ -94,18 +110,47 @@ def build_cache(model, samples: Sequence, views: int, scheme: str, seed: int, se
                 frames.append(tensor)
                 if segment:
                     labels.append(nearest_resize(torch.from_numpy(view_ids), MAP_SIZE))
-            log_mels.append(clip_log_mel(sample))
+            if not embedded:
+                log_mels.append(clip_audio(sample, model.audio_spec))
         # channels_last runs the depthwise convolutions of EfficientNet ~2.5x faster on CPU
         batch = torch.stack(frames).to(device).contiguous(memory_format=torch.channels_last)
         out = trunk(batch).to("cpu", torch.float16).contiguous()
         features.append(out.view(len(chunk), views, *out.shape[1:]))
         if segment:
             segments.append(torch.stack(labels).to(torch.int16).view(len(chunk), views, *MAP_SIZE))
+    audio = (_audio_embeddings(model, samples, audio_views, seed, batch_images, progress) if embedded
+             else torch.stack(log_mels))
     return FeatureCache(
         features=torch.cat(features),
         segments=torch.cat(segments) if segment else None,
-        log_mel=torch.stack(log_mels),
+        log_mel=audio,
+        audio_embedded=embedded,
     )
+
+
+def _audio_embeddings(model, samples: Sequence, views: int, seed: int, batch: int, progress: bool) -> torch.Tensor:
+    """The frozen audio backbone's embedding of ``views`` views of every clip, float32 [n, A, D]."""
+    from avsdk.audio import load_audio, to_mono_16k
+    from avsdk.audio_input import audio_input
+
+    from .audio_augment import audio_view
+
+    clips = [to_mono_16k(*load_audio(s.audio)) for s in samples]
+    rng = np.random.default_rng((seed, 7))
+    inputs = []
+    for i, clip in enumerate(clips):
+        others = [clips[j] for j in rng.integers(0, len(clips), size=4) if samples[j].label != samples[i].label]
+        waves = [clip] + [audio_view(clip, others, rng) for _ in range(views - 1)]
+        inputs += [audio_input(w, 16000, model.audio_spec) for w in waves]
+    device = next(model.parameters()).device
+    starts = range(0, len(inputs), batch * 4)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc=f"cache audio embeddings ({views} views)", unit="batch")
+    out = [model.audio_net.embed(torch.as_tensor(np.stack(inputs[s : s + batch * 4])).to(device)).float().cpu()
+           for s in starts]
+    return torch.cat(out).view(len(samples), views, -1)
 
 
 @torch.no_grad()
@@ -120,7 +165,8 @@ def cached_maps(objective, cache: FeatureCache, batch_size: int = 64) -> np.ndar
     maps = []
     for start in range(0, cache.features.shape[0], batch_size):
         v = model.project(cache.features[start : start + batch_size, 0].to(device).float())
-        emb, a = model.audio_features(cache.log_mel[start : start + batch_size].to(device))
+        index = torch.arange(start, min(start + batch_size, cache.features.shape[0]))
+        emb, a = model.audio_features(cache.audio(index, None).to(device), embedded=cache.audio_embedded)
         v = model.refine(v, emb)
         sim, _, _ = av_similarity(v, a)
         maps.append(sim.float().cpu().numpy())

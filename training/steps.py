@@ -32,10 +32,12 @@ class Objective(nn.Module):
         """[B, 3, 224, 224] frames or [B, C_trunk, 14, 14] features -> [B, C, 14, 14]."""
         return self.model.project(x.float()) if trunk_features else self.model.visual_features(x)
 
-    def forward(self, view1, view2, log_mel, seg1=None, seg2=None, trunk_features: bool = False):
-        """Scalar loss. view1, view2: the two visual views; log_mel [B, N, 1, 96, 64];
+    def forward(self, view1, view2, log_mel, seg1=None, seg2=None, trunk_features: bool = False,
+                audio_embedded: bool = False):
+        """Scalar loss. view1, view2: the two visual views; log_mel [B, N, 1, 96, 64] (or the
+        model's waveform input, or with ``audio_embedded`` its frozen audio embedding);
         seg1, seg2 [B, 14, 14] segment ids (SACL)."""
-        emb, a = self.model.audio_features(log_mel)
+        emb, a = self.model.audio_features(log_mel, embedded=audio_embedded)
         v1 = self.model.refine(self.visual(view1, trunk_features), emb)
         v2 = self.model.refine(self.visual(view2, trunk_features), emb)
         if self.scheme == "sspl":

@@ -104,12 +104,13 @@ def _feature_cache(caches, model, samples, split: str, config: TrainConfig, view
     data, trunk, views, scheme, seed and segmentation built it already (None: no sharing)."""
     from .fast import build_cache
 
-    key = (config.data, split, len(samples), config.model.visual, views, config.scheme, config.seed,
-           segment, config.segment_size)
+    audio_views = config.fast_audio_views if split == "train" else 1
+    key = (config.data, split, len(samples), config.model.visual, config.model.audio, views, audio_views,
+           config.scheme, config.seed, segment, config.segment_size)
     if caches is not None and key in caches:
         return caches[key]
     cache = build_cache(model, samples, views, config.scheme, config.seed, segment=segment,
-                        segment_size=config.segment_size, progress=progress)
+                        segment_size=config.segment_size, progress=progress, audio_views=audio_views)
     if caches is not None:
         caches[key] = cache
     return cache
@@ -139,7 +140,8 @@ class Validator:
         else:
             model.eval()
             report = evaluate(lambda f, m: model(f.to(self.device), m.to(self.device)), self.samples,
-                              progress=self.config.progress, transform=deployed_transform(self.config))
+                              progress=self.config.progress, transform=deployed_transform(self.config),
+                              audio=model.audio_spec)
             model.train()
         value = report.rules["value"]
         return {"ciou": value.ciou_at_05, "auc": value.auc, "pointing": report.pointing_game}
@@ -160,11 +162,13 @@ def _batches(config, objective, samples, rank, world, device, caches=None):
             for indices in sampler:
                 f1, f2, s1, s2, mel = cache.batch(indices, rng)
                 yield (f1.to(device), f2.to(device), mel.to(device),
-                       None if s1 is None else s1.to(device), None if s2 is None else s2.to(device), True)
+                       None if s1 is None else s1.to(device), None if s2 is None else s2.to(device), True,
+                       cache.audio_embedded)
 
         return epoch_batches, len(sampler)
 
-    dataset = ViewsDataset(samples, config.scheme, config.seed, segment=segment, segment_size=config.segment_size)
+    dataset = ViewsDataset(samples, config.scheme, config.seed, segment=segment, segment_size=config.segment_size,
+                           audio=objective.model.audio_spec)
 
     def epoch_batches(epoch):
         sampler.set_epoch(epoch)
@@ -172,7 +176,8 @@ def _batches(config, objective, samples, rank, world, device, caches=None):
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=config.num_workers)
         for b in loader:
             yield (b["frame1"].to(device), b["frame2"].to(device), b["log_mel"].to(device),
-                   b["seg1"].to(device) if segment else None, b["seg2"].to(device) if segment else None, False)
+                   b["seg1"].to(device) if segment else None, b["seg2"].to(device) if segment else None, False,
+                   False)
 
     return epoch_batches, len(sampler)
 
@@ -235,8 +240,8 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
         bar = tqdm(epoch_batches(epoch), total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
                    unit="step", disable=not config.progress or rank != 0)
         losses = []
-        for view1, view2, mel, seg1, seg2, cached in bar:
-            loss = step_fn(view1, view2, mel, seg1, seg2, trunk_features=cached)
+        for view1, view2, mel, seg1, seg2, cached, embedded in bar:
+            loss = step_fn(view1, view2, mel, seg1, seg2, trunk_features=cached, audio_embedded=embedded)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

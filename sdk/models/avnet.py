@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avsdk.audio_input import AudioSpec
 from avsdk.errors import bad_input
 
 from .config import ModelConfig
@@ -22,6 +23,7 @@ from .efficientnet import EfficientNetLite0
 from .pcm import PredictiveCoding
 from .resnet import ResNet18
 from .small_cnn import SmallAudioCNN
+from .soundnet_audio import SoundNetAudio
 from .vgg import VGG16Conv5
 from .vggish import VGGish
 
@@ -43,13 +45,23 @@ def make_trunk(name: str) -> nn.Module:
 
 
 def make_audio_net(name: str, out_dim: int, embedding: bool = False) -> nn.Module:
-    """VGGish (always has its 128-d embedding) or the small CNN (its 256-d pooled vector
-    as the embedding only when ``embedding``, i.e. for the PCM)."""
+    """VGGish (always has its 128-d embedding), SoundNet-8 + head (its frozen embedding) or
+    the small CNN (its 256-d pooled vector as the embedding only when ``embedding``, i.e.
+    for the PCM)."""
     if name == "vggish":
         return VGGish(out_dim)
     if name == "small_cnn":
         return SmallAudioCNN(out_dim, embedding=embedding)
-    raise bad_input("audio", "'small_cnn' or 'vggish'", name)
+    if name == "soundnet":
+        return SoundNetAudio(out_dim)
+    raise bad_input("audio", "'small_cnn', 'vggish' or 'soundnet'", name)
+
+
+def audio_spec(config: ModelConfig) -> AudioSpec:
+    """The graph's audio input for a model config: VGGish log-mel, or SoundNet's waveform."""
+    if config.audio == "soundnet":
+        return AudioSpec("waveform", SoundNetAudio.sample_rate)
+    return AudioSpec("log_mel")
 
 
 class AVNet(nn.Module):
@@ -78,6 +90,7 @@ class AVNet(nn.Module):
         self.visual_proj = (nn.Identity() if channels == config.embed_dim
                             else nn.Conv2d(channels, config.embed_dim, 1, bias=False))
         self.audio_net = make_audio_net(config.audio, config.embed_dim, embedding=config.pcm)
+        self.audio_spec = audio_spec(config)
         self.pcm = (PredictiveCoding(cycles=config.pcm_cycles, audio_dim=self.audio_net.embed_dim)
                     if config.pcm else None)
         self._freeze()
@@ -86,7 +99,7 @@ class AVNet(nn.Module):
         frozen = []
         if self.config.freeze_visual:
             frozen.append(self.visual_trunk)
-        if self.config.freeze_audio_backbone:
+        if self.config.freeze_audio_backbone or self.config.audio == "soundnet":  # SoundNet: always
             frozen += self.audio_net.backbone_modules()
         for module in frozen:
             module.requires_grad_(False)
@@ -114,13 +127,25 @@ class AVNet(nn.Module):
         v = self.visual_proj(trunk_features)
         return F.relu(v) if self.config.nonnegative else v
 
-    def audio_features(self, log_mel: torch.Tensor):
-        """log_mel [B, N, 1, 96, 64] -> (emb [B, 128 | 256] or None, a [B, embed_dim]).
+    def audio_features(self, log_mel: torch.Tensor, embedded: bool = False):
+        """log_mel [B, N, 1, 96, 64] (or, for SoundNet, the waveform [B, T]) ->
+        (emb [B, 128 | 256 | 512] or None, a [B, embed_dim]).
 
-        Both are the mean over the N examples of each clip (the reference averages the
-        per-example outputs). emb is VGGish's 128-d embedding, or the small CNN's 256-d
-        pooled vector when the model has a PCM; None otherwise.
+        For log-mel encoders both are the mean over the N examples of each clip (the
+        reference averages the per-example outputs). emb is VGGish's 128-d embedding,
+        SoundNet's frozen embedding, or the small CNN's 256-d pooled vector when the model
+        has a PCM; None otherwise. ``embedded``: the input is already the frozen backbone's
+        embedding [B, D] (fast-mode training caches it); only the head runs.
         """
+        if embedded:
+            emb, a = log_mel, self.audio_net.head(log_mel)
+            return emb, F.relu(a) if self.config.nonnegative else a
+        if self.audio_spec.kind == "waveform":
+            if log_mel.dim() != 2:
+                raise bad_input("waveform", "a tensor [B, T] (the clip at "
+                                f"{self.audio_spec.sample_rate} Hz)", log_mel)
+            emb, a = self.audio_net(log_mel)
+            return emb, F.relu(a) if self.config.nonnegative else a
         if log_mel.dim() != 5 or tuple(log_mel.shape[2:]) != LOG_MEL_SHAPE:
             raise bad_input("log_mel", "a tensor [B, N, 1, 96, 64]", log_mel)
         batch, examples = log_mel.shape[0], log_mel.shape[1]

