@@ -96,3 +96,20 @@ def test_dense_trunk_keeps_the_pretrained_features(photos, state):
     assert features.shape == (2, 1280, 14, 14)
     assert probs.argmax(1).tolist() == [EGYPTIAN_CAT, ESPRESSO]
     assert probs[0, EGYPTIAN_CAT] > 0.5
+
+
+def test_projection_init_imagenet_is_the_classifier_at_every_position(photos, state):
+    from avsdk.errors import InputError
+    from avsdk.models import ModelConfig, build_model
+
+    model = build_model(ModelConfig(embed_dim=1000, projection_init="imagenet")).eval()
+    torch.testing.assert_close(model.visual_proj.weight[:, :, 0, 0], state["_fc.weight"])
+    with torch.no_grad():
+        v = model.visual_features(photos)  # ReLU-clipped class scores per position, no bias
+        trunk = model.visual_trunk(photos)
+    torch.testing.assert_close(v, torch.relu(torch.einsum("kc,bchw->bkhw", state["_fc.weight"], trunk)))
+    assert v.mean(dim=(2, 3)).argmax(1).tolist() == [EGYPTIAN_CAT, ESPRESSO]
+    for bad in (dict(projection_init="imagenet"), dict(projection_init="imagenet", visual="resnet18",
+                                                       embed_dim=1000), dict(projection_init="zeros")):
+        with pytest.raises(InputError, match="projection_init"):
+            ModelConfig(**bad)

@@ -10,14 +10,15 @@ from avsdk.training.pipeline import PipelineConfig, run
 
 @pytest.mark.parametrize("name,value", [("epochs", -1), ("epochs", 0), ("batch_size", 1), ("views", 1),
                                         ("tau", float("inf")), ("lr", 0.0), ("calib_size", 0),
-                                        ("split_sizes", (16, 8, 8)), ("seed", -1)])
+                                        ("split_sizes", (16, 8, 8)), ("split_sizes", (16, 8, 8, 8)),
+                                        ("seed", -1), ("audio", "wav2vec")])
 def test_config_rejects_bad_values(name, value):
     with pytest.raises(InputError, match=f"^{name}: expected"):
         PipelineConfig(**{name: value})
 
 
 def test_calibration_cannot_take_more_than_train_and_val():
-    sizes = (16, 8, 8, 8)
+    sizes = (16, 8, 8, 8, 8)
     PipelineConfig(split_sizes=sizes, int8=True, calib_size=24)
     with pytest.raises(InputError, match="^calib_size: expected at most 24"):
         PipelineConfig(split_sizes=sizes, int8=True, calib_size=25)
@@ -46,7 +47,7 @@ def test_cli_reports_user_errors_by_flag_on_stderr_before_step_1(argv, flag, tmp
 def test_main_job_runs_end_to_end_on_a_tiny_benchmark(tmp_path):
     pytest.importorskip("onnxruntime", reason="the main job exports and scores ONNX (extra 'export')")
     config = PipelineConfig(out=str(tmp_path / "run"), epochs=1, batch_size=8, views=2,
-                            split_sizes=(16, 8, 8, 8), int8=True, calib_size=8, progress=False)
+                            split_sizes=(16, 8, 8, 8, 8), int8=True, calib_size=8, progress=False)
     outcome = run(config)
     out = tmp_path / "run"
     for name in ("train/best.pt", "export/edge.onnx", "export/edge.onnx.json", "export/edge.int8.onnx",
@@ -63,3 +64,11 @@ def test_main_job_runs_end_to_end_on_a_tiny_benchmark(tmp_path):
     manifest = json.loads((out / "export/edge.onnx.json").read_text())
     assert manifest["build"]["opset"] == 17
     assert "| edge model (PyTorch)" in (out / "results.md").read_text()
+    # the visibility answer: calibrated on val, stored with the model, measured on offscreen
+    assert manifest["visibility"]["format"] == "avsdk.visibility"
+    from avsdk.localizer import Localizer
+
+    assert Localizer.load(out / "train/best.pt").visibility is not None
+    visibility = json.loads((out / "visibility.json").read_text())
+    assert visibility["n_on"] == 8 and visibility["n_off"] == 8 and 0.0 <= visibility["auroc"] <= 1.0
+    assert "AUROC on_screen" in (out / "results.md").read_text()

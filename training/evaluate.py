@@ -44,7 +44,7 @@ def run_evaluation(checkpoint: str | os.PathLike, data: str | os.PathLike, split
     if limit is not None:
         samples = samples[:limit]
     localizer = Localizer.load(checkpoint, transform=transform)
-    model = evaluate(localizer.predict, samples, batch_size=batch_size, progress=progress,
+    model = evaluate(localizer.predict, samples, batch_size=batch_size, progress=progress, audio=localizer.audio,
                      transform=localizer.transform)
     return {"model": model, **evaluate_baselines(samples)}
 

@@ -50,7 +50,8 @@ class PipelineConfig:
     tau: float = EDGE_TAU  # InfoNCE temperature (SACL paper: 0.005; see EDGE_TAU)
     lr: float = EDGE_LR
     views: int = 4  # cached views per training image (fast mode)
-    split_sizes: tuple = ()  # (train, val, test, unheard) samples; () = BenchmarkConfig's defaults
+    split_sizes: tuple = ()  # samples per split, in SPLITS order; () = BenchmarkConfig's defaults
+    audio: str = "soundnet"  # the edge model's audio encoder (ModelConfig.audio); "small_cnn" for the old one
     int8: bool = False  # also quantize and score an INT8 ONNX
     calib_size: int = 256  # INT8 calibration samples (train and val splits, never test)
     progress: bool = True
@@ -65,8 +66,13 @@ class PipelineConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
                 raise bad_input(name, "a finite float > 0", value)
-        if len(self.split_sizes) not in (0, 4):
-            raise bad_input("split_sizes", "() or four sizes (train, val, test, unheard)", self.split_sizes)
+        from avsdk.datasets import SPLITS
+        from avsdk.models.config import AUDIO_ENCODERS
+
+        if len(self.split_sizes) not in (0, len(SPLITS)):
+            raise bad_input("split_sizes", f"() or {len(SPLITS)} sizes {SPLITS}", self.split_sizes)
+        if self.audio not in AUDIO_ENCODERS:
+            raise bad_input("audio", f"one of {AUDIO_ENCODERS}", self.audio)
         benchmark = self.benchmark_config()  # checks seed and split sizes
         if self.int8 and self.calib_size > benchmark.train + benchmark.val:
             raise bad_input("calib_size", f"at most {benchmark.train + benchmark.val} (the train and val "
@@ -91,7 +97,8 @@ def _done(started: float) -> None:
 def _score(localizer, samples, progress: bool):
     from avsdk.evaluation import evaluate
 
-    return evaluate(localizer.predict, samples, batch_size=32, progress=progress, transform=localizer.transform)
+    return evaluate(localizer.predict, samples, batch_size=32, progress=progress, transform=localizer.transform,
+                    audio=localizer.audio)
 
 
 def run(config: PipelineConfig) -> dict:
@@ -100,8 +107,10 @@ def run(config: PipelineConfig) -> dict:
     from avsdk.evaluation import evaluate_baselines, format_table
     from avsdk.export import export_onnx
     from avsdk.localizer import Localizer
+    from avsdk.models import ModelConfig, load_checkpoint, save_checkpoint
     from avsdk.training.config import TrainConfig
     from avsdk.training.train import train
+    from avsdk.training.visibility import calibrate, visibility_report
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -114,8 +123,9 @@ def run(config: PipelineConfig) -> dict:
     seconds["benchmark"] = time.perf_counter() - t
     _done(t)
 
-    t = _stage("2/6 train the edge model (SACL, fast mode, model selection on val)")
+    t = _stage("2/7 train the edge model (SACL, fast mode, model selection on val)")
     train_config = TrainConfig(data=str(data), out=str(out / "train"), scheme="sacl", mode="fast",
+                               model=ModelConfig(audio=config.audio),
                                epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
                                tau=config.tau, lr=config.lr, positive_region="map",
                                fast_views=config.views, progress=config.progress,
@@ -125,18 +135,30 @@ def run(config: PipelineConfig) -> dict:
     seconds["train"] = time.perf_counter() - t
     _done(t)
 
-    t = _stage("3/6 evaluate on test and unheard (never used for selection)")
+    t = _stage("3/7 calibrate the visibility answer on val (on-screen pairs against off-screen ones)")
+    calibration, val_visibility = calibrate(Localizer.load(checkpoint), splits["val"], out / "visibility",
+                                            seed=config.seed, progress=config.progress)
+    model, meta = load_checkpoint(checkpoint)
+    save_checkpoint(checkpoint, model, **{**meta, "visibility": calibration.to_json()})
+    print(f"   val AUROC {val_visibility['val_auroc']:.3f} (raw score alone {val_visibility['val_auroc_score']:.3f})")
+    seconds["visibility"] = time.perf_counter() - t
+    _done(t)
+
+    t = _stage("4/7 evaluate on test, unheard and offscreen (never used for selection)")
     tables = {}
     trained = Localizer.load(checkpoint)
     for split in ("test", "unheard"):
         reports = {"edge model (PyTorch)": _score(trained, splits[split], config.progress)}
         reports.update(evaluate_baselines(splits[split]))
         tables[split] = reports
+    visibility = visibility_report(trained, splits["test"], splits["offscreen"], calibration, config.progress)
+    visibility["val"] = val_visibility
     seconds["evaluate"] = time.perf_counter() - t
     _done(t)
 
-    t = _stage("4/6 export ONNX (opset 17) and check ONNX Runtime against PyTorch")
-    onnx_path = export_onnx(trained.backend.model.eval(), out / "export" / "edge.onnx", opset=17, checkpoint=checkpoint)
+    t = _stage("5/7 export ONNX (opset 17) and check ONNX Runtime against PyTorch")
+    onnx_path = export_onnx(trained.backend.model.eval(), out / "export" / "edge.onnx", opset=17, checkpoint=checkpoint,
+                            visibility=calibration.to_json())
     manifest = json.loads(Path(str(onnx_path) + ".json").read_text())
     print(f"   {onnx_path} (max |ORT - PyTorch| = {manifest['build'].get('parity_max_abs_error')})")
     onnx_localizer = Localizer.load(onnx_path)
@@ -148,23 +170,23 @@ def run(config: PipelineConfig) -> dict:
     if config.int8:
         from avsdk.export import calibration_inputs, quantize_int8
 
-        t = _stage("5/6 INT8 (Q/DQ, calibrated on train and val samples) and its score on test")
+        t = _stage("6/7 INT8 (Q/DQ, calibrated on train and val samples) and its score on test")
         int8_path = quantize_int8(onnx_path, out / "export" / "edge.int8.onnx",
                                   calibration_inputs(data, config.calib_size, seed=config.seed,
-                                                     progress=config.progress))
+                                                     progress=config.progress, audio=trained.audio))
         tables["test"]["edge model (ONNX int8)"] = _score(Localizer.load(int8_path), splits["test"], config.progress)
         files["int8"] = str(int8_path)
         seconds["int8"] = time.perf_counter() - t
         _done(t)
     else:
-        print("\n== 5/6 INT8 skipped (add --int8)")
+        print("\n== 6/7 INT8 skipped (add --int8)")
 
-    t = _stage("6/6 localize a test image with the ONNX model")
+    t = _stage("7/7 localize a test image with the ONNX model")
     sample = splits["test"][0]
     result = onnx_localizer(sample.image, sample.audio)
     overlay = result.save_overlay(out / "overlay.png", sample.image)
     print(f"   {sample.id} ({sample.label}): box {result.box}, peak {result.peak}, "
-          f"true box {sample.box}, score {result.score:.3f} -> {overlay}")
+          f"true box {sample.box}, score {result.score:.3f}, on screen {result.on_screen:.2f} -> {overlay}")
     files["overlay"] = str(overlay)
     _done(t)
 
@@ -173,9 +195,27 @@ def run(config: PipelineConfig) -> dict:
             f"best val cIoU@0.5 {summary['best']['ciou']:.3f} (epoch {summary['best']['epoch']}).", ""]
     for split, reports in tables.items():
         text += [f"## {split} split ({len(splits[split])} samples)", "", format_table(reports), ""]
+    text += [f"## offscreen split ({len(splits['offscreen'])} samples) against the test split", "",
+             visibility_table(visibility), ""]
     (out / "results.md").write_text("\n".join(text))
+    (out / "visibility.json").write_text(json.dumps(visibility, indent=1) + "\n")
     print("\n" + "\n".join(text))
-    return {"tables": tables, "files": files, "seconds": seconds, "train": summary}
+    return {"tables": tables, "visibility": visibility, "files": files, "seconds": seconds, "train": summary}
+
+
+def visibility_table(report: dict) -> str:
+    """Markdown: AUROC of the calibrated on_screen probability and of the raw score, overall
+    and per off-screen kind (each kind against every on-screen test sample)."""
+    from avsdk.evaluation import markdown_table
+
+    rows = [["all off-screen", str(report["n_off"]), f"{report['auroc']:.3f}", f"{report['auroc_score']:.3f}",
+             f"{1 - report['accuracy']:.3f}"]]
+    rows += [[kind, str(v["n"]), f"{v['auroc']:.3f}", "", f"{1 - v['said_off_screen']:.3f}"]
+             for kind, v in report["by_kind"].items()]
+    return (markdown_table(["off-screen kind", "n", "AUROC on_screen", "AUROC raw score", "error at p=0.5"], rows)
+            + f"\n\nOn-screen: the {report['n_on']} test samples. Calibrated on val (AUROC "
+            f"{report['val']['val_auroc']:.3f}). Error at p=0.5 is over on- and off-screen samples in the first "
+            "row, over that kind's samples in the others.")
 
 
 @command
@@ -190,13 +230,14 @@ def main(argv=None) -> int:
     parser.add_argument("--tau", type=float, default=fields["tau"])
     parser.add_argument("--lr", type=float, default=fields["lr"])
     parser.add_argument("--views", type=int, default=fields["views"])
+    parser.add_argument("--audio", default=fields["audio"], help="audio encoder (default: %(default)s)")
     parser.add_argument("--int8", action="store_true", help="also quantize to INT8 and score it")
     parser.add_argument("--calib-size", type=int, default=fields["calib_size"])
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     with flags({name: "--" + name.replace("_", "-") for name in vars(args)}):
         config = PipelineConfig(out=args.out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                                tau=args.tau, lr=args.lr, views=args.views, int8=args.int8,
+                                tau=args.tau, lr=args.lr, views=args.views, audio=args.audio, int8=args.int8,
                                 calib_size=args.calib_size, progress=not args.no_progress)
     output_folder("--out", config.out)
     run(config)
