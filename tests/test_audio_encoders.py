@@ -146,7 +146,9 @@ def test_soundnet_reader_refuses_other_pickled_classes(tmp_path):
     (aisfx, aisfx.aisfx_weight_path, "pip install --no-deps aisfx==0.1.2"),
 ])
 def test_missing_package_names_the_install_command(monkeypatch, module, finder, hint):
-    monkeypatch.setattr(module.importlib.util, "find_spec", lambda name: None)
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(MissingDependencyError, match=hint.replace(".", r"\.")):
         finder()
 

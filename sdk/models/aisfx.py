@@ -17,7 +17,6 @@ HTK-mel triangles over 0-22050 Hz each scaled to unit sum (librosa ``htk=True, n
 """
 from __future__ import annotations
 
-import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,7 +26,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from avsdk.errors import CheckpointError, MissingDependencyError, bad_input
+from ._package_files import package_file
+from avsdk.errors import CheckpointError, bad_input
 
 SAMPLE_RATE = 44_100
 N_FFT = 2048  # window = FFT length
@@ -175,13 +175,7 @@ def aisfx_weight_path() -> Path:
     Raises:
         MissingDependencyError: the package is not installed, or lacks the file.
     """
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError(f"the aiSFX weights ship in a package that is not installed: {INSTALL_HINT}")
-    path = Path(list(spec.submodule_search_locations)[0]).joinpath(*WEIGHT_FILE)
-    if not path.is_file():
-        raise MissingDependencyError(f"the installed {PACKAGE} package has no {path}: reinstall it: {INSTALL_HINT}")
-    return path
+    return package_file(PACKAGE, WEIGHT_FILE, "aiSFX weights", INSTALL_HINT)
 
 
 def read_aisfx_checkpoint(path) -> tuple[dict, dict[str, tuple[int, int]]]:

