@@ -75,6 +75,9 @@ def _report(result, out, image) -> None:
     print(f"box   (x0, y0, x1, y1) = {result.box}")
     print(f"peak  (x, y)           = {result.peak}")
     print(f"score (max cosine)     = {result.score:.4f}")
+    if result.on_screen is not None:
+        print(f"on screen (calibrated) = {result.on_screen:.3f}"
+              + ("" if result.on_screen >= 0.5 else "  (the source is most likely not in the picture)"))
     if out is not None:
         print(f"overlay written to {result.save_overlay(out, image)}")
 

@@ -99,6 +99,8 @@ class AVNet(nn.Module):
         frozen = []
         if self.config.freeze_visual:
             frozen.append(self.visual_trunk)
+        if self.config.freeze_projection:
+            frozen.append(self.visual_proj)
         if self.config.freeze_audio_backbone or self.config.audio == "soundnet":  # SoundNet: always
             frozen += self.audio_net.backbone_modules()
         for module in frozen:

@@ -1,7 +1,9 @@
 """ModelConfig: which trunk, which audio encoder, which extras; one frozen dataclass.
 
-The default ``ModelConfig()`` is the edge model. ``ModelConfig.sacl()`` and
-``ModelConfig.sspl()`` are the two published models (SPEC.md section 2).
+``ModelConfig.edge()`` is the edge model the main job trains (SoundNet-8 ears, an
+ImageNet-initialised projection); the plain ``ModelConfig()`` is its log-mel sibling with a
+small CNN trained from scratch. ``ModelConfig.sacl()`` and ``ModelConfig.sspl()`` are the two
+published models.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ AUDIO_ENCODERS = ("small_cnn", "vggish", "soundnet")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """What to build. Every field has the edge model's value by default.
+    """What to build. The defaults: EfficientNet-Lite0 and the small log-mel CNN (see edge()).
 
     Attributes:
         visual: visual trunk; "efficientnet_lite0" (edge, ImageNet weights ship with
@@ -46,6 +48,9 @@ class ModelConfig:
             before any training the visual map at each position is the ImageNet class
             scores there (ReLU-clipped in a nonnegative model) and the audio vector learns
             to say which classes sound; training then refines both.
+        freeze_projection: keep the 1x1 projection as initialised (with
+            projection_init="imagenet": the visual map stays the ImageNet class scores and
+            only the audio side learns).
     """
 
     visual: str = "efficientnet_lite0"
@@ -57,6 +62,7 @@ class ModelConfig:
     freeze_audio_backbone: bool = False
     nonnegative: bool | None = None
     projection_init: str = "random"
+    freeze_projection: bool = False
 
     def __post_init__(self):
         if self.visual not in VISUAL_TRUNKS:
@@ -78,6 +84,13 @@ class ModelConfig:
                             "and embed_dim=1000 (its classifier's classes)", (self.visual, self.embed_dim))
         if self.pcm and self.embed_dim != 512:
             raise bad_input("ModelConfig.embed_dim", "512 when pcm=True", self.embed_dim)
+
+    @classmethod
+    def edge(cls, audio: str = "soundnet") -> "ModelConfig":
+        """The main job's edge model: frozen EfficientNet-Lite0 whose 1x1 projection starts
+        as its ImageNet classifier (1000 channels), and frozen SoundNet-8 + a trainable head
+        (or another ``audio`` encoder). Chosen on val (README, "The edge model")."""
+        return cls(audio=audio, embed_dim=1000, projection_init="imagenet")
 
     @classmethod
     def sacl(cls) -> "ModelConfig":
