@@ -1,0 +1,92 @@
+"""What limits a trained model: what it hears, or where it looks?
+
+    python benchmarks/bench_headroom.py --checkpoint runs/main/train/best.pt --bench runs/main/benchmark
+
+Scores the model's own maps on a split, then the same visual maps with the audio vector
+replaced by its class prototype: the mean of the model's audio vectors over the train clips
+of the sample's class (a perfect audio classifier inside the model's own embedding space).
+The gap between the two rows is what better hearing could still give; the prototype row
+itself is the ceiling of the visual side as trained. It also prints how often the
+nearest prototype (cosine) names the right class: audio classification of recordings the
+model never heard. Writes Markdown to --out (default: print only).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _encode(model, samples, spec, batch: int = 32):
+    from avsdk.evaluation import sample_inputs
+
+    visual, audio = [], []
+    for start in range(0, len(samples), batch):
+        frames, heard = zip(*(sample_inputs(s, "sacl", spec) for s in samples[start : start + batch]))
+        with torch.no_grad():
+            v, _, a = model.forward_features(torch.stack(frames), torch.stack(heard))
+        visual.append(v)
+        audio.append(a)
+    return torch.cat(visual), torch.cat(audio)
+
+
+def headroom(checkpoint, bench, split: str = "val", train_clips: int = 800) -> dict:
+    """{"model": (AUC, pointing, distractor), "prototype": (...), "audio_accuracy": float, "n": int}."""
+    from avsdk.datasets import load_split
+    from avsdk.evaluation import load_target, report_from_maps
+    from avsdk.kernels.reference import av_similarity
+    from avsdk.models import load_checkpoint
+
+    model, _ = load_checkpoint(checkpoint)
+    spec = model.audio_spec
+    train = load_split(bench, "train")[:train_clips]
+    _, train_audio = _encode(model, train, spec)
+    labels = np.array([s.label for s in train])
+    names = sorted(set(labels))
+    prototypes = torch.stack([train_audio[torch.from_numpy(labels == n)].mean(0) for n in names])
+
+    samples = load_split(bench, split)
+    visual, audio = _encode(model, samples, spec)
+    targets = [load_target(s) for s in samples]
+
+    def scores(a):
+        report = report_from_maps(av_similarity(visual, a)[0].numpy(), targets)
+        return report.rules["value"].auc, report.pointing_game, report.distractor_accuracy
+
+    known = [names.index(s.label) for s in samples]
+    nearest = (torch.nn.functional.normalize(audio, dim=1) @ torch.nn.functional.normalize(prototypes, dim=1).T)
+    return {"model": scores(audio), "prototype": scores(prototypes[known]), "n": len(samples),
+            "audio_accuracy": float(np.mean(nearest.argmax(1).numpy() == np.array(known))),
+            "classes": len(names)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--bench", type=Path, required=True)
+    parser.add_argument("--splits", nargs="+", default=["val", "test"])
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    lines = [f"# Headroom of {args.checkpoint}", "",
+             f"`python benchmarks/bench_headroom.py --checkpoint {args.checkpoint} --bench {args.bench}`", "",
+             "| split | audio vector | AUC | pointing game | distractor acc. |", "|---|---|---:|---:|---:|"]
+    notes = []
+    for split in args.splits:
+        result = headroom(args.checkpoint, args.bench, split)
+        for row in ("model", "prototype"):
+            auc, pointing, distractor = result[row]
+            name = "the model's" if row == "model" else "its class's train prototype"
+            lines.append(f"| {split} ({result['n']}) | {name} | {auc:.3f} | {pointing:.3f} | {distractor:.3f} |")
+        notes.append(f"- {split}: the nearest prototype names the class of {result['audio_accuracy']:.1%} of the "
+                     f"clips ({result['classes']} heard classes; chance {1 / result['classes']:.1%}).")
+    text = "\n".join(lines + [""] + notes) + "\n"
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
