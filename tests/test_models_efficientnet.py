@@ -113,3 +113,13 @@ def test_projection_init_imagenet_is_the_classifier_at_every_position(photos, st
                                                        embed_dim=1000), dict(projection_init="zeros")):
         with pytest.raises(InputError, match="projection_init"):
             ModelConfig(**bad)
+
+
+def test_freeze_projection_keeps_the_classifier():
+    from avsdk.models import ModelConfig, build_model
+
+    model = build_model(ModelConfig(embed_dim=1000, projection_init="imagenet", freeze_projection=True,
+                                    audio="small_cnn"))
+    assert not model.visual_proj.weight.requires_grad
+    assert all(p.requires_grad for p in model.audio_net.parameters())
+    assert build_model(ModelConfig(), pretrained=False).visual_proj.weight.requires_grad
