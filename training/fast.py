@@ -137,19 +137,20 @@ def _audio_embeddings(model, samples: Sequence, views: int, seed: int, batch: in
 
     clips = [to_mono_16k(*load_audio(s.audio)) for s in samples]
     rng = np.random.default_rng((seed, 7))
-    inputs = []
-    for i, clip in enumerate(clips):
-        others = [clips[j] for j in rng.integers(0, len(clips), size=4) if samples[j].label != samples[i].label]
-        waves = [clip] + [audio_view(clip, others, rng) for _ in range(views - 1)]
-        inputs += [audio_input(w, 16000, model.audio_spec) for w in waves]
     device = next(model.parameters()).device
-    starts = range(0, len(inputs), batch * 4)
+    starts = range(0, len(clips), batch)
     if progress:
         from tqdm import tqdm
 
         starts = tqdm(starts, desc=f"cache audio embeddings ({views} views)", unit="batch")
-    out = [model.audio_net.embed(torch.as_tensor(np.stack(inputs[s : s + batch * 4])).to(device)).float().cpu()
-           for s in starts]
+    out = []
+    for start in starts:  # a chunk of clips at a time: the waveforms of every view never all sit in memory
+        inputs = []
+        for i in range(start, min(start + batch, len(clips))):
+            others = [clips[j] for j in rng.integers(0, len(clips), size=4) if samples[j].label != samples[i].label]
+            waves = [clips[i]] + [audio_view(clips[i], others, rng) for _ in range(views - 1)]
+            inputs += [audio_input(w, 16000, model.audio_spec) for w in waves]
+        out.append(model.audio_net.embed(torch.as_tensor(np.stack(inputs)).to(device)).float().cpu())
     return torch.cat(out).view(len(samples), views, -1)
 
 
