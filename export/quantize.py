@@ -72,11 +72,12 @@ def sample_inputs(sample, transform: str = "sacl", audio=None) -> dict:
     evaluation prepares them (``avsdk.evaluation.sample_inputs``)."""
     from avsdk.evaluation import sample_inputs as model_inputs
 
+    from avsdk.audio_input import AudioSpec
+
     frame, heard = model_inputs(sample, transform, audio)
     return {
         "frame": np.ascontiguousarray(np.asarray(frame, dtype=np.float32)[None]),
-        "waveform" if audio is not None and audio.kind == "waveform" else "log_mel":
-            np.ascontiguousarray(np.asarray(heard, dtype=np.float32)[None]),
+        (audio or AudioSpec()).kind: np.ascontiguousarray(np.asarray(heard, dtype=np.float32)[None]),  # graph input name
     }
 
 
