@@ -247,9 +247,10 @@ def preprocessing_from_meta(meta: dict | None) -> Preprocessing:
     """The preprocessing recorded with a checkpoint (its meta's "transform", "clip_seconds")."""
     meta = meta or {}
     values = {k: meta[k] for k in ("transform", "clip_seconds") if k in meta}
-    if "clip_seconds" in values:  # log-mel examples of 96 frames (SPEC section 1)
-        samples = int(round(float(values["clip_seconds"]) * 16000))  # 25 ms window, 10 ms hop
-        values["examples"] = max(1, (1 + (samples - 400) // 160) // 96)
+    if "clip_seconds" in values:  # log-mel examples of 96 frames
+        from avsdk.audio_input import AudioSpec
+
+        values["examples"] = AudioSpec().item_shape(float(values["clip_seconds"]))[0]
     return Preprocessing(**values)
 
 

@@ -10,7 +10,7 @@ views: view 0 is the clip as it is, the others draw, independently,
     a mix-in of another training clip  (p 0.5, 6 - 16 dB below: another source nearby)
     white, pink or brown noise         (p 0.7, SNR 5 - 30 dB: room and microphone noise)
 
-Level needs no augmentation: the model's input is min-max rescaled (docs/method.md, "Inputs").
+Level needs no augmentation: the model's input is min-max rescaled (avsdk.audio.prepare_waveform).
 """
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._package_files import package_file
+from ._pooling import pool_over_time
 from avsdk.errors import CheckpointError, bad_input
 
 SAMPLE_RATE = 44_100
@@ -161,12 +162,7 @@ class AisfxNet(nn.Module):
         return x.mean(dim=3)
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
-        x = self.feature_map(spec)
-        if self.pooling == "max":
-            return x.amax(dim=2)
-        if self.pooling == "mean":
-            return x.mean(dim=2)
-        return torch.cat([x.mean(dim=2), x.amax(dim=2)], dim=1)
+        return pool_over_time(self.feature_map(spec), self.pooling)
 
 
 def aisfx_weight_path() -> Path:

@@ -141,23 +141,20 @@ class AVNet(nn.Module):
         """
         if embedded:
             emb, a = log_mel, self.audio_net.head(log_mel)
-            return emb, F.relu(a) if self.config.nonnegative else a
-        if self.audio_spec.kind == "waveform":
+        elif self.audio_spec.kind == "waveform":
             if log_mel.dim() != 2:
                 raise bad_input("waveform", "a tensor [B, T] (the clip at "
                                 f"{self.audio_spec.sample_rate} Hz)", log_mel)
             emb, a = self.audio_net(log_mel)
-            return emb, F.relu(a) if self.config.nonnegative else a
-        if log_mel.dim() != 5 or tuple(log_mel.shape[2:]) != LOG_MEL_SHAPE:
-            raise bad_input("log_mel", "a tensor [B, N, 1, 96, 64]", log_mel)
-        batch, examples = log_mel.shape[0], log_mel.shape[1]
-        emb, a = self.audio_net(log_mel.reshape(-1, *LOG_MEL_SHAPE))
-        a = a.reshape(batch, examples, -1).mean(dim=1)
-        if self.config.nonnegative:
-            a = F.relu(a)
-        if emb is not None:
-            emb = emb.reshape(batch, examples, -1).mean(dim=1)
-        return emb, a
+        else:
+            if log_mel.dim() != 5 or tuple(log_mel.shape[2:]) != LOG_MEL_SHAPE:
+                raise bad_input("log_mel", "a tensor [B, N, 1, 96, 64]", log_mel)
+            batch, examples = log_mel.shape[0], log_mel.shape[1]
+            emb, a = self.audio_net(log_mel.reshape(-1, *LOG_MEL_SHAPE))
+            a = a.reshape(batch, examples, -1).mean(dim=1)
+            if emb is not None:
+                emb = emb.reshape(batch, examples, -1).mean(dim=1)
+        return emb, F.relu(a) if self.config.nonnegative else a
 
     def refine(self, v: torch.Tensor, emb: Optional[torch.Tensor]) -> torch.Tensor:
         """The visual map after the PCM, fed the L2-normalised audio embedding as in the

@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._package_files import package_file
+from ._pooling import POOLINGS, pool_over_time
 from avsdk.errors import CheckpointError, bad_input
 
 SAMPLE_RATE = 22_050  # Hz, the rate SoundNet was trained at
@@ -56,7 +57,6 @@ HEADS = {"conv8": 1000, "conv8_2": 401}  # ImageNet and Places logits, k8 s2, no
 HEAD_KERNEL, HEAD_STRIDE = 8, 2
 #: layers an embedding can be read from; "pool5" is conv5 after its max-pool
 EMBEDDING_LAYERS = {"pool5": "conv5", "conv6": "conv6", "conv7": "conv7"}
-POOLINGS = ("mean", "max", "meanmax")
 
 
 class FrozenBatchNorm1d(nn.Module):
@@ -125,12 +125,7 @@ class SoundNet8(nn.Module):
         """Embedding [B, D] of waveforms [B, T] (22050 Hz, x256; 3 s gives 3 conv7 frames)."""
         if waveform.ndim != 2:
             raise bad_input("waveform", "a batch of waveforms [B, T]", tuple(waveform.shape), described=True)
-        x = self.feature_map(waveform)
-        if self.pooling == "mean":
-            return x.mean(dim=2)
-        if self.pooling == "max":
-            return x.amax(dim=2)
-        return torch.cat([x.mean(dim=2), x.amax(dim=2)], dim=1)
+        return pool_over_time(self.feature_map(waveform), self.pooling)
 
     def logits(self, waveform: torch.Tensor) -> dict[str, torch.Tensor]:
         """Head logits averaged over time, {"conv8": [B, 1000], "conv8_2": [B, 401]} (T >= ~12 s)."""
