@@ -7,6 +7,16 @@ Non-finite samples: a NaN or Inf anywhere in the audio raises InputError (naming
 where) instead of being zeroed or dropped; a frontend fed them would return NaN features or a
 clip whose min-max rescale is undefined, and silently repairing a user's signal hides a bug
 upstream (a broken decoder, a division by zero).
+
+Integer samples are PCM, divided by the full scale of their dtype as soundfile reads files:
+uint8 (x - 128) / 128, int8 / 128, int16 / 32768, int32 / 2**31. Two cases are refused with an
+InputError rather than guessed at, as both used to read as silence:
+
+* int32 whose samples all fit int16's range [-32768, 32767]: 16-bit samples in a wider array
+  (at 32-bit scale they lie below -90 dBFS). Cast them with ``.astype(np.int16)``; real 32-bit
+  PCM that quiet is silence, which float zeros say without ambiguity.
+* any other integer dtype (int64, which ``np.array`` makes of a list of ints, uint16, uint32,
+  uint64): no PCM format stores samples so. Cast to the format's dtype (int16, int32) or float.
 """
 from __future__ import annotations
 
@@ -67,7 +77,8 @@ def to_mono_16k(audio, sample_rate, argument: str = "audio", check_finite: bool 
     is mixed or resampled is always scanned first, so errors point at the caller's samples.
 
     Args:
-        audio: [T] or [T, channels], float or integer samples.
+        audio: [T] or [T, channels], float samples or integer PCM (uint8, int8, int16, int32
+            by their full scale; see the module docstring for the integer arrays refused).
         sample_rate: positive rate of ``audio`` in Hz.
 
     Returns:
@@ -75,8 +86,9 @@ def to_mono_16k(audio, sample_rate, argument: str = "audio", check_finite: bool 
         array itself is never modified (it may be returned as is when already mono 16 kHz).
 
     Raises:
-        InputError: wrong rank or dtype, empty, any NaN/Inf, a channel axis that looks like it
-            comes first, a non-positive rate, or fewer than 400 samples at 16 kHz.
+        InputError: wrong rank or dtype (int64, uint16 and wider; int32 holding only int16-range
+            values), empty, any NaN/Inf, a channel axis that looks like it comes first, a
+            non-positive rate, or fewer than 400 samples at 16 kHz.
     """
     rate = _check_rate(sample_rate)
     x = _check_audio(audio, argument, check_finite, untouched_if_1d=rate == SAMPLE_RATE)
@@ -138,7 +150,9 @@ def prepare_waveform(audio, sample_rate, clip_seconds=3.0) -> np.ndarray:
 
     Args:
         audio: [T] or [T, channels] samples, as load_audio returns: float (any scale) or integer
-            PCM (divided by its full scale first, e.g. int16 / 32768, as files are read).
+            PCM as uint8, int8, int16 or int32 (divided by its full scale first, e.g. int16 /
+            32768, as files are read). int32 whose values all fit int16, int64 (a list of ints
+            through np.array) and wider unsigned dtypes are refused: see the module docstring.
         sample_rate: rate of ``audio`` in Hz (> 0).
         clip_seconds: clip length; 3 s gives [48000].
 
@@ -153,8 +167,9 @@ def prepare_waveform(audio, sample_rate, clip_seconds=3.0) -> np.ndarray:
 
 
 def _pcm_to_unit(x: np.ndarray) -> np.ndarray:
-    """Integer PCM to float64 in [-1, 1) by its full scale (int16 / 32768, uint8 (x - 128) / 128),
-    as soundfile and librosa read files: the rescale's 1e-3 is not scale-free, so the scale matters."""
+    """Integer PCM (a dtype _check_pcm accepted) to float64 in [-1, 1) by its full scale (int16 /
+    32768, uint8 (x - 128) / 128), as soundfile and librosa read files: the rescale's 1e-3 is not
+    scale-free, so the scale matters."""
     half = float(2 ** (8 * x.dtype.itemsize - 1))
     offset = half if x.dtype.kind == "u" else 0.0
     return (x.astype(np.float64) - offset) / half
@@ -167,6 +182,21 @@ def _check_rate(sample_rate) -> float:
             or not (math.isfinite(sample_rate) and sample_rate >= MIN_SAMPLE_RATE)):
         raise bad_input("sample_rate", f"a number of samples per second >= {MIN_SAMPLE_RATE}", sample_rate)
     return int(sample_rate) if float(sample_rate).is_integer() else float(sample_rate)
+
+
+def _check_pcm(audio: np.ndarray, argument: str) -> None:
+    """Refuse the integer arrays whose full scale is a guess (module docstring)."""
+    if (audio.dtype.kind == "u" and audio.dtype.itemsize > 1) or audio.dtype.itemsize > 4:
+        raise bad_input(argument, "float samples or integer PCM as uint8, int8, int16 or int32 (cast "
+                        "16-bit values with .astype(np.int16), 32-bit ones with .astype(np.int32))", audio)
+    if audio.dtype.itemsize == 4:
+        lo, hi = int(audio.min()), int(audio.max())
+        if lo >= -(2 ** 15) and hi < 2 ** 15:
+            raise bad_input(
+                argument, "int32 PCM at 32-bit full scale (2**31); 16-bit samples in an int32 array "
+                "would read as near silence: cast those with .astype(np.int16)",
+                f"int32 array of shape {audio.shape} whose samples all lie in int16's range "
+                f"(from {lo} to {hi})", described=True)
 
 
 def _check_audio(audio, argument: str, check_finite: bool = True, untouched_if_1d: bool = False) -> np.ndarray:
@@ -182,6 +212,8 @@ def _check_audio(audio, argument: str, check_finite: bool = True, untouched_if_1
         raise bad_input(argument, "a waveform [T] or [T, channels]", audio)
     if audio.size == 0:
         raise bad_input(argument, "at least one sample", audio)
+    if audio.dtype.kind in "iu":
+        _check_pcm(audio, argument)
     if audio.ndim == 2 and audio.shape[1] > audio.shape[0]:
         raise bad_input(
             argument, "[T, channels] (time first, as soundfile returns; transpose a [channels, T] array)", audio

@@ -12,7 +12,7 @@ import importlib.metadata as metadata
 import json
 import sys
 
-from avsdk.command_line import command, flags, input_file, output_file
+from avsdk.command_line import command, flags, input_file, output_file, quiet_broken_pipe
 
 # (label, distribution name, module to import when the distribution has no pip metadata)
 PACKAGES = (
@@ -79,7 +79,9 @@ def _report(result, out, image) -> None:
         print(f"on screen (calibrated) = {result.on_screen:.3f}"
               + ("" if result.on_screen >= 0.5 else "  (the source is most likely not in the picture)"))
     if out is not None:
-        print(f"overlay written to {result.save_overlay(out, image)}")
+        with flags({"path": "--out"}):  # written atomically; an OSError is one line naming --out
+            written = result.save_overlay(out, image)
+        print(f"overlay written to {written}")
 
 
 def _load(args):
@@ -145,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@quiet_broken_pipe
 @command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)

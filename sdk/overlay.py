@@ -61,12 +61,15 @@ def save_overlay(path: str | os.PathLike, image, heatmap: np.ndarray, box=None, 
         peak: (x, y), drawn as a small white cross.
     Returns:
         the path written.
+    Raises:
+        InputError: a bad argument, or ``path`` that cannot be written (an OSError such as a full
+            disk; the file is written atomically, so a previous one is then left as it was).
     """
     from PIL import Image, ImageDraw
 
     from avsdk.frames import load_frame
 
-    from avsdk.command_line import output_file
+    from avsdk.command_line import output_file, write_output
 
     if not isinstance(path, (str, os.PathLike)):
         raise bad_input("path", "a .png file path", path)
@@ -89,6 +92,5 @@ def save_overlay(path: str | os.PathLike, image, heatmap: np.ndarray, box=None, 
         arm = 3 * width + 2
         draw.line([x - arm, y, x + arm, y], fill=(255, 255, 255), width=width)
         draw.line([x, y - arm, x, y + arm], fill=(255, 255, 255), width=width)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    picture.save(path, format="PNG")
-    return path
+    # atomically: a failure midway (a full disk) leaves the previous file whole; InputError naming path
+    return write_output("path", path, lambda handle: picture.save(handle, format="PNG"))

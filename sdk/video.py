@@ -132,7 +132,12 @@ def _decode_from(container, stream, target: float, start: float, keyframe: bool)
     A backward seek should land on a keyframe at or before ``target``, but MPEG-TS seeks by
     bisecting the file and can land past it; the decoder then drops frames up to the next
     keyframe (or, for some codecs, decodes garbage from the missing reference). Such a landing
-    is retried from twice as far back, and finally from ``start``.
+    is retried from twice as far back, then from ``start``, and finally from the first byte of
+    the file's data: MPEG-TS bisects on decoding timestamps, so even a seek to ``start`` can
+    land past the first keyframe (a picture whose first frame comes after the sound's, 44.1 kHz
+    AAC starting at 0.057 s and H.264 at 0.08 s, its keyframe decoded at 0 s). That last try is
+    kept only when it decodes an earlier frame than the seek to ``start``: formats with an index
+    seek by bytes to wherever they resynchronise (Matroska: a later cluster), or not at all (MP4).
     """
     back = 0.0
     while True:
@@ -142,12 +147,39 @@ def _decode_from(container, stream, target: float, start: float, keyframe: bool)
         head = next(frames, None)
         landed = head is not None and (head.time is None or (
             head.time <= target + _TOLERANCE and (not keyframe or head.key_frame)))
-        if landed or at <= start:
+        if not landed and at <= start:
+            rewound = _decode_from_first_byte(container, stream)
+            if rewound is not None and (head is None or _before(rewound[0], head)):
+                head, frames = rewound
+            else:  # back to where the seek to start went
+                container.seek(math.floor(at / stream.time_base), stream=stream, backward=True)
+                frames = container.decode(stream)
+                head = next(frames, None)
+            landed = True
+        if landed:
             if head is not None:
                 yield head
                 yield from frames
             return
         back = max(1.0, 2.0 * back)
+
+
+def _before(frame, other) -> bool:
+    return frame.time is not None and other.time is not None and frame.time < other.time - _TOLERANCE
+
+
+def _decode_from_first_byte(container, stream):
+    """(first frame, the frames after it) decoded from the start of the file's data, or None
+    where the format cannot seek by bytes (MP4, MOV) or nothing decodes from there."""
+    import av
+
+    try:
+        container.seek(0, stream=stream, unsupported_byte_offset=True)
+    except av.FFmpegError:  # EPERM from AVFMT_NO_BYTE_SEEK: the caller seeks by time instead
+        return None
+    frames = container.decode(stream)
+    head = next(frames, None)
+    return None if head is None else (head, frames)
 
 
 def _frame_at(container, video, target: float, start: float) -> np.ndarray | None:

@@ -1,9 +1,14 @@
 """avsdk.command_line: one line and exit status 2 for user errors, flag names, path checks."""
+import errno
+import io
+import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from avsdk.command_line import command, flags, input_file, output_file, output_folder
+from avsdk.command_line import (command, flags, input_file, output_file, output_folder, quiet_broken_pipe,
+                                write_output)
 from avsdk.errors import InputError, bad_input
 
 
@@ -65,3 +70,41 @@ def test_unwritable_output_is_caught_even_for_root():
     # /proc takes no new files, whatever its permission bits tell root
     with pytest.raises(InputError, match="^--out: expected a writable location"):
         output_folder("--out", "/proc/avsdk-test")
+
+
+def test_write_output_is_atomic_and_names_the_flag(tmp_path):
+    path = tmp_path / "sub" / "r.json"
+    assert write_output("--json", path, b"old") == path
+    assert write_output("--json", path, lambda handle: handle.write(b"new")) == path
+    assert path.read_bytes() == b"new"
+
+    def full_disk(handle):
+        handle.write(b"half of it")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(InputError) as caught:
+        write_output("--json", path, full_disk)
+    assert str(caught.value) == (f"--json: expected a file that can be written, received {str(path)!r} "
+                                 "(No space left on device; nothing was written)")
+    assert caught.value.argument == "--json"
+    assert path.read_bytes() == b"new" and os.listdir(path.parent) == ["r.json"]
+    with pytest.raises(KeyError):  # not an OSError: a bug, kept as it is
+        write_output("--json", path, lambda handle: {}["x"])
+
+
+def test_quiet_broken_pipe_exits_1_without_a_traceback(monkeypatch, capsys):
+    class ClosedPipe(io.TextIOBase):
+        def write(self, text):
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    @quiet_broken_pipe
+    @command
+    def main():
+        print("a line for a reader that has gone")
+        return 0
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main() == 1
+    assert capsys.readouterr().err == ""
+    monkeypatch.undo()
+    assert quiet_broken_pipe(lambda: 3)() == 3

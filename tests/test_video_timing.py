@@ -133,3 +133,52 @@ def test_bad_time_clip_seconds_and_sample_rate_are_input_errors(videos):
             read_clip(videos["mp4-at-0"], **{argument: value})
         assert caught.value.argument == argument, (argument, value)
     assert read_clip(videos["mp4-at-0"], time=np.float32(1.0), clip_seconds=2).time == 1.0
+
+
+@pytest.mark.parametrize("x264", ["", "scenecut=0"], ids=["keyframes-at-cuts", "one-keyframe"])
+@pytest.mark.parametrize("rate", [16000, 44100])
+def test_mpegts_whose_sound_starts_before_its_picture(tmp_path, rate, x264):
+    """Issue 15: H.264 at 25 fps (B-frames: its first keyframe is decoded at 0 s, shown at 0.08 s)
+    and 44.1 kHz AAC (starting at 0.057 s) in MPEG-TS. MPEG-TS seeks on decoding timestamps, so
+    even the last fallback, a seek to the sound's first timestamp, landed past the first
+    keyframe: with no other keyframe every time was refused, else a later frame was shown.
+    16 kHz AAC (starting at 0.016 s) always worked."""
+    from avsdk.video import read_clip
+
+    if not {"libx264", "aac"} <= set(av.codecs_available):
+        pytest.skip("this PyAV build has no libx264 or aac encoder")
+    fps, frames, seconds = 25, 100, 4.0
+    path = tmp_path / f"aac{rate}.ts"
+    with av.open(str(path), "w", format="mpegts") as container:
+        video = container.add_stream("libx264", rate=fps, options={"x264-params": x264} if x264 else {})
+        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+        sound = container.add_stream("aac", rate=rate)
+        sound.layout = "mono"
+        for i in range(frames):  # the frame's index in two halves: tens left, units right
+            image = np.empty((64, 64, 3), np.uint8)
+            image[:, :32], image[:, 32:] = 30 + 20 * (i // 10), 30 + 20 * (i % 10)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = i, fractions.Fraction(1, fps)
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
+        step = sound.codec_context.frame_size or 1024
+        for start in range(0, tone.size, step):
+            chunk = av.AudioFrame.from_ndarray(tone[None, start : start + step], format="flt", layout="mono")
+            chunk.sample_rate, chunk.pts = rate, start
+            container.mux(sound.encode(chunk))
+        container.mux(sound.encode())
+    with av.open(str(path)) as container:
+        first = {s.type: float(s.start_time * s.time_base) for s in container.streams}
+    start = min(first.values())
+    assert first["audio"] < first["video"]  # the case of the issue
+
+    def index(clip) -> int:
+        tens, units = (int(round((clip.frame[:, half].mean() - 30) / 20)) for half in (slice(4, 28), slice(36, 60)))
+        return 10 * tens + units
+
+    for time in (None, 0.0, 0.01, 0.5, 1.0, 2.02, 3.9):
+        clip = read_clip(path, time=time, clip_seconds=1.0)
+        shown = math.floor((start + clip.time - first["video"]) * fps + 1e-6)
+        assert index(clip) == min(frames - 1, max(0, shown)), (rate, time)
+        assert clip.audio.size > 0 and np.abs(clip.audio).max() > 0.1

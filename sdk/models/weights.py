@@ -14,11 +14,13 @@ localization trunk does not use (``fc.*``, ``classifier.*``, ``_fc.*``) are skip
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from typing import Iterable, Mapping, Optional
 
 import torch
 from torch import nn
+from torch.serialization import MAGIC_NUMBER
 
 from avsdk.errors import CheckpointError, MissingDependencyError, bad_input
 
@@ -39,10 +41,16 @@ _SHOWN = 12  # keys listed per category in an error message
 def load_torch_file(path, what: str, map_location="cpu"):
     """torch.load a user's file with ``weights_only=True``: tensors and plain values, never code.
 
+    A file that is no torch.save output (a raw pickle, an image, an ONNX model renamed ``.pt``)
+    is refused from its first bytes, before torch reads it; one that holds pickled objects is
+    refused by torch's weights-only loader. Either way the message is avsdk's own one line:
+    torch's would advise re-running ``torch.load`` with ``weights_only=False``, which runs
+    whatever code the file holds.
+
     Raises:
         InputError: ``path`` is not a path.
         CheckpointError: missing file, a folder, not a PyTorch file, or one that holds pickled
-            Python objects (torch's own message would advise unpickling it: not here).
+            Python objects.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise bad_input("path", f"the path of a {what}", path)
@@ -51,16 +59,119 @@ def load_torch_file(path, what: str, map_location="cpu"):
         raise CheckpointError(f"{what}: {path!r} is a folder, not a file")
     if not os.path.isfile(path):
         raise CheckpointError(f"{what}: no such file: {path!r}")
+    refusal = _not_a_torch_file(path)
+    if refusal is not None:
+        raise CheckpointError(f"{what} {path!r} {refusal}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # "Detected pickle protocol 4": the load goes on or fails
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # zip/pickle errors come in many types
-        if "Unsupported global" in str(exc):
+        text = str(exc)
+        code = re.search(r"GLOBAL ([\w.]+)", text)
+        if code or "Unsupported global" in text:
+            raise CheckpointError(f"{what} {path!r} {_holds_objects(code.group(1) if code else None)}") from None
+        if "weights_only" in text or "Weights only" in text:  # never echo torch's advice
             raise CheckpointError(
-                f"{what} {path!r} holds pickled Python objects (a whole module, say), and avsdk "
-                "never unpickles code from a file: save tensors and plain values (a state_dict)"
-            ) from None
-        reason = str(exc) if len(str(exc)) > 8 else f"{type(exc).__name__}: {exc}"
+                f"{what} {path!r} is not a readable PyTorch file (its pickle holds data that a "
+                "weights-only load refuses), and avsdk never unpickles arbitrary objects") from None
+        line = text.strip().splitlines()[0] if text.strip() else ""
+        if len(line) > 160:  # whole sentences of a long first line
+            line = line[:160].rsplit(". ", 1)[0]
+        reason = line if len(line) > 8 else f"{type(exc).__name__}: {line}"
         raise CheckpointError(f"{what} {path!r} is not a readable PyTorch file ({reason})") from exc
+
+
+def _holds_objects(name: str | None) -> str:
+    what = f" ({name})" if name else ""
+    return (f"holds pickled Python objects{what}, which run code when unpickled, and avsdk never "
+            "unpickles code or arbitrary objects from a file: save tensors and plain values "
+            "(a state_dict) with torch.save")
+
+
+# What a file refused as a .pt often is instead, by its first bytes
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"GIF8", "a GIF image"),
+    (b"RIFF", "a RIFF file (WAV audio or a WebP image)"),
+    (b"fLaC", "a FLAC audio file"),
+    (b"OggS", "an Ogg audio file"),
+    (b"\x1aE\xdf\xa3", "a Matroska / WebM video"),
+    (b"%PDF", "a PDF document"),
+    (b"\x93NUMPY", "a NumPy .npy array (np.load reads it)"),
+    (b"\x89HDF", "an HDF5 file (Keras / h5py)"),
+)
+_PICKLE_SCAN = 1 << 20  # bytes of a raw pickle scanned for the callables it would import
+
+
+def _not_a_torch_file(path: str) -> str | None:
+    """Why ``path`` cannot be torch.save output (the rest of a one-line message), judged from
+    its bytes without unpickling anything; None when it may be one: a zip archive (PyTorch >=
+    1.6) or a pickle whose first value is torch's magic number (the legacy format)."""
+    with open(path, "rb") as handle:
+        head = handle.read(_PICKLE_SCAN)
+    if head.startswith(b"PK\x03\x04"):
+        return None
+    if not head:
+        return "is not a readable PyTorch file: it is empty"
+    first, imports, complete = _scan_pickle(head)
+    if complete or (len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5):  # protocol 2-5 opcode
+        if first == MAGIC_NUMBER:
+            return None
+        if imports:
+            return "is a raw pickle, not a PyTorch file, and " + _holds_objects(", ".join(imports[:3]))
+        return ("is not a readable PyTorch file: it is a raw pickle, and avsdk never unpickles "
+                "arbitrary objects: save tensors and plain values (a state_dict) with torch.save")
+    kind = next((name for magic, name in _SIGNATURES if head.startswith(magic)), None)
+    if kind is None and _looks_like_onnx(head):
+        kind = "an ONNX model (Localizer.load reads it under a name ending in .onnx)"
+    found = f": it is {kind}" if kind else " (neither torch.save's zip archive nor its legacy pickle)"
+    return f"is not a readable PyTorch file{found}"
+
+
+def _scan_pickle(data: bytes) -> tuple[object, list[str], bool]:
+    """(the first value a pickle pushes, the module.name of the callables it imports, whether
+    the scan reached the pickle's STOP), read with pickletools.genops, which parses opcodes and
+    runs none; data that is no pickle, or one truncated at _PICKLE_SCAN, ends the scan quietly."""
+    import pickletools
+
+    first, imports, strings, memo, complete = None, [], [], {}, False
+    try:
+        for opcode, arg, _ in pickletools.genops(data):
+            name = opcode.name
+            if name in ("PROTO", "FRAME"):
+                continue
+            if first is None:
+                first = arg if name in ("LONG1", "LONG4", "LONG", "INT") else ()
+            if name == "GLOBAL":
+                imports.append(str(arg).replace(" ", "."))
+                strings.append(None)
+            elif name == "STACK_GLOBAL":
+                pair = strings[-2:]
+                imports.append(".".join(pair) if len(pair) == 2 and None not in pair else "a callable")
+                strings.append(None)
+            elif name == "MEMOIZE":
+                memo[len(memo)] = strings[-1] if strings else None
+            elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
+                memo[arg] = strings[-1] if strings else None
+            elif name in ("BINGET", "LONG_BINGET", "GET"):
+                strings.append(memo.get(arg))
+            elif name == "STOP":
+                complete = True
+                break
+            else:
+                strings.append(arg if isinstance(arg, str) else None)
+    except Exception:  # not a pickle, or truncated (past _PICKLE_SCAN): what was read so far
+        pass
+    return first, list(dict.fromkeys(imports)), complete
+
+
+def _looks_like_onnx(head: bytes) -> bool:
+    """An ONNX ModelProto as onnx.save writes it: field 1 (ir_version, a small varint) first,
+    then a field among producer_name .. opset_import."""
+    return (len(head) > 3 and head[0] == 0x08 and 1 <= head[1] <= 20
+            and head[2] in (0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42))
 
 
 def read_state_dict(path, what: str = "weight file") -> dict:
