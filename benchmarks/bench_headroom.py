@@ -36,7 +36,6 @@ def headroom(checkpoint, bench, split: str = "val", train_clips: int = 800) -> d
     """{"model": (AUC, pointing, distractor), "prototype": (...), "audio_accuracy": float, "n": int}."""
     from avsdk.datasets import load_split
     from avsdk.evaluation import load_target, report_from_maps
-    from avsdk.kernels.reference import av_similarity
     from avsdk.models import load_checkpoint
 
     model, _ = load_checkpoint(checkpoint)
@@ -52,7 +51,7 @@ def headroom(checkpoint, bench, split: str = "val", train_clips: int = 800) -> d
     targets = [load_target(s) for s in samples]
 
     def scores(a):
-        report = report_from_maps(av_similarity(visual, a)[0].numpy(), targets)
+        report = report_from_maps(model.similarity_map(visual, a).numpy(), targets)
         return report.rules["value"].auc, report.pointing_game, report.distractor_accuracy
 
     known = [names.index(s.label) for s in samples]

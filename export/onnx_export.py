@@ -86,7 +86,8 @@ class InferenceGraph(nn.Module):
         else:
             visual = self.model.visual_features(frame)  # [B, C, h, w]
             _, audio = self.model.audio_features(log_mel)  # [B, C]
-        similarity = av_similarity(visual, audio)[0]  # [B, h, w]
+        similarity = (self.model.similarity_map(visual, audio) if hasattr(self.model, "similarity_map")
+                      else av_similarity(visual, audio)[0])  # [B, h, w], as the model's forward
         return similarity.float(), audio.float()
 
 

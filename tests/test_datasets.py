@@ -20,7 +20,8 @@ from avsdk.datasets.realparts import (MIN_HEARD_LOOKS, MIN_HEARD_RECORDINGS, cla
                                       class_recordings, plan_splits)
 from avsdk.errors import InputError
 
-SMALL = BenchmarkConfig(seed=7, train=24, val=12, test=12, unheard=12, offscreen=20)
+SMALL = BenchmarkConfig(seed=7, train=24, val=12, test=12, unheard=12, offscreen=20, photos=12)
+COMPOSED = tuple(s for s in ON_SCREEN_SPLITS if s != "photos")  # cut-outs pasted on backgrounds
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +98,7 @@ def _used(index: dict, split: str, label: str | None = None) -> tuple[set, set]:
 
 def test_samples_use_only_their_split_clips_and_cut_outs(built, splits):
     index = _index(built)
+    _, manifest, _ = read_manifest()
     for split, samples in splits.items():
         allowed_clips = set(index["splits"][split]["clips"])
         allowed_looks = set(index["splits"][split]["cutouts"])
@@ -105,7 +107,10 @@ def test_samples_use_only_their_split_clips_and_cut_outs(built, splits):
                 assert s.clip in allowed_clips and Path(s.clip).parts[1] == s.label  # sounds/<label>/...
                 assert raw["recording"].split("/")[0] == s.label
             assert set(raw["looks"]) <= allowed_looks
-            assert [Path(look).parts[1] for look in raw["looks"]] == list(s.objects)  # cutouts/<label>/...
+            if split == "photos":
+                assert [manifest["files"][look]["label"] for look in raw["looks"]] == list(s.objects)
+            else:
+                assert [Path(look).parts[1] for look in raw["looks"]] == list(s.objects)  # cutouts/<label>/...
 
 
 def test_test_recordings_and_looks_are_never_used_by_train_or_val(built):
@@ -211,10 +216,29 @@ def test_offscreen_kind_proportions():
 
 
 def test_on_screen_samples_have_a_sounding_object(splits):
-    for split in ON_SCREEN_SPLITS:
+    for split in COMPOSED:
         for s in splits[split]:
             assert s.on_screen and s.kind == "on_screen" and s.objects == (s.label, s.distractor_label)
             assert s.label != s.distractor_label
+
+
+def test_photos_are_hand_boxed_real_photos_heard_with_test_recordings(built, splits):
+    index = _index(built)
+    _, manifest, _ = read_manifest()
+    photos = splits["photos"]
+    assert len(photos) == SMALL.photos and len({s.background for s in photos}) >= 8  # cycles over them
+    test_recordings = set(index["splits"]["test"]["recordings"])
+    for s, raw in zip(photos, index["splits"]["photos"]["samples"]):
+        info = manifest["files"][s.background]
+        assert info["kind"] == "photo" and info["label"] == s.label and info["licence"] != "unknown"
+        assert s.label in index["classes"]["heard"] and s.on_screen and s.distractor_mask is None
+        assert raw["recording"] in test_recordings
+        expected = np.zeros((224, 224), dtype=bool)
+        for x0, y0, x1, y1 in info["boxes"]:
+            expected[int(np.floor(y0 * 224)):int(np.ceil(y1 * 224)), int(np.floor(x0 * 224)):int(np.ceil(x1 * 224))] = True
+        assert (_mask(s.mask) == expected).all() and compose.mask_box(expected) == s.box
+    for split in ("train", "val", "test", "unheard", "offscreen"):  # no photo anywhere else
+        assert not {s.background for s in splits[split]} & {s.background for s in photos}
 
 
 def test_default_plan_has_enough_classes():
@@ -235,7 +259,7 @@ def _mask(path: Path) -> np.ndarray:
 
 
 def test_masks_match_boxes_exactly_and_never_overlap(splits):
-    for split in ON_SCREEN_SPLITS:
+    for split in COMPOSED:
         for s in splits[split]:
             mask, dmask = _mask(s.mask), _mask(s.distractor_mask)
             assert compose.mask_box(mask) == s.box
@@ -400,3 +424,24 @@ def test_segments_are_disjoint_and_bounded():
         assert bounds[0][0] == 0 and all(b <= len(x) for _, b in bounds)
         assert all(b0 <= a1 for (_, b0), (a1, _) in zip(bounds, bounds[1:]))
         assert all(0 < b - a <= MAX_CLIP_S * RATE for a, b in bounds)
+
+
+def test_cut_out_file_names_keep_every_source_apart():
+    from avsdk.datasets import catalogue
+    from avsdk.datasets.make_asset_pack import _look_name
+
+    assert _look_name("animals/mammals/dogs/dog") == "dog"  # a Tux Paint stamp
+    assert _look_name("gcsvg:explore_farm_animals:animals/dog.svg") == "gc-dog"
+    assert _look_name("gcimg:lang:words_sample/dog.webp") == "gc-lang-dog"
+    assert _look_name("ocsvg:animals/mammals/sheep-md-v0.1") == "oc-sheep-md-v0.1"
+    for label, (looks, _) in catalogue.CLASSES.items():  # one file per look within a class
+        assert len({_look_name(look) for look in looks}) == len(looks), label
+
+
+def test_photo_annotations_are_boxes_inside_the_photo_of_a_catalogued_class():
+    from avsdk.datasets import catalogue
+
+    for ref, (label, boxes) in catalogue.PHOTOS.items():
+        assert ref.startswith("gcphoto:") and label in catalogue.CLASSES and boxes, ref
+        for x0, y0, x1, y1 in boxes:
+            assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1, ref

@@ -141,10 +141,28 @@ def test_sspl_freezes_vggish_backbone_but_not_head():
     ({"embed_dim": 0}, "embed_dim"),
     ({"pcm": True, "embed_dim": 256}, "embed_dim"),
     ({"pcm_cycles": -1}, "pcm_cycles"),
+    ({"map_weight": "objectness"}, "map_weight"),
 ])
 def test_bad_config_names_the_field(kwargs, argument):
     with pytest.raises(InputError, match=f"ModelConfig.{argument}"):
         ModelConfig(**kwargs)
+
+
+@pytest.mark.parametrize("map_weight", ["none", "visual_norm"])
+def test_the_map_is_the_cosine_weighted_as_the_config_says(map_weight):
+    torch.manual_seed(0)
+    model = AVNet(ModelConfig(map_weight=map_weight)).eval()
+    v = torch.rand(2, 512, 5, 6) * torch.rand(2, 1, 5, 6)  # positions of other strengths
+    a = torch.rand(2, 512)
+    cosine = torch.nn.functional.cosine_similarity(v, a[:, :, None, None], dim=1)
+    norm = v.norm(dim=1)
+    weight = norm / norm.amax(dim=(1, 2), keepdim=True) if map_weight == "visual_norm" else 1.0
+    assert torch.allclose(model.similarity_map(v, a), cosine * weight, atol=1e-6)
+    if map_weight == "visual_norm":  # the dot product over a positive per-image constant
+        dot = torch.einsum("bchw,bc->bhw", v, a)
+        scale = a.norm(dim=1)[:, None, None] * norm.amax(dim=(1, 2), keepdim=True)
+        assert torch.allclose(model.similarity_map(v, a) * scale, dot, rtol=1e-5)
+    assert ModelConfig.edge().map_weight == "visual_norm" and ModelConfig().map_weight == "none"
 
 
 def test_bad_input_shapes_raise_input_error():

@@ -18,7 +18,7 @@ def test_config_rejects_bad_values(name, value):
 
 
 def test_calibration_cannot_take_more_than_train_and_val():
-    sizes = (16, 8, 8, 8, 8)
+    sizes = (16, 8, 8, 8, 8, 8)
     PipelineConfig(split_sizes=sizes, int8=True, calib_size=24)
     with pytest.raises(InputError, match="^calib_size: expected at most 24"):
         PipelineConfig(split_sizes=sizes, int8=True, calib_size=25)
@@ -47,7 +47,7 @@ def test_cli_reports_user_errors_by_flag_on_stderr_before_step_1(argv, flag, tmp
 def test_main_job_runs_end_to_end_on_a_tiny_benchmark(tmp_path):
     pytest.importorskip("onnxruntime", reason="the main job exports and scores ONNX (extra 'export')")
     config = PipelineConfig(out=str(tmp_path / "run"), epochs=1, batch_size=8, views=2,
-                            split_sizes=(16, 8, 8, 8, 8), int8=True, calib_size=8, progress=False)
+                            split_sizes=(16, 8, 8, 8, 8, 8), int8=True, calib_size=8, progress=False)
     outcome = run(config)
     out = tmp_path / "run"
     for name in ("train/best.pt", "export/edge.onnx", "export/edge.onnx.json", "export/edge.int8.onnx",
@@ -57,6 +57,7 @@ def test_main_job_runs_end_to_end_on_a_tiny_benchmark(tmp_path):
     assert {"edge model (PyTorch)", "edge model (ONNX fp32)", "edge model (ONNX int8)",
             "all-ones", "centre box"} <= set(test)
     assert all(report.n == 8 for report in test.values())
+    assert outcome["tables"]["photos"]["edge model (PyTorch)"].n == 8  # real photos, scored like test
     # the ONNX model scores what PyTorch scores: same maps up to ~1e-6
     torch_ciou = test["edge model (PyTorch)"].rules["value"]
     onnx_ciou = test["edge model (ONNX fp32)"].rules["value"]

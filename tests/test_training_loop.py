@@ -49,7 +49,7 @@ def test_config_rejects_bad_values():
 @pytest.mark.parametrize("name,value", [
     ("negative_ratio", 1.5), ("negative_ratio", -0.1), ("retain", 1.0), ("retain", -0.5),
     ("weight_decay", -5.0), ("weight_decay", float("inf")), ("lr", float("inf")), ("lr", 0.0),
-    ("tau", float("inf")), ("tau", float("nan")), ("lr_head", "1e-3"),
+    ("tau", float("inf")), ("tau", float("nan")), ("lr_head", "1e-3"), ("select", "iou"),
 ])
 def test_config_rejects_out_of_range_numbers(name, value):
     with pytest.raises(ValueError, match=f"^{name}: expected"):
@@ -175,6 +175,21 @@ def test_runs_share_feature_caches(tiny_benchmark, tmp_path, monkeypatch):
         train(config, caches)
     # seed 0 builds the train (2 views) and val (1 view) caches once for both runs; seed 1 again
     assert built == [2, 1, 2, 1] and len(caches) == 4
+
+
+@pytest.mark.parametrize("select", ["ciou", "auc"])
+def test_best_checkpoint_is_the_epoch_the_selection_rule_prefers(select, tiny_benchmark, tmp_path):
+    from avsdk.training.config import SELECTIONS
+    from avsdk.training.train import train
+
+    config = TrainConfig(data=str(tiny_benchmark), out=str(tmp_path), mode="fast", epochs=3, batch_size=4,
+                         clips_per_class=2, fast_views=2, positive_region="map", select=select, progress=False)
+    summary = train(config)
+    history = json.loads((tmp_path / "history.json").read_text())
+    history = history["history"] if isinstance(history, dict) else history
+    order = SELECTIONS[select]
+    best = max(history, key=lambda r: tuple(r[k] for k in order))  # first of equals, as the loop keeps it
+    assert summary["best"]["epoch"] == best["epoch"]
 
 
 def test_a_finished_run_is_neither_overwritten_nor_resumed_with_other_settings(tiny_benchmark, tmp_path):

@@ -10,6 +10,10 @@ from avsdk.models import ModelConfig
 SCHEMES = ("sacl", "sspl")
 MODES = ("fast", "full")
 POSITIVE_REGIONS = ("segments", "map")
+# model selection on val: the scores compared, in order ("ciou": the papers' cIoU@0.5 under the
+# >= 0.5 rule, then AUC; "auc": AUC, then the pointing game, for models whose cIoU@0.5 stays
+# near 0 so that it would pick an epoch by noise)
+SELECTIONS = {"ciou": ("ciou", "auc"), "auc": ("auc", "pointing")}
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,8 @@ class TrainConfig:
     segment_size: int = 256  # side of the Felzenszwalb input; 256 is the reference, fast runs may use 128
     seed: int = 0
     device: str = "cpu"
-    eval_every: int = 1  # epochs between validation runs (model selection by val cIoU@0.5)
+    eval_every: int = 1  # epochs between validation runs (model selection on val, see ``select``)
+    select: str = "ciou"  # which val scores pick best.pt: a key of SELECTIONS
     val_limit: int = 0  # use at most this many val samples (0: all)
     num_workers: int = 0
     max_steps: int = 0  # stop after this many optimiser steps (0: no limit), for smoke runs; the
@@ -59,6 +64,8 @@ class TrainConfig:
             raise bad_input("scheme", f"one of {SCHEMES}", self.scheme)
         if self.positive_region not in POSITIVE_REGIONS:
             raise bad_input("positive_region", f"one of {POSITIVE_REGIONS}", self.positive_region)
+        if self.select not in SELECTIONS:
+            raise bad_input("select", f"one of {tuple(SELECTIONS)}", self.select)
         if self.mode not in MODES:
             raise bad_input("mode", f"one of {MODES}", self.mode)
         from avsdk.localizer import torch_device

@@ -15,10 +15,10 @@ import os
 import sys
 from pathlib import Path
 
-from avsdk.command_line import command, flags, output_file
+from avsdk.command_line import command, flags, output_file, write_output
 from avsdk.errors import bad_input
 
-SPLITS = ("train", "val", "test", "unheard")
+SPLITS = ("train", "val", "test", "unheard", "photos")
 
 
 def run_evaluation(checkpoint: str | os.PathLike, data: str | os.PathLike, split: str = "test",
@@ -80,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         payload = {"checkpoint": str(args.checkpoint), "data": str(args.data), "split": args.split,
                    "reports": {key: report.to_dict() for key, report in reports.items()}}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        write_output("--json", args.json, (json.dumps(payload, indent=2) + "\n").encode("utf-8"))
     return 0
 
 

@@ -156,9 +156,8 @@ def _audio_embeddings(model, samples: Sequence, views: int, seed: int, batch: in
 
 @torch.no_grad()
 def cached_maps(objective, cache: FeatureCache, batch_size: int = 64) -> np.ndarray:
-    """Raw similarity maps [n, 14, 14] of view 0 (the evaluation view) of every cached clip."""
-    from .steps import av_similarity
-
+    """Raw similarity maps [n, 14, 14] of view 0 (the evaluation view) of every cached clip,
+    as the model's forward computes them."""
     model = objective.model
     was_training = model.training
     model.eval()
@@ -169,7 +168,6 @@ def cached_maps(objective, cache: FeatureCache, batch_size: int = 64) -> np.ndar
         index = torch.arange(start, min(start + batch_size, cache.features.shape[0]))
         emb, a = model.audio_features(cache.audio(index, None).to(device), embedded=cache.audio_embedded)
         v = model.refine(v, emb)
-        sim, _, _ = av_similarity(v, a)
-        maps.append(sim.float().cpu().numpy())
+        maps.append(model.similarity_map(v, a).float().cpu().numpy())
     model.train(was_training)
     return np.concatenate(maps)

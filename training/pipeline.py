@@ -132,7 +132,7 @@ def run(config: PipelineConfig) -> dict:
                                model=ModelConfig.edge(config.audio),
                                epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
                                tau=config.tau, lr=config.lr, positive_region="map",
-                               fast_views=config.views, progress=config.progress,
+                               fast_views=config.views, progress=config.progress, select="auc",
                                overwrite=True)  # a rerun of the main job starts over
     summary = train(train_config)
     checkpoint = Path(summary["checkpoint"])
@@ -148,10 +148,10 @@ def run(config: PipelineConfig) -> dict:
     seconds["visibility"] = time.perf_counter() - t
     _done(t)
 
-    t = _stage("4/7 evaluate on test, unheard and offscreen (never used for selection)")
+    t = _stage("4/7 evaluate on test, unheard, photos and offscreen (never used for selection)")
     tables = {}
     trained = Localizer.load(checkpoint)
-    for split in ("test", "unheard"):
+    for split in ("test", "unheard", "photos"):
         reports = {"edge model (PyTorch)": _score(trained, splits[split], config.progress)}
         reports.update(evaluate_baselines(splits[split]))
         tables[split] = reports

@@ -3,8 +3,8 @@
     python -m avsdk.training.train --data BENCH --out runs/sacl --mode fast --epochs 8
     torchrun --nproc_per_node 4 -m avsdk.training.train --data ... --device cuda --mode full
 
-Model selection is on the validation split only (cIoU@0.5 under the >= 0.5 rule, then
-AUC); the test split is never read here. ``out/best.pt`` is an avsdk checkpoint (written
+Model selection is on the validation split only (by default cIoU@0.5 under the >= 0.5 rule,
+then AUC; ``select="auc"``: AUC, then the pointing game); the test split is never read here. ``out/best.pt`` is an avsdk checkpoint (written
 atomically); ``out/last.pt`` holds the optimiser state and the settings for ``--resume``
 (which continues the run, for more epochs say, and refuses other settings);
 ``out/history.json`` the losses and validation scores. A folder that holds a run is not
@@ -28,7 +28,7 @@ from avsdk.command_line import command, flags, output_folder
 from avsdk.errors import bad_input
 from avsdk.models import ModelConfig, build_model, save_checkpoint
 
-from .config import TrainConfig
+from .config import SELECTIONS, TrainConfig
 from .data import GroupedBatches, ViewsDataset
 from .steps import Objective
 
@@ -255,8 +255,8 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
         record = {"epoch": epoch + 1, "loss": _mean_over_processes(losses, world, device)}
         if rank == 0 and ((epoch + 1) % config.eval_every == 0 or done):
             record.update(validate())
-            key = (record["ciou"], record["auc"])
-            if state["best"] is None or key > (state["best"]["ciou"], state["best"]["auc"]):
+            order = SELECTIONS[config.select]
+            if state["best"] is None or tuple(record[k] for k in order) > tuple(state["best"][k] for k in order):
                 state["best"] = dict(record)
                 save_checkpoint(out / "best.pt", model, epoch=epoch + 1, scheme=config.scheme, mode=config.mode,
                                 transform=deployed_transform(config),
@@ -292,6 +292,8 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--positive-region", choices=("segments", "map"), default="segments",
                    help="SACL positive region: Felzenszwalb segment AND binarised map (reference), or the map alone")
     p.add_argument("--keep-false-negatives", action="store_true", help="SACL without false-negative removal")
+    p.add_argument("--select", choices=tuple(SELECTIONS), default="ciou",
+                   help="val scores that pick best.pt: ciou (cIoU@0.5, then AUC; the papers') or auc (AUC, then pointing game)")
     p.add_argument("--nonnegative", action=argparse.BooleanOptionalAction, default=None,
                    help="ReLU on the visual map and audio vector (ModelConfig.nonnegative); "
                         "default: on for efficientnet_lite0 (edge), off for the published trunks")

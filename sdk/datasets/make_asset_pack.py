@@ -175,23 +175,37 @@ class Sources:
 
     def look(self, ref: str, width: int) -> tuple[Image.Image, dict, str]:
         """A cut-out reference -> (RGBA-able image, origin, processing note)."""
-        if not ref.startswith("gcsvg:"):
+        kind, _, rest = ref.partition(":")
+        if kind == "ocsvg":
+            path = f"{catalogue.OPENCLIPART_SVG}/{rest}.svg"
+            origin = self._origin("openclipart-svg", path)
+            origin["licence"] = catalogue.LICENCES["openclipart-svg"]
+            svg = (self.packages["openclipart-svg"]["root"] / path).read_bytes()
+            image, note = self._render_svg(svg, width, ref)
+            return image, origin, note
+        if kind not in ("gcsvg", "gcimg"):
             image, origin = self.stamp(ref)
             return image, origin, ""
-        _, archive, relative = ref.split(":", 2)
+        archive, relative = rest.split(":", 1)
         member = self.gc_member(archive, relative)
         origin = self._origin("gcompris-qt-data", f"{catalogue.GC_RCC}/{archive}.rcc", member)
-        origin["licence"] = catalogue.LICENCES[("gcompris-qt-data", archive, "svg")]
+        origin["licence"] = catalogue.LICENCES[("gcompris-qt-data", archive, kind.removeprefix("gc"))]
+        data = self.archive(archive).read(member)
+        if kind == "gcimg":
+            return Image.open(io.BytesIO(data)), origin, f"decoded from {Path(member).suffix[1:].upper()}, "
+        image, note = self._render_svg(data, width, ref)
+        return image, origin, note
+
+    def _render_svg(self, svg: bytes, width: int, ref: str) -> tuple[Image.Image, str]:
         rsvg = self.packages["librsvg2-bin"]["root"] / "usr/bin/rsvg-convert"
         try:
             png = subprocess.run([str(rsvg), "--width", str(width), "--keep-aspect-ratio"],
-                                 input=self.archive(archive).read(member), capture_output=True,
-                                 check=True).stdout
+                                 input=svg, capture_output=True, check=True).stdout
         except (OSError, subprocess.CalledProcessError) as exc:
             raise RuntimeError(f"rsvg-convert (librsvg2-bin, needs the system's librsvg2-2) could "
                                f"not render {ref}: {exc}") from None
         version = self.packages["librsvg2-bin"]["version"]
-        return Image.open(io.BytesIO(png)), origin, f"SVG rendered {width} px wide by rsvg-convert {version}, "
+        return Image.open(io.BytesIO(png)), f"SVG rendered {width} px wide by rsvg-convert {version}, "
 
     def recording(self, ref: str, phrases: int, label: str) -> tuple[list[tuple[np.ndarray, str]], dict]:
         """One independent recording -> ([(16 kHz mono audio, what it is)], origin).
@@ -253,9 +267,29 @@ class Sources:
                 yield f"{archive}-{name}", Image.open(io.BytesIO(rcc.read(member))), origin
 
 
+    def photos(self):
+        """Yields (id, label, boxes, PIL image, origin) for every annotated photo (catalogue.PHOTOS)."""
+        credits: dict[tuple[str, str], dict] = {}
+        for ref, (label, boxes) in catalogue.PHOTOS.items():
+            _, archive, relative = ref.split(":", 2)
+            member = self.gc_member(archive, relative)
+            folder = member.rsplit("/", 1)[0]
+            if (archive, folder) not in credits:
+                readme = f"{folder}/README"
+                credits[archive, folder] = (parse_attributions(self.archive(archive).read(readme).decode("utf-8"))
+                                            if readme in self.archive(archive).names() else {})
+            credit = credits[archive, folder].get(Path(member).name, {})
+            origin = self._origin("gcompris-qt-data", f"{catalogue.GC_RCC}/{archive}.rcc", member)
+            origin["licence"] = _spdx(credit.get("license", "unknown"))
+            origin["attribution"] = {k: credit[k] for k in ("copyright", "source") if k in credit}
+            image = Image.open(io.BytesIO(self.archive(archive).read(member)))
+            yield f"{archive}-{Path(member).stem}", label, boxes, image, origin
+
+
 def _spdx(text: str) -> str:
     cleaned = text.strip().replace(" ", "-")
-    return {"Public-Domain": "Public-Domain", "CC-BY-SA-4.0": "CC-BY-SA-4.0"}.get(cleaned, cleaned)
+    return {"Public-Domain": "Public-Domain", "Public-domain": "Public-Domain", "CC-BY-SA-4.0": "CC-BY-SA-4.0"}.get(
+        cleaned, cleaned)
 
 
 # ----------------------------------------------------------------------------- images
@@ -299,7 +333,7 @@ def build_pack(out: Path, cache: Path = DEFAULT_CACHE, full: bool = False) -> Pa
     sources = Sources(packages)
     if out.exists():
         shutil.rmtree(out)
-    for folder in ("cutouts", "backgrounds", "sounds", "licences"):
+    for folder in ("cutouts", "backgrounds", "sounds", "licences"):  # photos/ comes later
         (out / folder).mkdir(parents=True)
     files: dict[str, dict] = {}
     classes: dict[str, dict] = {}
@@ -319,7 +353,7 @@ def build_pack(out: Path, cache: Path = DEFAULT_CACHE, full: bool = False) -> Pa
                                 "reason": "mostly translucent: no exact mask"})
                 continue
             name = Path(look.split(":")[-1]).stem
-            rel = f"cutouts/{label}/{'gc-' + name if look.startswith('gcsvg:') else name}.png"
+            rel = f"cutouts/{label}/{_look_name(look)}.png"
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             cutout(image, None if full else 160).save(out / rel, optimize=True)
             origin["processing"] = (rendered + "cropped to the box of alpha >= 128"
@@ -386,18 +420,46 @@ def build_pack(out: Path, cache: Path = DEFAULT_CACHE, full: bool = False) -> Pa
         files[rel] = {"kind": "background", **origin}
         backgrounds.append(rel)
 
+    photos = []
+    (out / "photos").mkdir()
+    for name, label, boxes, image, origin in sources.photos():
+        if origin["licence"] == "unknown":
+            skipped.append({"reference": origin["member"], "reason": "no licence recorded upstream"})
+            continue
+        rel = f"photos/{name}.jpg"
+        background(image, None if full else 256).save(out / rel, quality=95 if full else 85)
+        origin["processing"] = ("decoded from WebP" + ("" if full else ", short side 256 px (Lanczos)")
+                                + f", JPEG q{95 if full else 85}")
+        files[rel] = {"kind": "photo", "label": label, "boxes": [list(b) for b in boxes],
+                      "boxes_by": catalogue.PHOTOS_ANNOTATION, **origin}
+        photos.append(rel)
+
     licences = _write_licences(out, packages, sources, files)
     manifest = {
         "format": "avsdk.realparts.assets", "version": 1, "build": "full" if full else "default",
         "packages": {n: {"version": p["version"], "deb": p["deb"]} for n, p in packages.items()
                      if n not in catalogue.TOOLS},
         "tools": {n: {"version": packages[n]["version"], "deb": packages[n]["deb"]} for n in catalogue.TOOLS},
-        "licences": licences, "classes": classes, "backgrounds": backgrounds,
+        "licences": licences, "classes": classes, "backgrounds": backgrounds, "photos": photos,
         "skipped": skipped, "files": files,
     }
     path = out / "manifest.json"
     path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return path
+
+
+def _look_name(ref: str) -> str:
+    """The cut-out's file stem: the stamp's name, "gc-" + an SVG drawing's, "gc-<archive>-"
+    + a gcompris picture's, "oc-" + an Open Clip Art drawing's."""
+    if ":" not in ref:  # a Tux Paint stamp
+        return Path(ref).name
+    kind, _, rest = ref.partition(":")
+    if kind == "ocsvg":  # named without the extension
+        return "oc-" + Path(rest).name
+    stem = Path(rest.split(":")[-1]).stem
+    if kind == "gcimg":
+        return f"gc-{rest.split(':')[0]}-{stem}"
+    return "gc-" + stem
 
 
 def _clip_name(ref: str) -> str:

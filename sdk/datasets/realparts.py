@@ -27,6 +27,12 @@ What each split claims (checked from index.json by the tests):
   objects of other classes, a quarter one, a quarter none; ``offscreen_synthetic`` of them
   (default 10 %) instead play synthetic "silence" (white noise at -60 dBFS RMS) or "noise"
   (white, pink or brown at a random level), labelled as such.
+* ``photos``: real photos (not composed) of heard classes, with boxes drawn by hand around
+  every animal of the class (the mask is the union of the boxes, ``box`` the box around them
+  all), each paired with a window of a test recording of its class. No photo is used by any
+  other split. The pack holds few of them: the split cycles over them with other windows of
+  the sound. Like most photos (and Flickr-SoundNet), they frame the animal large and central,
+  so the centre box is a strong baseline there.
 """
 from __future__ import annotations
 
@@ -45,14 +51,14 @@ from ..errors import bad_input
 from . import compose
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
-SPLITS = ("train", "val", "test", "unheard", "offscreen")
-ON_SCREEN_SPLITS = ("train", "val", "test", "unheard")  # a sounding object in every picture
+SPLITS = ("train", "val", "test", "unheard", "offscreen", "photos")
+ON_SCREEN_SPLITS = ("train", "val", "test", "unheard", "photos")  # a sounding object in every picture
 SAMPLE_RATE = 16000
 MIN_HEARD_RECORDINGS = 3  # one each for val and test, at least one for train
 MIN_HEARD_LOOKS = 2  # one for test, at least one for train (and val)
 INDEX_NAME = "index.json"
 INDEX_FORMAT = "avsdk.realparts"
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 ON_SCREEN_KIND = "on_screen"
 # offscreen kinds: the first three play a heard class's test recording, the last two synthetic noise
 OFFSCREEN_KINDS = ("two_objects", "one_object", "no_object", "silence", "noise")
@@ -82,6 +88,7 @@ class BenchmarkConfig:
     image_format: str = "jpg"  # "jpg" (quality 95) or "png"
     offscreen: int = 200  # samples whose sound source is not in the picture
     offscreen_synthetic: float = 0.1  # fraction of them playing "silence" or "noise" (half each)
+    photos: int = 60  # samples pairing the pack's real photos of heard classes with test recordings
 
     def __post_init__(self):
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
@@ -236,15 +243,24 @@ def plan_splits(manifest: dict, config: BenchmarkConfig) -> dict:
         recordings["unheard"][label] = sorted(class_recordings(manifest, label))
         looks["unheard"][label] = sorted(class_looks(manifest, label))
 
+    photos = {rel: manifest["files"][rel] for rel in sorted(manifest.get("photos", []))
+              if manifest["files"][rel]["label"] in heard}
+    for label in sorted({info["label"] for info in photos.values()}):
+        recordings["photos"][label] = recordings["test"][label]
+
     per_class_recordings = {label: class_recordings(manifest, label) for label in labels}
     per_class_looks = {label: class_looks(manifest, label) for label in labels}
     clips = {split: {label: sorted(c for r in chosen for c in per_class_recordings[label][r])
                      for label, chosen in recordings[split].items()} for split in SPLITS}
     cutouts = {split: {label: sorted(c for lk in chosen for c in per_class_looks[label][lk])
                        for label, chosen in looks[split].items()} for split in SPLITS}
+    cutouts["photos"] = {label: [rel for rel, info in photos.items() if info["label"] == label]
+                         for label in recordings["photos"]}
+    looks["photos"] = cutouts["photos"]
+    split_backgrounds["photos"] = sorted(photos)  # a photo is its own background
     return {"heard": heard, "unheard": unheard, "backgrounds": split_backgrounds,
             "recordings": recordings, "looks": looks, "clips": clips, "cutouts": cutouts,
-            "val_shares_train_looks": shared_looks,
+            "val_shares_train_looks": shared_looks, "photos": photos,
             "clip_recording": {c: r for label in labels for r, cs in per_class_recordings[label].items()
                                for c in cs}}
 
@@ -301,7 +317,7 @@ def build_benchmark(out_dir: str | os.PathLike, config: BenchmarkConfig = Benchm
 
     cache = _AssetCache(folder)
     splits = {}
-    total = sum(getattr(config, s) for s in SPLITS)
+    total = sum(getattr(config, s) for s in SPLITS if s != "photos" or plan["photos"])
     with tqdm(total=total, desc="real-parts benchmark", disable=not progress, unit="sample") as bar:
         for code, split in enumerate(SPLITS):
             split_dir = root / split
@@ -311,6 +327,10 @@ def build_benchmark(out_dir: str | os.PathLike, config: BenchmarkConfig = Benchm
             for i, (kind, label) in enumerate(_sample_plan(plan, split, config, code)):
                 rng = np.random.default_rng([config.seed, 1 + code, i])
                 try:
+                    if split == "photos":
+                        samples.append(_make_photo_sample(root, i, label, plan, cache, config, rng))
+                        bar.update(1)
+                        continue
                     samples.append(_make_sample(root, split, i, kind, label, plan, cache, config, rng))
                 except compose.EmptyCutout as exc:  # no index is written: the build is not kept
                     raise bad_input("image_size", "a side at which every cut-out keeps a visible pixel "
@@ -344,6 +364,9 @@ def _sample_plan(plan: dict, split: str, config: BenchmarkConfig, code: int) -> 
     """(kind, label) of every sample of a split, labels balanced over its classes, shuffled."""
     count = getattr(config, split)
     rng = np.random.default_rng([config.seed, 100 + code])
+    if split == "photos":  # (kind, photo): each photo in turn, several windows of its class's sound
+        photos = sorted(plan["photos"])
+        return [(ON_SCREEN_KIND, photos[i % len(photos)]) for i in rng.permutation(count)] if photos else []
     classes = plan["unheard"] if split == "unheard" else plan["heard"]
     if split in ON_SCREEN_SPLITS:
         kinds = [ON_SCREEN_KIND] * count
@@ -468,6 +491,30 @@ def _make_sample(root: Path, split: str, i: int, kind: str, label: str, plan: di
             "distractor_box": box(distractor), "objects": pictured, "looks": looks,
             "background": background, "clip": clip, "recording": None, **extra, **rel}
 
+
+
+def _make_photo_sample(root: Path, i: int, photo: str, plan: dict, cache: _AssetCache,
+                       config: BenchmarkConfig, rng: np.random.Generator) -> dict:
+    """A real photo, resized to image_size x image_size, with a window of a test recording."""
+    size, split = config.image_size, "photos"
+    label = plan["photos"][photo]["label"]
+    frame = cache.image(photo, "RGB").resize((size, size), Image.BICUBIC)
+    mask = np.zeros((size, size), dtype=bool)
+    for x0, y0, x1, y1 in plan["photos"][photo]["boxes"]:  # fractions of the photo's width / height
+        mask[int(np.floor(y0 * size)) : int(np.ceil(y1 * size)), int(np.floor(x0 * size)) : int(np.ceil(x1 * size))] = True
+    rows, cols = np.nonzero(mask)
+    box = [int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1]
+    sample_id = f"{split}-{i:05d}"
+    rel = {"image": f"{split}/images/{sample_id}.{config.image_format}", "audio": f"{split}/audio/{sample_id}.wav",
+           "mask": f"{split}/masks/{sample_id}.png", "distractor_mask": None, "objects_mask": f"{split}/masks/{sample_id}.png"}
+    frame.save(root / rel["image"], **({"quality": 95} if config.image_format == "jpg" else {}))
+    Image.fromarray(mask.astype(np.uint8) * 255, "L").save(root / rel["mask"])
+    clip = _pick(plan["clips"][split][label], rng)
+    wave = compose.audio_window(cache.audio(clip), int(round(config.clip_seconds * SAMPLE_RATE)), SAMPLE_RATE, rng)
+    sf.write(root / rel["audio"], wave, SAMPLE_RATE, subtype="PCM_16")
+    return {"id": sample_id, "split": split, "label": label, "on_screen": True, "kind": ON_SCREEN_KIND,
+            "box": box, "distractor_label": None, "distractor_box": None, "objects": [label], "looks": [photo],
+            "background": photo, "clip": clip, "recording": f"{label}/{plan['clip_recording'][clip]}", **rel}
 
 
 # ----------------------------------------------------------------------------- load

@@ -172,11 +172,22 @@ class AVNet(nn.Module):
         emb, a = self.audio_features(log_mel)
         return self.refine(self.visual_features(frames), emb), emb, a
 
-    def forward(self, frames: torch.Tensor, log_mel: torch.Tensor) -> torch.Tensor:
-        """frames [B, 3, 224, 224], log_mel [B, N, 1, 96, 64] -> S [B, h, w] raw cosine map."""
-        v, _, a = self.forward_features(frames, log_mel)
+    def similarity_map(self, v: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """The localization map [B, h, w] of visual maps v [B, C, h, w] and audio vectors a
+        [B, C]: their cosine at each position, times |v| / max over the image of |v| when
+        ``config.map_weight`` is "visual_norm" (see ModelConfig)."""
         similarity, _, _ = av_similarity(v, a)
+        if self.config.map_weight == "visual_norm":
+            norm = torch.linalg.vector_norm(v.float(), dim=1)  # [B, h, w]
+            peak = norm.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
+            similarity = similarity * (norm / peak).to(similarity.dtype)
         return similarity
+
+    def forward(self, frames: torch.Tensor, log_mel: torch.Tensor) -> torch.Tensor:
+        """frames [B, 3, 224, 224], log_mel [B, N, 1, 96, 64] -> S [B, h, w] raw map (the
+        cosine map, weighted as ``config.map_weight`` says)."""
+        v, _, a = self.forward_features(frames, log_mel)
+        return self.similarity_map(v, a)
 
 
 def build_model(config: Optional[ModelConfig] = None, pretrained: bool = True,

@@ -13,6 +13,7 @@ from avsdk.errors import bad_input
 
 VISUAL_TRUNKS = ("efficientnet_lite0", "resnet18", "vgg16")
 AUDIO_ENCODERS = ("small_cnn", "vggish", "soundnet")
+MAP_WEIGHTS = ("none", "visual_norm")  # ModelConfig.map_weight
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,12 @@ class ModelConfig:
         freeze_projection: keep the 1x1 projection as initialised (with
             projection_init="imagenet": the visual map stays the ImageNet class scores and
             only the audio side learns).
+        map_weight: "none": the localization map is the cosine of the visual feature and
+            the audio vector at each position (SSPL, SACL); "visual_norm" (edge): that
+            cosine times the visual feature's norm there, divided by the image's largest
+            norm. The cosine alone discards how strongly the trunk responds at a position,
+            which is what separates objects from background; the product ranks positions as
+            the dot product of the two features does. Training losses keep the cosine.
     """
 
     visual: str = "efficientnet_lite0"
@@ -63,6 +70,7 @@ class ModelConfig:
     nonnegative: bool | None = None
     projection_init: str = "random"
     freeze_projection: bool = False
+    map_weight: str = "none"
 
     def __post_init__(self):
         if self.visual not in VISUAL_TRUNKS:
@@ -82,6 +90,8 @@ class ModelConfig:
         if self.projection_init == "imagenet" and (self.visual != "efficientnet_lite0" or self.embed_dim != 1000):
             raise bad_input("ModelConfig.projection_init", "'imagenet' only with visual='efficientnet_lite0' "
                             "and embed_dim=1000 (its classifier's classes)", (self.visual, self.embed_dim))
+        if self.map_weight not in MAP_WEIGHTS:
+            raise bad_input("ModelConfig.map_weight", f"one of {MAP_WEIGHTS}", self.map_weight)
         if self.pcm and self.embed_dim != 512:
             raise bad_input("ModelConfig.embed_dim", "512 when pcm=True", self.embed_dim)
 
@@ -90,7 +100,7 @@ class ModelConfig:
         """The main job's edge model: frozen EfficientNet-Lite0 whose 1x1 projection starts
         as its ImageNet classifier (1000 channels), and frozen SoundNet-8 + a trainable head
         (or another ``audio`` encoder). Chosen on val (README, "The edge model")."""
-        return cls(audio=audio, embed_dim=1000, projection_init="imagenet")
+        return cls(audio=audio, embed_dim=1000, projection_init="imagenet", map_weight="visual_norm")
 
     @classmethod
     def sacl(cls) -> "ModelConfig":
