@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avsdk.errors import bad_input, require
+from avsdk.errors import CheckpointError, bad_input, require
 
 from .runner_inputs import graph_inputs
 
@@ -36,12 +36,32 @@ class OnnxRunner:
             raise bad_input(str(self.path), "an avsdk graph with inputs ['frame', 'log_mel'] or "
                             "['frame', 'waveform']", names)
         self.audio_name = names[1]
+        self._check_graph()
         frame_shape = self.session.get_inputs()[0].shape
         self.image_size = frame_shape[-1] if isinstance(frame_shape[-1], int) else 224
         audio_shape = tuple(d if isinstance(d, int) else None for d in self.session.get_inputs()[1].shape[1:])
         self.audio_shape = audio_shape
         self.examples = audio_shape[0] if self.audio_name == "log_mel" else None
         self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def _check_graph(self) -> None:
+        """CheckpointError now, not ONNX Runtime's InvalidArgument (or a KeyError) at every run:
+        avsdk feeds float32 inputs and reads the "similarity" output, maps [B, h, w]."""
+        for graph_input in self.session.get_inputs():
+            if graph_input.type != "tensor(float)":
+                raise CheckpointError(
+                    f"ONNX graph {str(self.path)!r} takes {graph_input.name} as {graph_input.type}; an avsdk "
+                    "graph takes float32 inputs (tensor(float)) as avsdk.export writes them")
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        similarity = outputs.get("similarity")
+        if similarity is None:
+            raise CheckpointError(f"ONNX graph {str(self.path)!r} has no output 'similarity' (it has "
+                                  f"{sorted(outputs)}); an avsdk graph outputs its maps [B, h, w] under that name")
+        shape = similarity.shape
+        if isinstance(shape, (list, tuple)) and len(shape) != 3:
+            raise CheckpointError(
+                f"ONNX graph {str(self.path)!r} outputs similarity [{', '.join(map(str, shape))}]; an avsdk "
+                "graph outputs maps [B, h, w]")
 
     def run_all(self, frame, log_mel) -> dict:
         """All outputs by name: "similarity" [B, h, w] and, if exported, "audio_embedding" [B, 512]."""

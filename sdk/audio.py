@@ -1,4 +1,6 @@
-"""Audio input: read a file, and turn any waveform into the 3 s, 16 kHz, [-1, 1] clip of SPEC 1.
+"""Audio input: read a file, and turn any waveform into the 3 s, 16 kHz, [-1, 1] clip.
+
+The clip is the one of docs/method.md, "Inputs".
 
     audio, rate = load_audio("dog.flac")          # [T] or [T, channels] float32, rate in Hz
     clip = prepare_waveform(audio, rate)          # [48000] float32: mono, 16 kHz, centred, rescaled
@@ -30,6 +32,9 @@ from .errors import bad_input
 from .melspec import MIN_SAMPLES_FRAME, SAMPLE_RATE, WINDOW_LENGTH
 
 MIN_SAMPLE_RATE = 1000  # Hz; telephone audio is 8000
+#: float samples beyond this magnitude are refused: a sound is in [-1, 1], PCM values in a float
+#: array reach 2**31; far beyond, mixing, resampling, the rescale and the level overflow to NaN
+MAX_FLOAT_SAMPLE = 1e12
 #: extensions soundfile reads here (libsndfile 1.2: WAV, FLAC, OGG Vorbis/Opus, MP3, ...)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
 
@@ -72,9 +77,9 @@ def load_audio(source) -> tuple[np.ndarray, int]:
 def to_mono_16k(audio, sample_rate, argument: str = "audio", check_finite: bool = True) -> np.ndarray:
     """Validate, mix to mono and resample to 16 kHz (soxr, high quality).
 
-    ``check_finite=False`` skips the NaN/Inf scan only when ``audio`` is returned untouched
-    (1-D float at 16 kHz), for a caller that scans it anyway (the compiled frontend); audio that
-    is mixed or resampled is always scanned first, so errors point at the caller's samples.
+    ``check_finite`` is kept for the callers that pass it: float samples are always scanned for
+    their extremes, which finds NaN/Inf and magnitudes beyond MAX_FLOAT_SAMPLE, so that errors
+    point at the caller's samples (not at a clip that overflowed to NaN).
 
     Args:
         audio: [T] or [T, channels], float samples or integer PCM (uint8, int8, int16, int32
@@ -87,8 +92,8 @@ def to_mono_16k(audio, sample_rate, argument: str = "audio", check_finite: bool 
 
     Raises:
         InputError: wrong rank or dtype (int64, uint16 and wider; int32 holding only int16-range
-            values), empty, any NaN/Inf, a channel axis that looks like it comes first, a
-            non-positive rate, or fewer than 400 samples at 16 kHz.
+            values), empty, any NaN/Inf or magnitude beyond MAX_FLOAT_SAMPLE, a channel axis that
+            looks like it comes first, a non-positive rate, or fewer than 400 samples at 16 kHz.
     """
     rate = _check_rate(sample_rate)
     x = _check_audio(audio, argument, check_finite, untouched_if_1d=rate == SAMPLE_RATE)
@@ -146,7 +151,9 @@ def min_max_rescale(x: np.ndarray) -> np.ndarray:
 
 
 def prepare_waveform(audio, sample_rate, clip_seconds=3.0) -> np.ndarray:
-    """Mono, 16 kHz, centred/tiled to ``clip_seconds``, min-max rescaled to [-1, 1] (SPEC 1).
+    """Mono, 16 kHz, centred/tiled to ``clip_seconds``, min-max rescaled to [-1, 1].
+
+    As in docs/method.md, "Inputs".
 
     Args:
         audio: [T] or [T, channels] samples, as load_audio returns: float (any scale) or integer
@@ -218,13 +225,20 @@ def _check_audio(audio, argument: str, check_finite: bool = True, untouched_if_1
         raise bad_input(
             argument, "[T, channels] (time first, as soundfile returns; transpose a [channels, T] array)", audio
         )
-    passes_through = untouched_if_1d and audio.ndim == 1 and audio.dtype in (np.float32, np.float64)
-    if audio.dtype.kind == "f" and (check_finite or not passes_through):
-        finite = np.isfinite(audio)
-        if not finite.all():
-            bad = np.flatnonzero(~finite.reshape(-1))
+    if audio.dtype.kind == "f":
+        # the extremes in two passes without a temporary (NaN when any sample is NaN): refuses
+        # NaN/Inf, whatever check_finite says, and magnitudes that overflow later (1e308 passes an
+        # isfinite scan, then mixing or the min-max rescale makes NaN of it)
+        low, high = float(audio.min()), float(audio.max())
+        if not (math.isfinite(low) and math.isfinite(high)):
+            bad = np.flatnonzero(~np.isfinite(audio.reshape(-1)))
             what = "all samples are NaN/Inf" if bad.size == audio.size else (
                 f"{bad.size} NaN/Inf samples of {audio.size}, the first at flat index {bad[0]}"
             )
             raise bad_input(argument, "finite samples", what, described=True)
+        if max(-low, high) > MAX_FLOAT_SAMPLE:
+            first = int(np.flatnonzero(np.abs(audio.reshape(-1)) > MAX_FLOAT_SAMPLE)[0])
+            raise bad_input(argument, f"float samples of magnitude at most {MAX_FLOAT_SAMPLE:g} (a sound in "
+                            "[-1, 1], or PCM values in a float array)", f"samples from {low:g} to {high:g} "
+                            f"(the first beyond it at flat index {first})", described=True)
     return audio

@@ -11,8 +11,10 @@ import importlib
 import importlib.metadata as metadata
 import json
 import sys
+from contextlib import contextmanager
 
 from avsdk.command_line import command, flags, input_file, output_file, quiet_broken_pipe
+from avsdk.errors import InputError
 
 # (label, distribution name, module to import when the distribution has no pip metadata)
 PACKAGES = (
@@ -91,15 +93,28 @@ def _load(args):
 
     if args.out is not None:
         output_file("--out", args.out, suffix=".png")
-    with flags({"path": "model", "device": "--device", "frontend": "--frontend"}):
-        return Localizer.load(args.model, device=args.device, frontend=args.frontend)
+    with flags({"path": "model", "device": "--device", "frontend": "--frontend", "max_pixels": "--max-pixels"}):
+        return Localizer.load(args.model, device=args.device, frontend=args.frontend,
+                              max_pixels=args.max_pixels or None)
+
+
+@contextmanager
+def _pixel_limit_flag():
+    """A frame refused for its size names the flag that raises the limit, not the keyword."""
+    try:
+        yield
+    except InputError as exc:
+        if exc.argument != "frame" or "max_pixels" not in str(exc):
+            raise
+        raise InputError(str(exc).replace("max_pixels", "--max-pixels"), exc.argument) from None
 
 
 def _localize(args) -> int:
     input_file("frame", args.frame)
     input_file("audio", args.audio)
     localizer = _load(args)
-    result = localizer(args.frame, args.audio)
+    with _pixel_limit_flag():
+        result = localizer(args.frame, args.audio)
     _report(result, args.out, args.frame)
     return 0
 
@@ -111,10 +126,19 @@ def _localize_video(args) -> int:
     localizer = _load(args)
     with flags({"time": "--time", "path": "video"}):
         clip = read_clip(args.video, time=args.time, clip_seconds=localizer.clip_seconds)
-    result = localizer(clip.frame, clip.audio, sample_rate=clip.sample_rate)
+    with _pixel_limit_flag():
+        result = localizer(clip.frame, clip.audio, sample_rate=clip.sample_rate)
     print(f"frame at {clip.time:.3f} s")
     _report(result, args.out, clip.frame)
     return 0
+
+
+def _max_pixels_flag(parser) -> None:
+    from avsdk.frames import MAX_PIXELS
+
+    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
+                        help=f"refuse frames of more than N pixels, width x height (default {MAX_PIXELS:,}; "
+                             "0: no limit)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     localize.add_argument("--device", default="cpu", help="torch device for a .pt model")
     localize.add_argument("--frontend", default="auto", choices=("auto", "compiled", "numpy"),
                         help="log-mel implementation (default: compiled when built)")
+    _max_pixels_flag(localize)
     localize.set_defaults(run=_localize)
 
     video = commands.add_parser("localize-video", help="localize in one frame of a video")
@@ -143,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--device", default="cpu", help="torch device for a .pt model")
     video.add_argument("--frontend", default="auto", choices=("auto", "compiled", "numpy"),
                         help="log-mel implementation (default: compiled when built)")
+    _max_pixels_flag(video)
     video.set_defaults(run=_localize_video)
     return parser
 

@@ -27,7 +27,10 @@ class InputError(AvsdkError, ValueError):
 
 
 class CheckpointError(AvsdkError, ValueError):
-    """A weight file does not match the network it is loaded into."""
+    """A model file avsdk cannot use: weights that do not match the network they are loaded
+    into or that hold NaN/Inf, settings saved with the model (a checkpoint's meta, a manifest)
+    that are not valid, an ONNX graph whose inputs or outputs are not an avsdk model's, or
+    maps that a loaded model returns and no model should (NaN, the wrong shape)."""
 
 
 class MissingDependencyError(AvsdkError, ImportError):

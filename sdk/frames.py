@@ -1,25 +1,44 @@
-"""Visual input: any picture -> RGB uint8 [H, W, 3] -> the normalised [3, 224, 224] of SPEC 1.
+"""Visual input: any picture -> RGB uint8 [H, W, 3] -> the normalised [3, 224, 224] of docs/method.md, "Inputs".
 
     frame = load_frame("street.jpg")              # path, PIL image or numpy array
     x = frame_tensor(frame, transform="sacl")     # torch.float32 [3, 224, 224]
+    x, (height, width) = frame_input("street.jpg")  # the same input, a big JPEG decoded small
 
 Pillow does all resizing (bicubic, as torchvision's PIL path does); no torchvision needed.
+
+Pictures of more than ``max_pixels`` pixels (MAX_PIXELS, 120 million, by default) are refused
+with an InputError naming the frame, from the file's header, before anything is decoded: a
+389 KB PNG can declare 20000x20000 pixels (1.2 GB decoded). MAX_PIXELS passes a 108 MP phone
+photo; Pillow itself warns above 89.5 million pixels and refuses above 179 million
+(``PIL.Image.MAX_IMAGE_PIXELS``): avsdk's limit replaces that check for the files it opens.
+``max_pixels=None`` (no limit), or a limit above twice Pillow's, opens what Pillow would refuse:
+Pillow's limit is lifted, process-wide, for the moment of that one open (a lock serialises them).
 """
 from __future__ import annotations
 
+import numbers
 import os
+import re
+import threading
+import warnings
 
 import numpy as np
 
-from .errors import bad_input
+from .errors import InputError, bad_input
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 TRANSFORMS = ("sacl", "sspl")
 
+#: the default limit on a frame's pixels (width x height); see the module docstring
+MAX_PIXELS = 120_000_000
+#: frame_input decodes a JPEG file at 1/2, 1/4 or 1/8 scale while it keeps at least this many
+#: times the network's input side on each side (the resize to it then still antialiases)
+DRAFT_MARGIN = 2
 
-def load_frame(source) -> np.ndarray:
+
+def load_frame(source, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """Read a frame as RGB uint8.
 
     Args:
@@ -27,26 +46,33 @@ def load_frame(source) -> np.ndarray:
             mode (RGB, RGBA, L, P, I;16, I, F, CMYK, ...; I and F on Pillow's 0..255 scale), or
             a numpy array [H, W], [H, W, 1], [H, W, 3] or [H, W, 4] that is uint8 or float in
             [0, 1] (alpha is dropped, grey is repeated to 3 channels).
+        max_pixels: the most pixels (width x height) accepted; None for no limit.
 
     Returns:
         [H, W, 3] uint8 (a new array, never a view of the caller's).
 
     Raises:
-        InputError: missing or unreadable file, zero-size image, wrong rank or channel count,
-            floats outside [0, 1] or non-finite, an unsupported dtype or type.
+        InputError: missing or unreadable file, zero-size image, more than ``max_pixels``
+            pixels, wrong rank or channel count, floats outside [0, 1] or non-finite, an
+            unsupported dtype or type.
     """
     from PIL import Image
 
+    max_pixels = check_max_pixels(max_pixels)
     if isinstance(source, (str, os.PathLike)):
-        return _from_pil(_open(os.fspath(source)), "source")
+        return _from_pil(_open(os.fspath(source), max_pixels)[0], "source")
     if isinstance(source, Image.Image):
+        _check_pixels(source.width, source.height, max_pixels, f"a {source.width}x{source.height} PIL image")
         return _from_pil(source, "source")
     if isinstance(source, np.ndarray):
+        if source.ndim in (2, 3):
+            height, width = source.shape[:2]
+            _check_pixels(width, height, max_pixels, f"an array of shape {source.shape}")
         return _from_array(source)
     raise bad_input("source", "a path, a PIL image or a numpy array [H, W, 3]", source)
 
 
-def frame_tensor(frame, transform: str = "sacl", size: int = 224):
+def frame_tensor(frame, transform: str = "sacl", size: int = 224, max_pixels: int | None = MAX_PIXELS):
     """ImageNet-normalised test-time input of the visual encoder.
 
     Args:
@@ -54,18 +80,65 @@ def frame_tensor(frame, transform: str = "sacl", size: int = 224):
         transform: "sacl": resize to (size, size), bicubic, no crop; "sspl": resize the shorter
             side to ``size`` (bicubic), then centre crop size x size.
         size: output side in pixels.
+        max_pixels: see :func:`load_frame`.
 
     Returns:
         torch.float32 [3, size, size].
     """
-    import torch
-    from PIL import Image
+    _check_transform(transform, size)
+    return _tensor(load_frame(frame, max_pixels), transform, size)
 
+
+def frame_input(frame, transform: str = "sacl", size: int = 224, max_pixels: int | None = MAX_PIXELS):
+    """The network's input of a frame and the frame's size, decoding no more than it needs.
+
+    A JPEG file (its format allows it: libjpeg's DCT scaling, PIL's ``Image.draft``) is
+    decoded at the smallest of 1/2, 1/4 and 1/8 of its size that keeps ``DRAFT_MARGIN`` times
+    ``size`` pixels on each side: a 12 MP photo at 1000x750 instead of 4000x3000. Its tensor
+    then differs from :func:`frame_tensor`'s of the full decode by a grey level or so on
+    average (a few where the picture has pixel-level detail); other files, PIL images and
+    arrays give exactly :func:`frame_tensor`'s.
+
+    Args:
+        frame, transform, size, max_pixels: as :func:`frame_tensor`.
+
+    Returns:
+        (torch.float32 [3, size, size], (height, width) of the frame as :func:`load_frame`
+        reads it, EXIF orientation applied).
+    """
+    _check_transform(transform, size)
+    max_pixels = check_max_pixels(max_pixels)
+    if isinstance(frame, (str, os.PathLike)):
+        margin = DRAFT_MARGIN * size
+        image, frame_size = _open(os.fspath(frame), max_pixels, draft=(margin, margin))
+        return _tensor(_from_pil(image, "source"), transform, size), frame_size
+    pixels = load_frame(frame, max_pixels)
+    return _tensor(pixels, transform, size), pixels.shape[:2]
+
+
+def check_max_pixels(max_pixels) -> int | None:
+    """``max_pixels`` as an int, or None; InputError naming ``max_pixels`` unless it is a
+    positive int or None."""
+    if max_pixels is None:
+        return None
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral) or max_pixels < 1:
+        raise bad_input("max_pixels", "a positive int (pixels, width x height), or None for no limit", max_pixels)
+    return int(max_pixels)
+
+
+def _check_transform(transform, size) -> None:
     if transform not in TRANSFORMS:
         raise bad_input("transform", f"one of {TRANSFORMS}", transform)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise bad_input("size", "a positive int", size)
-    image = Image.fromarray(load_frame(frame))
+
+
+def _tensor(pixels: np.ndarray, transform: str, size: int):
+    """RGB uint8 [H, W, 3] -> the normalised torch.float32 [3, size, size]."""
+    import torch
+    from PIL import Image
+
+    image = Image.fromarray(pixels)
     if transform == "sacl":
         image = image.resize((size, size), Image.BICUBIC)
     else:
@@ -98,16 +171,74 @@ def _centre_crop(image, size: int):
     return image.crop((left, top, left + size, top + size))
 
 
-def _open(path: str):
-    from PIL import Image, ImageOps, UnidentifiedImageError
+def _check_pixels(width: int, height: int, max_pixels: int | None, what: str) -> None:
+    if max_pixels is not None and width * height > max_pixels:
+        raise _too_many_pixels(max_pixels, f"{what} ({width}x{height}, {width * height:,} pixels)")
+
+
+def _too_many_pixels(max_pixels: int, received: str) -> InputError:
+    return bad_input("source", f"an image of at most {max_pixels:,} pixels (the max_pixels limit)", received,
+                     described=True)
+
+
+_PILLOW_LIMIT = threading.Lock()  # serialises the opens that lift Pillow's own limit
+
+
+def _open_header(path: str, max_pixels: int | None):
+    """Image.open (the header only) with avsdk's pixel limit in place of Pillow's
+    decompression-bomb check; the caller closes the image."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():  # Pillow's warning above 89.5 MP: max_pixels decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except Image.DecompressionBombError as exc:  # above twice Pillow's limit; its message has the count
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = int(found.group(1)) if found else None
+        if max_pixels is not None and (pixels is None or pixels > max_pixels):
+            count = f"{pixels:,} pixels" if pixels else "more pixels than Pillow opens"
+            raise _too_many_pixels(max_pixels, f"{path!r} ({count})") from None
+        with _PILLOW_LIMIT:  # the caller allows more than Pillow does: lift its limit for this open
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                image = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    try:
+        _check_pixels(image.width, image.height, max_pixels, repr(path))
+    except InputError:
+        image.close()
+        raise
+    return image
+
+
+def _oriented_size(image) -> tuple[int, int]:
+    """(height, width) of ``image`` once ImageOps.exif_transpose has applied its orientation."""
+    orientation = image.getexif().get(0x0112)  # ExifTags.Base.Orientation
+    width, height = image.size
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
+
+
+def _open(path: str, max_pixels: int | None, draft: tuple[int, int] | None = None):
+    """(the image at ``path``, loaded, its EXIF orientation applied; its (height, width)).
+
+    ``draft``: decode a JPEG at the smallest of 1/2, 1/4, 1/8 scale that keeps at least
+    these (width, height); the size returned is the full one all the same."""
+    from PIL import ImageOps, UnidentifiedImageError
 
     if not os.path.exists(path):
         raise bad_input("source", "an existing image file", f"{path!r} (no such file)", described=True)
     try:
-        with Image.open(path) as image:
+        with _open_header(path, max_pixels) as image:
+            size = _oriented_size(image)
+            if draft is not None:
+                image.draft(image.mode, draft)  # no-op for formats other than JPEG
             image.load()
             # as viewers show it: a camera's EXIF orientation (a portrait stored sideways) applied
-            return ImageOps.exif_transpose(image)
+            return ImageOps.exif_transpose(image), size
+    except InputError:
+        raise
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise bad_input("source", "an image file Pillow can read", f"{path!r} ({exc})", described=True) from exc
 
@@ -139,6 +270,7 @@ def _high_depth_to_unit(image) -> np.ndarray:
 
 
 def _from_array(array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array)  # a subclass (np.matrix) as a plain array
     if array.ndim == 3 and array.shape[2] in (1, 3, 4):
         pass
     elif array.ndim != 2:

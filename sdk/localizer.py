@@ -12,6 +12,7 @@ cosine maps [B, h, w]`` (numpy), so a Localizer can also be scored with
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,35 +20,59 @@ from typing import Callable
 import numpy as np
 
 from avsdk import metrics
-from avsdk.errors import AvsdkError, CheckpointError, bad_input, renamed
+from avsdk.errors import AvsdkError, CheckpointError, InputError, _describe, bad_input, renamed
+from avsdk.frames import MAX_PIXELS, check_max_pixels
 
 Backend = Callable[..., np.ndarray]
 
-THRESHOLD = 0.5  # the region of the box: normalised heatmap >= 0.5 (SPEC's value rule)
+THRESHOLD = 0.5  # the region of the box: normalised heatmap >= 0.5 (the value rule of docs/method.md, "Evaluation")
+#: the box and the peak are found on the heatmap of a grid at most this many pixels on its
+#: longer side (the frame's own pixels when it is no larger), then scaled to the frame's
+#: pixels: a 12 MP photo's box costs milliseconds instead of the whole float heatmap
+BOX_GRID_SIDE = 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, init=False)
 class LocalizationResult:
     """Where the sound comes from, in the coordinates of the original image.
 
-    heatmap: float32 [H, W] in [0, 1], min-max normalised, at the image's size.
+    heatmap: float32 [H, W] in [0, 1], min-max normalised, at the image's size. Computed on
+        first use and then kept (a 12 MP frame's is 48 MB; the box and peak do not need it).
     similarity: float32 [h, w], the raw cosine map of the network (e.g. 14x14).
     box: (x0, y0, x1, y1), end-exclusive, of the connected region heatmap >= 0.5 that holds
-        the peak.
-    peak: (x, y) of the heatmap's maximum.
+        the peak. For a frame larger than BOX_GRID_SIDE on a side it is found on the heatmap
+        of a grid that size and scaled to the frame: its edges are then within a grid pixel or
+        two (4 to 8 pixels of a 4000-pixel-wide photo) of the full-size heatmap's region, unless
+        two regions nearly touch or two maxima nearly tie, where the grid may choose the other.
+    peak: (x, y) of the heatmap's maximum (on that grid, scaled, for a frame larger than it).
     score: the largest raw cosine similarity (how strongly the sound matches anything).
     on_screen: probability that the sound's source is in the picture at all (calibrated on
         validation pairs, avsdk.visibility), or None for a model saved without a calibration.
         Below 0.5 the heatmap and box point at the best match of a sound that is most
         likely off screen, silent or noise.
+
+    ``heatmap`` may be given as the array or as a function of no arguments that returns it.
     """
 
-    heatmap: np.ndarray
     similarity: np.ndarray
     box: tuple[int, int, int, int]
     peak: tuple[int, int]
     score: float
     on_screen: float | None = None
+
+    def __init__(self, heatmap, similarity: np.ndarray, box: tuple[int, int, int, int],
+                 peak: tuple[int, int], score: float, on_screen: float | None = None):
+        for name, value in (("_heatmap", heatmap), ("similarity", similarity), ("box", box), ("peak", peak),
+                            ("score", score), ("on_screen", on_screen)):
+            object.__setattr__(self, name, value)
+
+    @property
+    def heatmap(self) -> np.ndarray:
+        value = self._heatmap
+        if callable(value):  # computed once, on first use
+            value = value()
+            object.__setattr__(self, "_heatmap", value)
+        return value
 
     def save_overlay(self, path: str | os.PathLike, image, alpha: float = 0.5) -> Path:
         """Write the heatmap, box and peak over ``image`` (the localized frame) as a PNG."""
@@ -63,31 +88,107 @@ def heatmap_at_image_size(similarity: np.ndarray, height: int, width: int,
     "sacl" frames are the whole image squeezed to 224x224, so the map stretches back over it.
     "sspl" frames are a centre square crop: the map covers that square (placed as the crop
     was, up to rounding) and the rest of the image gets the map's minimum (0 once normalised).
+
+    The values are those of ``metrics.normalize_map(metrics.resize_bilinear(...))``, computed
+    band by band into the float32 result: a 12 MP frame needs its 48 MB and a few more, not
+    the 300 MB of whole-image float64 intermediates.
     """
-    if transform == "sacl":
-        return metrics.normalize_map(metrics.resize_bilinear(similarity, (height, width)))
-    if transform != "sspl":
+    if transform not in ("sacl", "sspl"):
         raise bad_input("transform", "'sacl' or 'sspl'", transform)
-    side = min(height, width)
-    top, left = int(round((height - side) / 2.0)), int(round((width - side) / 2.0))
-    square = metrics.resize_bilinear(similarity, side)
-    canvas = np.full((height, width), square.min(), dtype=np.float32)
-    canvas[top : top + side, left : left + side] = square
-    return metrics.normalize_map(canvas)
+    similarity = _finite_map(similarity)
+    height, width = _image_side("height", height), _image_side("width", width)
+    heatmap = np.empty((height, width), dtype=np.float32)
+    if transform == "sacl":
+        _resize_into(similarity, heatmap)
+    else:
+        side = min(height, width)
+        top, left = int(round((height - side) / 2.0)), int(round((width - side) / 2.0))
+        square = heatmap[top : top + side, left : left + side]
+        _resize_into(similarity, square)
+        low = square.min()
+        heatmap[:top], heatmap[top + side :] = low, low
+        heatmap[top : top + side, :left], heatmap[top : top + side, left + side :] = low, low
+    _normalize_in_place(heatmap)
+    return heatmap
+
+
+_BAND = 1 << 21  # values per band of rows computed at once (16 MB of float64)
+
+
+def _resize_into(similarity: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = metrics.resize_bilinear(similarity, out.shape)``, a band of rows at a time."""
+    if similarity.shape == out.shape:
+        out[...] = similarity
+        return
+    rows = metrics._interpolation_matrix(similarity.shape[0], out.shape[0])
+    cols = metrics._interpolation_matrix(similarity.shape[1], out.shape[1])
+    source = similarity.astype(np.float64)
+    step = max(1, _BAND // out.shape[1])
+    for start in range(0, out.shape[0], step):
+        out[start : start + step] = rows[start : start + step] @ source @ cols.T
+
+
+def _normalize_in_place(heatmap: np.ndarray) -> None:
+    """``heatmap[...] = metrics.normalize_map(heatmap)`` (the same float64 arithmetic), by bands."""
+    low, high = float(heatmap.min()), float(heatmap.max())
+    if high == low:
+        heatmap[...] = 1.0
+        return
+    step = max(1, _BAND // heatmap.shape[1])
+    for start in range(0, heatmap.shape[0], step):
+        band = heatmap[start : start + step]
+        band[...] = (band.astype(np.float64) - low) / (high - low)
+
+
+def _finite_map(similarity) -> np.ndarray:
+    similarity = np.asarray(similarity, dtype=np.float32)
+    if similarity.ndim != 2 or similarity.size == 0 or not np.isfinite(similarity).all():
+        raise bad_input("similarity", "a finite map [h, w]", similarity)
+    return similarity
+
+
+def _image_side(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise bad_input(name, "a positive int (pixels)", value)
+    return int(value)
+
+
+def _box_grid(height: int, width: int) -> tuple[int, int]:
+    """The (height, width) the box and peak are found at: the frame's, at most BOX_GRID_SIDE."""
+    longer = max(height, width)
+    if longer <= BOX_GRID_SIDE:
+        return height, width
+    scale = BOX_GRID_SIDE / longer
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def result_from_similarity(similarity: np.ndarray, height: int, width: int,
                            transform: str = "sacl", on_screen: float | None = None) -> LocalizationResult:
-    """Build the typed result of one raw map [h, w] for an image of height x width pixels."""
+    """Build the typed result of one raw map [h, w] for an image of height x width pixels.
+
+    The box and peak come from the heatmap at the frame's size when its longer side is at
+    most BOX_GRID_SIDE, else from one at that size, scaled (see LocalizationResult); the
+    full-size heatmap of a larger frame is computed when ``result.heatmap`` is first read.
+    """
     from avsdk.regions import component_box
 
-    similarity = np.asarray(similarity, dtype=np.float32)
-    if similarity.ndim != 2 or not np.isfinite(similarity).all():
-        raise bad_input("similarity", "a finite map [h, w]", similarity)
-    heatmap = heatmap_at_image_size(similarity, height, width, transform)
-    peak = metrics.peak(heatmap)
-    box = component_box(heatmap >= THRESHOLD, peak)
-    return LocalizationResult(heatmap=heatmap, similarity=similarity, box=box, peak=peak,
+    similarity = _finite_map(similarity)
+    height, width = _image_side("height", height), _image_side("width", width)
+    grid_height, grid_width = _box_grid(height, width)
+    grid = heatmap_at_image_size(similarity, grid_height, grid_width, transform)
+    x, y = metrics.peak(grid)
+    x0, y0, x1, y1 = component_box(grid >= THRESHOLD, (x, y))
+    if (grid_height, grid_width) == (height, width):
+        heatmap = grid
+    else:  # grid pixel edges to frame pixel edges (outwards), the peak's centre to its pixel
+        sx, sy = width / grid_width, height / grid_height
+        x0, y0 = int(np.floor(x0 * sx)), int(np.floor(y0 * sy))
+        x1, y1 = min(width, int(np.ceil(x1 * sx))), min(height, int(np.ceil(y1 * sy)))
+        x, y = min(width - 1, int((x + 0.5) * sx)), min(height - 1, int((y + 0.5) * sy))
+
+        def heatmap():
+            return heatmap_at_image_size(similarity, height, width, transform)
+    return LocalizationResult(heatmap=heatmap, similarity=similarity, box=(x0, y0, x1, y1), peak=(x, y),
                               score=float(similarity.max()), on_screen=on_screen)
 
 
@@ -150,7 +251,7 @@ def _numpy(value) -> np.ndarray:
     return np.asarray(value, dtype=np.float32)
 
 
-def _onnx_backend(path: Path) -> tuple[RunnerBackend, dict]:
+def _onnx_backend(path: Path, transform: str | None) -> tuple[RunnerBackend, dict]:
     from avsdk.export.onnx_runtime import OnnxRunner
 
     try:
@@ -159,27 +260,38 @@ def _onnx_backend(path: Path) -> tuple[RunnerBackend, dict]:
         raise
     except Exception as exc:  # ONNX Runtime's own errors (InvalidProtobuf, Fail, ...) share no base
         raise CheckpointError(f"{str(path)!r} is not a loadable ONNX model: {exc}") from exc
+    settings = _preprocessing(path, transform)
+    settings.setdefault("image_size", runner.image_size)  # no manifest: the graph's own input size
+    _check_graph_inputs(runner, path, settings)
+    _check_onnx_weights(path)
     batch = runner.session.get_inputs()[0].shape[0]
-    return RunnerBackend(runner, "onnxruntime", batch if isinstance(batch, int) else None), _preprocessing(path)
+    return RunnerBackend(runner, "onnxruntime", batch if isinstance(batch, int) else None), settings
 
 
-def _engine_backend(path: Path) -> tuple[RunnerBackend, dict]:
+def _engine_backend(path: Path, transform: str | None) -> tuple[RunnerBackend, dict]:
     from avsdk.export.tensorrt_runtime import TensorRTRunner  # imports TensorRT lazily
 
-    return RunnerBackend(TensorRTRunner(path), "tensorrt"), _preprocessing(path)
+    return RunnerBackend(TensorRTRunner(path), "tensorrt"), _preprocessing(path, transform)
 
 
-def _preprocessing(artifact: Path) -> dict:
-    """transform, clip length and visibility calibration from the artifact's sidecar manifest,
-    if it has one."""
+def _preprocessing(artifact: Path, transform: str | None = None) -> dict:
+    """transform, clip length, audio input, image size and visibility calibration from the
+    artifact's sidecar manifest, if it has one, checked (CheckpointError naming the manifest);
+    ``transform``, when given, is the caller's override of the manifest's."""
     from avsdk.export.manifest import manifest_path, read_manifest
 
     if not manifest_path(artifact).is_file():
-        return {}
+        return {} if transform is None else {"transform": transform}
     manifest = read_manifest(artifact)
     prep = manifest.preprocessing
-    return {"transform": prep.transform, "clip_seconds": prep.clip_seconds, "audio": prep.audio_spec(),
-            "visibility": _calibration(manifest.visibility, f"{manifest_path(artifact)}: visibility")}
+    where = f"manifest {str(manifest_path(artifact))!r} preprocessing"
+    with _from_file(where, ("audio kind", "sample_rate")):
+        audio = prep.audio_spec()
+    settings = {"transform": prep.transform, "clip_seconds": prep.clip_seconds, "audio": audio,
+                "image_size": prep.image_size}
+    settings = _file_settings(settings, where, transform)
+    settings["visibility"] = _calibration(manifest.visibility, f"{manifest_path(artifact)}: visibility")
+    return settings
 
 
 def _calibration(data, where: str):
@@ -191,6 +303,145 @@ def _calibration(data, where: str):
     return Calibration.from_json(data, where)
 
 
+@contextmanager
+def _from_file(where: str, arguments):
+    """An InputError about one of ``arguments`` becomes a CheckpointError saying the value came
+    from ``where`` (a checkpoint's meta, a manifest): the caller never passed it."""
+    try:
+        yield
+    except InputError as exc:
+        if exc.argument not in arguments:
+            raise
+        raise CheckpointError(f"{where}: {exc} (the value saved with the model)") from None
+
+
+def _file_settings(settings: dict, where: str, transform: str | None) -> dict:
+    """``settings`` read from a model file, checked as Localizer checks its arguments, an error
+    naming ``where``; ``transform``, when not None, is the caller's override (checked as theirs)."""
+    from_file = set(settings)
+    if transform is not None:
+        settings["transform"] = transform
+        from_file.discard("transform")
+    with _from_file(where, from_file):
+        _check_settings(**settings)
+    return settings
+
+
+def _check_settings(transform: str = "sacl", clip_seconds: float = 3.0, audio=None, image_size: int = 224):
+    """The model's preprocessing settings, checked; returns the AudioSpec (the default one for None)."""
+    from avsdk.audio import clip_samples
+    from avsdk.audio_input import AudioSpec
+    from avsdk.melspec import MIN_SAMPLES_EXAMPLE, SAMPLE_RATE
+
+    if transform not in ("sacl", "sspl"):
+        raise bad_input("transform", "'sacl' or 'sspl'", transform)
+    if audio is not None and not isinstance(audio, AudioSpec):
+        raise bad_input("audio", "None or an avsdk.audio_input.AudioSpec", audio)
+    audio = audio or AudioSpec()
+    if audio.kind == "log_mel" and clip_samples(clip_seconds) < MIN_SAMPLES_EXAMPLE:
+        raise bad_input("clip_seconds", f">= {MIN_SAMPLES_EXAMPLE / SAMPLE_RATE} s (one 96-frame log-mel "
+                        "example)", clip_seconds)
+    _image_side("image_size", image_size)
+    return audio
+
+
+def _check_graph_inputs(runner, path: Path, settings: dict) -> None:
+    """The graph takes the inputs the Localizer will feed it, by its manifest's preprocessing
+    (the defaults without one): else a CheckpointError now, not an error naming ``frame`` or
+    ``log_mel`` at every call."""
+    from avsdk.audio_input import AudioSpec
+    from avsdk.export.manifest import manifest_path
+
+    spec = settings.get("audio") or AudioSpec()
+    size = settings["image_size"]
+    frame_input, audio_input = runner.session.get_inputs()
+    feeds = ((frame_input, "frame", (3, size, size)),
+             (audio_input, spec.kind, spec.item_shape(settings.get("clip_seconds", 3.0))))
+    manifest = manifest_path(path)
+    source = (f"its manifest {str(manifest)!r}" if manifest.is_file()
+              else f"the default preprocessing (it has no manifest {manifest.name!r})")
+    for graph_input, name, item in feeds:
+        dims = list(graph_input.shape)
+        if graph_input.name == name and len(dims) == len(item) + 1 and all(
+                not isinstance(d, int) or d == want for d, want in zip(dims[1:], item)):
+            continue
+        shown = ", ".join(str(d) for d in dims)
+        raise CheckpointError(
+            f"ONNX graph {str(path)!r} takes {graph_input.name} [{shown}], but by {source} avsdk feeds it "
+            f"{name} [B, {', '.join(map(str, item))}]: the graph and its preprocessing do not belong "
+            "together (re-export the model, which writes both)")
+
+
+def _check_onnx_weights(path: Path) -> None:
+    """CheckpointError naming the graph when a float initializer holds NaN or Inf (with the
+    onnx package; ONNX Runtime alone cannot read them, and such a model returns NaN maps)."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        return
+    try:
+        graph = onnx.load(str(path)).graph
+    except Exception:  # ONNX Runtime read it; a quirk of the onnx package is no reason to refuse it
+        return
+    tensors = [(t.name, t) for t in graph.initializer]
+    tensors += [(node.output[0], a.t) for node in graph.node if node.op_type == "Constant"
+                for a in node.attribute if a.name == "value"]
+    bad = []
+    for name, tensor in tensors:
+        values = numpy_helper.to_array(tensor)
+        if values.dtype.kind == "f" and values.size and not np.isfinite(values).all():
+            bad.append(f"{name} ({int((~np.isfinite(values)).sum())} of {values.size})")
+    if bad:
+        raise CheckpointError(f"ONNX graph {str(path)!r} {_nonfinite_message(bad)}")
+
+
+def _nonfinite_weights(model) -> list[str]:
+    """Names (and counts) of the float tensors of a torch module that hold NaN or Inf."""
+    import torch
+
+    bad = []
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point():
+            count = int((~torch.isfinite(tensor)).sum())
+            if count:
+                bad.append(f"{name} ({count} of {tensor.numel()})")
+    return bad
+
+
+def _nonfinite_message(bad: list[str]) -> str:
+    shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    return (f"holds weights that are NaN or Inf: {shown}; every map it computes would be NaN "
+            "(a training run that diverged?)")
+
+
+def _check_finite_weights(model, where: str) -> None:
+    bad = _nonfinite_weights(model)
+    if bad:
+        raise CheckpointError(f"{where} {_nonfinite_message(bad)}")
+
+
+def _as_array(value, argument: str) -> np.ndarray:
+    """np.asarray of an array-like (a torch tensor on any device too); InputError naming
+    ``argument`` for what numpy cannot read as one array (a ragged list)."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        value = value.detach().cpu().numpy()
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise bad_input(argument, "an array of numbers", f"{type(value).__name__} that is not one array "
+                        f"({str(exc).splitlines()[0][:100]})", described=True) from None
+
+
+def _all_finite(value) -> bool:
+    if hasattr(value, "detach"):
+        import torch
+
+        return bool(torch.isfinite(value.detach()).all()) if value.is_floating_point() else True
+    value = np.asarray(value)
+    return bool(np.isfinite(value).all()) if value.dtype.kind in "fc" else True
+
+
 # ------------------------------------------------------------------------- Localizer
 
 
@@ -198,21 +449,28 @@ class Localizer:
     """Sound source localization with a trained model on any backend.
 
     Args:
-        backend: ``(frames [B, 3, 224, 224], log_mel [B, N, 1, 96, 64]) -> maps [B, h, w]``.
+        backend: ``(frames [B, 3, S, S], log_mel [B, N, 1, 96, 64]) -> maps [B, h, w]``.
         transform: the frame test transform the model expects, "sacl" or "sspl".
-        clip_seconds: audio length the model was trained on (3 s in SPEC section 1).
+        clip_seconds: audio length the model was trained on (3 s; docs/method.md, "Inputs").
         frontend: log-mel implementation, "auto" (compiled when built, else numpy),
             "compiled" or "numpy" (see avsdk.frontend).
         visibility: an avsdk.visibility.Calibration; results then carry ``on_screen``.
         audio: the graph's audio input (avsdk.audio_input.AudioSpec; log-mel by default).
+        max_pixels: frames of more pixels (width x height) are refused with an InputError
+            naming ``frame``, from a file's header before it is decoded; None for no limit.
+            The default, avsdk.frames.MAX_PIXELS, is 120 million (a 108 MP photo passes).
+        image_size: the side S of the square frames the backend takes (224, docs/method.md, "Inputs").
+
+    A Localizer made by ``load`` names its model file in errors about what the model returns
+    (``source``); one given a ``backend`` names ``backend``.
     """
 
     def __init__(self, backend: Backend, transform: str = "sacl", clip_seconds: float = 3.0,
-                 frontend: str = "auto", visibility=None, audio=None):
+                 frontend: str = "auto", visibility=None, audio=None, max_pixels: int | None = MAX_PIXELS,
+                 image_size: int = 224):
         if not callable(backend):
             raise bad_input("backend", "a callable (frames, log_mel) -> maps [B, h, w]", backend)
-        if transform not in ("sacl", "sspl"):
-            raise bad_input("transform", "'sacl' or 'sspl'", transform)
+        audio = _check_settings(transform, clip_seconds, audio, image_size)
         from avsdk.frontend import BACKENDS
 
         if frontend not in BACKENDS:
@@ -221,16 +479,15 @@ class Localizer:
 
         if visibility is not None and not isinstance(visibility, Calibration):
             raise bad_input("visibility", "None or an avsdk.visibility.Calibration", visibility)
-        from avsdk.audio_input import AudioSpec
-
-        if audio is not None and not isinstance(audio, AudioSpec):
-            raise bad_input("audio", "None or an avsdk.audio_input.AudioSpec", audio)
-        self.audio = audio or AudioSpec()
+        self.audio = audio
         self.backend = backend
         self.transform = transform
         self.clip_seconds = float(clip_seconds)
         self.frontend = frontend
         self.visibility = visibility
+        self.max_pixels = check_max_pixels(max_pixels)
+        self.image_size = int(image_size)
+        self.source: str | None = None  # the model file, e.g. "checkpoint 'edge.pt'", set by load
 
     @property
     def backend_name(self) -> str:
@@ -242,7 +499,7 @@ class Localizer:
     # -- construction ------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu", transform: str | None = None,
-             frontend: str = "auto") -> "Localizer":
+             frontend: str = "auto", max_pixels: int | None = MAX_PIXELS) -> "Localizer":
         """Load a model file by its extension.
 
         Args:
@@ -251,9 +508,13 @@ class Localizer:
             device: torch device for a ``.pt`` checkpoint.
             transform: override the frame transform recorded with the model.
             frontend: log-mel implementation ("auto", "compiled", "numpy").
+            max_pixels: the largest frame accepted (see Localizer).
         Raises:
-            InputError: missing file, unknown extension, device or frontend.
-            CheckpointError: a bad checkpoint.
+            InputError: missing file, unknown extension, device, frontend or max_pixels.
+            CheckpointError: a bad model file: unreadable, weights that do not match its network
+                or hold NaN/Inf, settings in a checkpoint's meta or a manifest that are not
+                valid, an ONNX graph whose inputs and outputs are not those of an avsdk model
+                (non-float inputs, shapes its preprocessing does not give).
             MissingDependencyError: onnxruntime / TensorRT not installed for that file.
         """
         if not isinstance(path, (str, os.PathLike)):
@@ -261,106 +522,169 @@ class Localizer:
         path = Path(path)
         if not path.is_file():
             raise bad_input("path", "an existing .pt, .onnx or .engine file", str(path), described=True)
+        max_pixels = check_max_pixels(max_pixels)
         suffix = path.suffix.lower()
         if suffix in (".pt", ".pth"):
             from avsdk.models import load_checkpoint
 
             model, meta = load_checkpoint(path, map_location="cpu")
+            source = f"checkpoint {str(path)!r}"
+            _check_finite_weights(model, source)
             settings = {k: meta[k] for k in ("transform", "clip_seconds") if k in meta}
-            settings["visibility"] = _calibration(meta.get("visibility"), f"{path}: meta visibility")
             settings["audio"] = model.audio_spec
+            settings = _file_settings(settings, f"{source} meta", transform)
+            settings["visibility"] = _calibration(meta.get("visibility"), f"{path}: meta visibility")
             backend = TorchBackend(model, device)
         elif suffix == ".onnx":
-            backend, settings = _onnx_backend(path)
+            source = f"ONNX graph {str(path)!r}"
+            backend, settings = _onnx_backend(path, transform)
         elif suffix in (".engine", ".plan", ".trt"):
-            backend, settings = _engine_backend(path)
+            source = f"TensorRT engine {str(path)!r}"
+            backend, settings = _engine_backend(path, transform)
         else:
             raise bad_input("path", "a file ending in .pt, .onnx or .engine", str(path), described=True)
-        if transform is not None:
-            settings["transform"] = transform
-        return cls(backend, frontend=frontend, **settings)
+        localizer = cls(backend, frontend=frontend, max_pixels=max_pixels, **settings)
+        localizer.source = source
+        return localizer
 
     @classmethod
-    def from_model(cls, model, device: str = "cpu", transform: str = "sacl") -> "Localizer":
-        """Wrap an in-memory AVNet."""
-        return cls(TorchBackend(model, device), transform=transform, audio=getattr(model, "audio_spec", None))
+    def from_model(cls, model, device: str = "cpu", transform: str = "sacl",
+                   max_pixels: int | None = MAX_PIXELS) -> "Localizer":
+        """Wrap an in-memory AVNet (InputError naming ``model`` when its weights hold NaN/Inf)."""
+        bad = _nonfinite_weights(model)
+        if bad:
+            raise bad_input("model", "a model whose weights are finite",
+                            f"one with NaN or Inf in {', '.join(bad[:3])}", described=True)
+        return cls(TorchBackend(model, device), transform=transform, audio=getattr(model, "audio_spec", None),
+                   max_pixels=max_pixels)
 
     @classmethod
-    def load_sacl(cls, frame_path, sound_path, device: str = "cpu") -> "Localizer":
+    def load_sacl(cls, frame_path, sound_path, device: str = "cpu",
+                  max_pixels: int | None = MAX_PIXELS) -> "Localizer":
         """The released SACL checkpoint pair (visual ResNet-18 and audio net state_dicts)."""
         from avsdk.models import load_sacl_pair
 
-        return cls(TorchBackend(load_sacl_pair(frame_path, sound_path), device), transform="sacl")
+        model = load_sacl_pair(frame_path, sound_path)
+        _check_finite_weights(model, f"SACL weights {os.fspath(frame_path)!r} + {os.fspath(sound_path)!r}")
+        return cls(TorchBackend(model, device), transform="sacl", max_pixels=max_pixels)
 
     @classmethod
-    def load_sspl(cls, frame_path, sound_path, pcm_path=None, device: str = "cpu") -> "Localizer":
+    def load_sspl(cls, frame_path, sound_path, pcm_path=None, device: str = "cpu",
+                  max_pixels: int | None = MAX_PIXELS) -> "Localizer":
         """SSPL checkpoints as the reference saves them (with the PCM if ``pcm_path`` is given)."""
         from avsdk.models import load_sspl
 
-        return cls(TorchBackend(load_sspl(frame_path, sound_path, pcm_path), device), transform="sspl")
+        model = load_sspl(frame_path, sound_path, pcm_path)
+        _check_finite_weights(model, f"SSPL weights {os.fspath(frame_path)!r} + {os.fspath(sound_path)!r}")
+        return cls(TorchBackend(model, device), transform="sspl", max_pixels=max_pixels)
 
     # -- inference ---------------------------------------------------------------------
     def predict(self, frames, log_mel) -> np.ndarray:
-        """Batched raw maps: frames [B, 3, 224, 224], log_mel [B, N, 1, 96, 64] -> [B, h, w]."""
+        """Batched raw maps: frames [B, 3, S, S], log_mel [B, N, 1, 96, 64] -> [B, h, w]."""
         if len(frames) != len(log_mel):  # a fixed-batch runner would drop the extra items
             raise bad_input("log_mel", f"a batch of {len(frames)} to match frames", log_mel)
-        maps = np.asarray(self.backend(frames, log_mel), dtype=np.float32)
-        if maps.ndim != 3 or maps.shape[0] != len(frames):
-            raise bad_input("backend", f"maps of shape [{len(frames)}, h, w]", maps)
+        expected = f"maps of shape [{len(frames)}, h, w]"
+        try:
+            maps = np.asarray(self.backend(frames, log_mel), dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, AvsdkError):  # the backend's own check of its inputs
+                raise
+            raise self._model_error(expected, f"something numpy cannot read as float32 ({exc})") from None
+        if maps.ndim != 3 or maps.shape[0] != len(frames) or 0 in maps.shape:
+            raise self._model_error(expected, maps)
+        if not np.isfinite(maps).all():
+            for name, value in (("frames", frames), ("log_mel", log_mel)):
+                if not _all_finite(value):
+                    raise bad_input(name, "finite values", "an array holding NaN or Inf", described=True)
+            raise self._model_error("maps of finite values",
+                                    f"maps holding {int((~np.isfinite(maps)).sum())} NaN or Inf of {maps.size}")
         return maps
 
+    def _model_error(self, expected: str, received) -> AvsdkError:
+        """What the model returned is wrong: an InputError naming ``backend`` when the caller
+        gave it, else a CheckpointError naming the model file."""
+        if self.source is None:
+            return bad_input("backend", expected, received, described=isinstance(received, str))
+        got = received if isinstance(received, str) else _describe(received)
+        return CheckpointError(f"{self.source} returned {got}, expected {expected}: it is not an avsdk "
+                               "localization model, or a broken one")
+
     def inputs(self, frame, audio, sample_rate: int | None = None):
-        """(RGB uint8 [H, W, 3], frame tensor [1, 3, 224, 224], the graph's audio input [1, ...]
+        """(RGB uint8 [H, W, 3], frame tensor [1, 3, S, S], the graph's audio input [1, ...]
         (log_mel [1, N, 1, 96, 64] or waveform [1, T], see avsdk.audio_input), the heard
         window's level in dBFS or None when the model has no visibility calibration)."""
+        from avsdk.frames import frame_tensor, load_frame
+
+        with renamed({"source": "frame"}):  # the readers' own argument is "source"
+            image = load_frame(frame, self.max_pixels)
+        heard, level = self._audio(audio, sample_rate)
+        return image, frame_tensor(image, self.transform, self.image_size, max_pixels=None)[None], heard, level
+
+    def _inputs(self, frame, audio, sample_rate):
+        """As ``inputs`` with the frame's (height, width) in place of its pixels: a big JPEG is
+        decoded at a reduced size (avsdk.frames.frame_input)."""
+        from avsdk.frames import frame_input
+
+        with renamed({"source": "frame"}):
+            tensor, size = frame_input(frame, self.transform, self.image_size, self.max_pixels)
+        heard, level = self._audio(audio, sample_rate)
+        return size, tensor[None], heard, level
+
+    def _audio(self, audio, sample_rate):
+        """(the graph's audio input [1, ...], the heard window's level or None)."""
         import torch
 
         from avsdk.audio import load_audio
         from avsdk.audio_input import audio_input
-        from avsdk.frames import frame_tensor, load_frame
 
-        with renamed({"source": "frame"}):  # the readers' own argument is "source"
-            image = load_frame(frame)
         if isinstance(audio, (str, os.PathLike)) or hasattr(audio, "read"):  # a file, or file object
             if sample_rate is not None:
                 raise bad_input("sample_rate", "None when audio is a file (the file gives its rate)",
                                 sample_rate)
             with renamed({"source": "audio"}):
                 audio, sample_rate = load_audio(audio)
-        elif sample_rate is None:
-            raise bad_input("sample_rate", "the rate in Hz of the audio array (required for arrays)", None)
-        if audio is None or isinstance(audio, (bytes, bytearray)):
-            raise bad_input("audio", "a sound file path or object, or a waveform array [T] / "
-                            "[T, channels]", audio)
-        heard = torch.as_tensor(audio_input(np.asarray(audio), sample_rate, self.audio, self.clip_seconds,
-                                            self.frontend))[None]
+        else:
+            expected = "a sound file path or binary file object, or a waveform array [T] / [T, channels]"
+            if isinstance(audio, (bytes, bytearray, memoryview)):
+                raise bad_input("audio", expected, f"{type(audio).__name__} of length {len(audio)} (an encoded "
+                                "file in memory? pass io.BytesIO(data))", described=True)
+            if not (isinstance(audio, (np.ndarray, list, tuple)) or hasattr(audio, "__array__")
+                    or hasattr(audio, "__array_interface__")):
+                raise bad_input("audio", expected, audio)
+            if sample_rate is None:
+                raise bad_input("sample_rate", "the rate in Hz of the audio array (required for arrays)", None)
+            audio = _as_array(audio, "audio")
+        heard = torch.as_tensor(audio_input(audio, sample_rate, self.audio, self.clip_seconds, self.frontend))[None]
         level = None
         if self.visibility is not None:
             from avsdk.visibility import audio_level_db
 
-            level = audio_level_db(np.asarray(audio), sample_rate, self.clip_seconds)
-        return image, frame_tensor(image, transform=self.transform)[None], heard, level
+            level = audio_level_db(audio, sample_rate, self.clip_seconds)
+        return heard, level
 
     def __call__(self, frame, audio, sample_rate: int | None = None) -> LocalizationResult:
         """Localize the sound in one frame.
 
         Args:
-            frame: image path, PIL image, or array [H, W, 3] (uint8, or float in [0, 1]).
+            frame: image path, PIL image, or array [H, W, 3] (uint8, or float in [0, 1]), of at
+                most ``max_pixels`` pixels.
             audio: sound file path or file object, or waveform array [T] / [T, channels].
             sample_rate: Hz; required when ``audio`` is an array, not allowed with a path.
         Returns:
             LocalizationResult at the frame's original size.
         Raises:
-            InputError: unreadable or malformed frame or audio, missing sample_rate.
+            InputError: unreadable or malformed frame or audio, a frame of more than
+                ``max_pixels`` pixels, missing sample_rate.
+            CheckpointError: the loaded model returned no valid maps (NaN, wrong shape).
         """
-        image, frames, log_mel, level = self.inputs(frame, audio, sample_rate)
+        (height, width), frames, log_mel, level = self._inputs(frame, audio, sample_rate)
         similarity = self.predict(frames, log_mel)[0]
         on_screen = None
         if self.visibility is not None:
             from avsdk.visibility import map_features
 
             on_screen = self.visibility.probability(map_features(similarity, level))
-        return result_from_similarity(similarity, image.shape[0], image.shape[1], self.transform, on_screen)
+        return result_from_similarity(similarity, height, width, self.transform, on_screen)
 
     def localize_video(self, path: str | os.PathLike, time: float | None = None) -> LocalizationResult:
         """Localize in the frame of a video at ``time`` seconds (default: the middle), with the

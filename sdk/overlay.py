@@ -45,8 +45,16 @@ def blend(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndar
         raise bad_input("heatmap", f"a map of the image's size {image.shape[:2]}", heatmap)
     if not 0.0 <= alpha <= 1.0:
         raise bad_input("alpha", "a number in [0, 1]", alpha)
-    mixed = (1.0 - alpha) * image.astype(np.float32) + alpha * colorize(heatmap).astype(np.float32)
-    return np.round(mixed).astype(np.uint8)
+    out = np.empty_like(image)
+    step = max(1, _BAND // max(1, image.shape[1]))  # a band of rows at a time: float32 [H, W, 3]
+    for start in range(0, image.shape[0], step):  # temporaries of a 12 MP frame would be 144 MB each
+        rows = slice(start, start + step)
+        mixed = (1.0 - alpha) * image[rows].astype(np.float32) + alpha * colorize(heatmap[rows]).astype(np.float32)
+        out[rows] = np.round(mixed)
+    return out
+
+
+_BAND = 1 << 18  # pixels per band of rows that blend computes at once
 
 
 def save_overlay(path: str | os.PathLike, image, heatmap: np.ndarray, box=None, peak=None,
@@ -67,7 +75,7 @@ def save_overlay(path: str | os.PathLike, image, heatmap: np.ndarray, box=None, 
     """
     from PIL import Image, ImageDraw
 
-    from avsdk.frames import load_frame
+    from avsdk.frames import MAX_PIXELS, load_frame
 
     from avsdk.command_line import output_file, write_output
 
@@ -76,8 +84,10 @@ def save_overlay(path: str | os.PathLike, image, heatmap: np.ndarray, box=None, 
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
         raise bad_input("alpha", "a number in [0, 1]", alpha)
     path = output_file("path", path, suffix=".png")  # before any work: a folder, a file as parent
-    with renamed({"source": "image"}):
-        frame = load_frame(image)
+    shape = np.shape(heatmap)
+    size = int(shape[0]) * int(shape[1]) if len(shape) == 2 else 0
+    with renamed({"source": "image"}):  # the localized frame may be larger than MAX_PIXELS allows
+        frame = load_frame(image, max_pixels=max(MAX_PIXELS, size))
     if frame.shape[:2] != np.shape(heatmap):
         raise bad_input("image", f"the localized frame, of the heatmap's size {np.shape(heatmap)[:2]}",
                         f"an image of size {frame.shape[:2]}", described=True)
