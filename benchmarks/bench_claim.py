@@ -26,7 +26,8 @@ run in OUT: mean and spread over seeds, and the per-seed difference (a) - (b).
 
 Everything uses the main job's edge settings (fast mode, tau 0.07, binarised-map positive
 region, nonnegative embeddings; see avsdk.training.pipeline), so the SACL comparison isolates
-the false-negative handling. SSPL trains its SPEC section 4 parameter groups at the edge lr.
+the false-negative handling. SSPL trains the parameter groups of docs/method.md, "SSPL loss",
+at the edge lr.
 """
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ def run_one(key: str, seed: int, args, data: Path, splits: dict, out: Path, cach
                          model=ModelConfig(nonnegative=args.nonnegative, **model_options),
                          progress=not args.no_progress, overwrite=True, **options,  # a run not
                          # finished when the command was interrupted starts over
-                         # SSPL trains with the SPEC's per-group rates, scaled like the edge lr
+                         # SSPL trains with the method's per-group rates, scaled like the edge lr
                          **({"lr_audio": EDGE_LR, "lr_pcm": EDGE_LR, "lr_head": EDGE_LR} if sspl else {}))
     summary = train(config, caches)
     localizer = Localizer.load(summary["checkpoint"])

@@ -8,7 +8,7 @@ batches and the same seed, and prints per epoch the val split's cIoU@0.5 and AUC
 pointing game, distractor accuracy, and the median ratio of the binarised map's area to the
 sounding object's area (1.0 is an exact fit; a blob over a third of the image is ~9 here).
 Only val is read: this is the table the edge recipe was chosen from, and the test split
-stays untouched (README, "Main job").
+stays untouched (docs/edge_model.md, "Where it departs from the SACL paper").
 
 Variants (everything else is the main job's recipe: SACL fast mode, tau 0.07, lr 5e-4):
     linear:      ModelConfig(nonnegative=False), binarised-map positive region

@@ -4,8 +4,8 @@
 
 Exports the checkpoint to an fp32 ONNX, quantizes it (Q/DQ, calibrated on train/val samples
 only) with each asked calibration method, evaluates every artifact in ONNX Runtime on the
-test split with avsdk.evaluation (SPEC section 6, both binarisation rules), times a batch-1
-call of each on the CPU, and prints/writes the table. Acceptance (issue 5): the INT8 model
+test split with avsdk.evaluation (docs/method.md, "Evaluation", both rules), times a batch-1
+call of each on the CPU, and prints/writes the table. The target: the INT8 model
 loses at most 0.02 cIoU@0.5 (value rule, >= 0.5) against FP32 for the default edge model.
 """
 from __future__ import annotations

@@ -280,7 +280,7 @@ def warm(shard: int, shards: int, batches, dtypes, C: int, HW: int) -> int:
 
 
 def target_summary(rows) -> str:
-    """The issue's targets for masked_infonce, from the rows one run emitted.
+    """The speed and memory targets for masked_infonce (docs/kernels.md), from one run's rows.
 
     ``rows``: dicts with dtype, B, provider, mode, ms (p50) and peak_mb. For each dtype and
     batch size with an eager row: every Triton tile set's fwd+bwd time as a ratio to eager and

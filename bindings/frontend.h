@@ -1,4 +1,4 @@
-// avsdk audio frontend: the VGGish log-mel features of SPEC section 1, in plain C++17.
+// avsdk audio frontend: the VGGish log-mel features of docs/method.md ("Inputs"), in plain C++17.
 //
 // No Python headers: a C++ application on the device links frontend.cpp directly; the
 // pybind11 layer (frontend_py.cpp) only converts arrays. Input is mono audio already at

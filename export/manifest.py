@@ -29,7 +29,8 @@ VERSION = 1
 PRECISIONS = ("fp32", "fp16", "int8")
 KINDS = ("onnx", "engine")
 
-# SPEC section 1; the frame transform of the default edge model (SACL: resize to 224, no crop).
+# docs/method.md, "Inputs"; the frame transform of the default edge model (SACL: resize to 224,
+# no crop).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -52,7 +53,7 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """What turns a picture and a sound into the graph's inputs (SPEC section 1)."""
+    """What turns a picture and a sound into the graph's inputs (docs/method.md, "Inputs")."""
 
     sample_rate: int = 16000  # of the graph's audio input (SoundNet's waveform: 22050)
     clip_seconds: float = 3.0

@@ -3,7 +3,8 @@
 Graph contract (shared with every runtime of avsdk):
     inputs   "frame"    [B, 3, 224, 224] float32, ImageNet-normalised (avsdk.frames.frame_tensor)
              "log_mel"  [B, N, 1, 96, 64] float32, N = 3 for a 3 s clip (avsdk.frontend)
-    outputs  "similarity"       [B, h, w] float32, the raw cosine map S of SPEC section 3
+    outputs  "similarity"       [B, h, w] float32, the raw cosine map S
+                                (docs/method.md, "Similarity map")
              "audio_embedding"  [B, 512] float32, optional (``with_embedding=True``)
 
 Precision policy:
@@ -141,7 +142,8 @@ def export_onnx(
         precision: "fp32" or "fp16" (module docstring). INT8 comes from ``quantize_int8``.
         with_embedding: also output "audio_embedding" [B, 512].
         checkpoint: the checkpoint the model came from; its sha256 goes into the manifest.
-        preprocessing: recorded in the manifest; defaults to the SPEC's (3 s, 16 kHz, 224).
+        preprocessing: recorded in the manifest; defaults to docs/method.md, "Inputs" (3 s,
+            16 kHz, 224).
         visibility: the model's visibility calibration (``Calibration.to_json()``, e.g. the
             checkpoint meta's "visibility"), recorded in the manifest for the runtimes.
         exporter: "auto" (dynamo, TorchScript if that fails), "dynamo" or "torchscript".

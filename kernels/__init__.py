@@ -90,7 +90,9 @@ def _check_same_device(**tensors) -> None:
 
 
 def av_similarity(visual: torch.Tensor, audio: torch.Tensor, backend: str = "auto"):
-    """Cosine similarity map, min-max attention and attention-pooled feature (SPEC section 3).
+    """Cosine similarity map, min-max attention and attention-pooled feature.
+
+    docs/method.md, "Similarity map".
 
     Args:
         visual: visual feature map, [B, C, H, W] or [B, C, HW] (not normalised).
@@ -122,7 +124,7 @@ def av_similarity(visual: torch.Tensor, audio: torch.Tensor, backend: str = "aut
 
 def masked_infonce(visual_hat: torch.Tensor, mask: torch.Tensor, audio_hat: torch.Tensor,
                    keep: torch.Tensor, tau: float = 0.005, backend: str = "auto") -> torch.Tensor:
-    """SACL masked InfoNCE for one view (SPEC section 5, step 3), a float32 scalar.
+    """SACL masked InfoNCE for one view (docs/method.md, "SACL loss", step 3), a float32 scalar.
 
     Args:
         visual_hat: L2-normalised visual maps, [B, C, HW].

@@ -3,7 +3,8 @@
 Every kernel output goes through :func:`empty`, so a test can swap it for a version that
 fills the buffer with NaN (or a sentinel for integers) and catch a kernel that forgets to
 write some elements: Triton's interpreter reads out-of-bounds memory silently
-(TOOLCHAIN.md, pitfall 5) and ``torch.empty`` often hands back zeros, which hide such bugs.
+(docs/toolchain.md, "Triton interpreter", item 5) and ``torch.empty`` often hands back zeros,
+which hide such bugs.
 """
 from __future__ import annotations
 

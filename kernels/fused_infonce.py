@@ -1,4 +1,6 @@
-"""Fused SACL masked InfoNCE (SPEC section 5, step 3) in Triton: forward, backward, autograd.
+"""Fused SACL masked InfoNCE in Triton: forward, backward, autograd.
+
+The loss is docs/method.md, "SACL loss", step 3.
 
 The reference builds dots[i, j, p] = mask[i, p] <v[i, :, p], a[j]>, a [B, B, HW] tensor, and
 takes its max over p. Here that tensor never exists:

@@ -1,4 +1,6 @@
-"""Fused audio-visual similarity map (SPEC section 3) in Triton: forward, backward, autograd.
+"""Fused audio-visual similarity map in Triton: forward, backward, autograd.
+
+The map is docs/method.md, "Similarity map".
 
 One program per clip b walks the positions in blocks of BLOCK_P, holding every channel of a
 block in registers, so each pass reads the visual map v[b] exactly once:

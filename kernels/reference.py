@@ -1,9 +1,9 @@
 """Pure-PyTorch twins of the fused kernels: the spec, the CPU path, the ONNX path, the oracle.
 
 Each function here has the same signature and return values as its Triton counterpart in
-this package. SPEC.md sections 3 and 5 define the math; the reference repositories
-(zjsong/SSPL, zjsong/SACL) are the final word on details such as the 1e-10 in the min-max
-attention and the -10 logit given to removed false negatives.
+this package. docs/method.md ("Similarity map", "SACL loss") defines the math; the reference
+repositories (zjsong/SSPL, zjsong/SACL) are the final word on details such as the 1e-10 in the
+min-max attention and the -10 logit given to removed false negatives.
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def masked_similarity_logits(visual_hat, mask, audio_hat):
 
 
 def masked_infonce(visual_hat, mask, audio_hat, keep, tau: float = 0.005):
-    """SACL masked InfoNCE for one view (SPEC section 5, step 3), float32.
+    """SACL masked InfoNCE for one view (docs/method.md, "SACL loss", step 3), float32.
 
     Args:
         visual_hat: L2-normalised visual maps, [B, C, HW].

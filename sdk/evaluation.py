@@ -1,4 +1,4 @@
-"""Score a localizer on benchmark samples with the metrics of SPEC section 6.
+"""Score a localizer on benchmark samples with the metrics of docs/method.md, "Evaluation".
 
     report = evaluate(predict, samples)                  # the model
     reports = {"model": report, **evaluate_baselines(samples)}

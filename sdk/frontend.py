@@ -4,8 +4,9 @@
     examples = log_mel_examples(waveform16k, backend="numpy")
     active_backend()                                        # "compiled" or "numpy"
 
-Both backends compute SPEC section 1 and agree within 1e-6 (tests/test_frontend_compiled.py);
-the numpy one (avsdk.melspec) is the reference. The choice is made in one place, _resolve().
+Both backends compute the log-mel of docs/method.md, "Inputs", and agree within 1e-6
+(tests/test_frontend_compiled.py); the numpy one (avsdk.melspec) is the reference. The choice
+is made in one place, _resolve().
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The VGGish log-mel frontend in numpy: the reference every other frontend is checked against.
 
-SPEC section 1, matching Google's VGGish ``mel_features.py`` / ``vggish_input.py`` (computed in
-float64 as the reference does, returned as float32):
+docs/method.md, "Inputs", matching Google's VGGish ``mel_features.py`` / ``vggish_input.py``
+(computed in float64 as the reference does, returned as float32):
 
     periodic Hann window of 400 samples, hop 160, FFT size 512, magnitude spectrum
     -> 64 HTK mel bands from 125 to 7500 Hz (triangles in the mel domain, DC bin weight 0)

@@ -1,4 +1,4 @@
-"""Localization metrics of SPEC section 6, in plain numpy.
+"""Localization metrics of docs/method.md, "Evaluation", in plain numpy.
 
 The pipeline for one image is
 
@@ -8,7 +8,8 @@ The pipeline for one image is
 and a test set is summarised by ``ciou_at`` (fraction of images with cIoU >= 0.5) and ``auc``
 (area under the success curve). ``pointing_hit`` and ``distractor_score`` judge the peak.
 
-Decisions that the SPEC leaves open (each is also documented where it is made):
+Decisions that the method leaves open (docs/method.md lists them too; each is also documented
+where it is made):
 - A constant map has no min-max normalisation; ``normalize_map`` turns it into all ones. It
   expresses no preference, so it predicts the whole image under both rules, which is what
   the all-ones baseline means. (The reference code divides by zero there, gets NaN, and so

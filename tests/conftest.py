@@ -1,8 +1,8 @@
 """Test configuration shared by the whole suite.
 
 Triton reads TRITON_INTERPRET when a kernel is decorated, so the switch must be set before
-anything imports avsdk.kernels (TOOLCHAIN.md, interpreter pitfall 1). Without a GPU every
-Triton kernel runs under the interpreter on CPU tensors.
+anything imports avsdk.kernels (docs/toolchain.md, "Triton interpreter", item 1). Without a
+GPU every Triton kernel runs under the interpreter on CPU tensors.
 """
 import os
 

@@ -16,7 +16,7 @@ from avsdk.errors import InputError  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 SR = 16_000
-ATOL = 1e-4  # the bound; observed differences are ~5e-7
+ATOL = 1e-4  # the promised bound (docs/frontend.md); observed differences are ~5e-7
 
 
 def both(x):

@@ -1,4 +1,4 @@
-"""Metrics of SPEC section 6 on hand-made cases with known answers."""
+"""Metrics of docs/method.md, "Evaluation", on hand-made cases with known answers."""
 import json
 
 import numpy as np

@@ -42,13 +42,13 @@ def test_audio_net_shapes(net):
     assert (emb is None) if net is SmallAudioCNN else emb.shape == (5, 128)
 
 
-def test_parameter_counts_match_spec_section_8():
+def test_parameter_counts_match_method_sizes():
     sacl = AVNet(ModelConfig.sacl())
-    assert _count(sacl) == 83_646_400  # SPEC: 83.6 M
+    assert _count(sacl) == 83_646_400  # docs/method.md, "Sizes": 83.6 M
     vggish = VGGish()
     assert sum(p.numel() for m in (vggish.features, vggish.embeddings) for p in m.parameters()) \
-        == 72_141_184  # SPEC: 72.1 M
-    assert _count(vggish.embeddings) == 67_641_472  # SPEC: 67.6 M in the FC layers
+        == 72_141_184  # 72.1 M
+    assert _count(vggish.embeddings) == 67_641_472  # 67.6 M in the FC layers
     edge = AVNet(ModelConfig())
     assert _count(edge.audio_net) < 1_000_000  # small CNN: < 1/70 of VGGish
 

@@ -223,10 +223,10 @@ def test_sspl_model_pools_each_view_by_its_attention(sspl_files):
     assert not out.z1.requires_grad
 
 
-def test_sspl_parameter_counts_match_spec_section_8():
+def test_sspl_parameter_counts_match_method_sizes():
     model = SSPL(ModelConfig.sspl())
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    assert total == 108_589_888  # SPEC: 108.6 M
-    assert trainable == 21_734_016  # SPEC: 21.7 M
+    assert total == 108_589_888  # docs/method.md, "Sizes": 108.6 M
+    assert trainable == 21_734_016  # 21.7 M
     assert isinstance(model.head, SimSiamHead) and isinstance(model.net, AVNet)

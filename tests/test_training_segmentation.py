@@ -1,4 +1,7 @@
-"""Positive-region masks (SPEC section 5 step 2) against a loop restatement of pixel_contrast."""
+"""Positive-region masks against a loop restatement of pixel_contrast.
+
+The masks are docs/method.md, "SACL loss", step 2.
+"""
 import numpy as np
 import pytest
 import torch

@@ -138,11 +138,11 @@ def test_bad_time_clip_seconds_and_sample_rate_are_input_errors(videos):
 @pytest.mark.parametrize("x264", ["", "scenecut=0"], ids=["keyframes-at-cuts", "one-keyframe"])
 @pytest.mark.parametrize("rate", [16000, 44100])
 def test_mpegts_whose_sound_starts_before_its_picture(tmp_path, rate, x264):
-    """Issue 15: H.264 at 25 fps (B-frames: its first keyframe is decoded at 0 s, shown at 0.08 s)
-    and 44.1 kHz AAC (starting at 0.057 s) in MPEG-TS. MPEG-TS seeks on decoding timestamps, so
-    even the last fallback, a seek to the sound's first timestamp, landed past the first
-    keyframe: with no other keyframe every time was refused, else a later frame was shown.
-    16 kHz AAC (starting at 0.016 s) always worked."""
+    """A file that used to fail: H.264 at 25 fps (B-frames: its first keyframe is decoded at 0 s,
+    shown at 0.08 s) and 44.1 kHz AAC (starting at 0.057 s) in MPEG-TS. MPEG-TS seeks on
+    decoding timestamps, so even the last fallback, a seek to the sound's first timestamp,
+    landed past the first keyframe: with no other keyframe every time was refused, else a later
+    frame was shown. 16 kHz AAC (starting at 0.016 s) always worked."""
     from avsdk.video import read_clip
 
     if not {"libx264", "aac"} <= set(av.codecs_available):
@@ -171,7 +171,7 @@ def test_mpegts_whose_sound_starts_before_its_picture(tmp_path, rate, x264):
     with av.open(str(path)) as container:
         first = {s.type: float(s.start_time * s.time_base) for s in container.streams}
     start = min(first.values())
-    assert first["audio"] < first["video"]  # the case of the issue
+    assert first["audio"] < first["video"]  # the case under test: sound first
 
     def index(clip) -> int:
         tens, units = (int(round((clip.frame[:, half].mean() - 30) / 20)) for half in (slice(4, 28), slice(36, 60)))

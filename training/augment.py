@@ -1,4 +1,4 @@
-"""Training views of a frame (SPEC section 1), with Pillow and torch only.
+"""Training views of a frame (docs/method.md, "Inputs"), with Pillow and torch only.
 
 Both schemes draw two independent views of the same frame:
 

@@ -105,12 +105,12 @@ class TrainConfig:
     def published(cls, scheme: str, data: str, out: str, *, pcm: bool = True, **overrides):
         """The configuration of the published method's reference training, per process.
 
-        SACL (zjsong/SACL, SPEC section 5): ResNet-18 + VGGish fine-tuned, AdamW lr 2e-4,
-        wd 1e-4, tau 0.005, 100 epochs, 64 clips per process on 4 GPUs
+        SACL (zjsong/SACL; docs/method.md, "SACL loss"): ResNet-18 + VGGish fine-tuned, AdamW
+        lr 2e-4, wd 1e-4, tau 0.005, 100 epochs, 64 clips per process on 4 GPUs
         (``torchrun --nproc_per_node 4``), Felzenszwalb positive regions at 256.
-        SSPL (zjsong/SSPL, SPEC section 4): frozen VGG16 + VGGish, 128 clips per process on 2
-        GPUs; with the PCM 20 epochs at lr 2e-5 (audio head, PCM) and 5e-5 (SimSiam head),
-        without it (sspl_wo_pcm) 100 epochs at 5e-4 and 2e-3.
+        SSPL (zjsong/SSPL; docs/method.md, "SSPL loss"): frozen VGG16 + VGGish, 128 clips per
+        process on 2 GPUs; with the PCM 20 epochs at lr 2e-5 (audio head, PCM) and 5e-5
+        (SimSiam head), without it (sspl_wo_pcm) 100 epochs at 5e-4 and 2e-3.
         Both: plain shuffled batches (no same-class grouping), fresh views every step.
         """
         if scheme not in SCHEMES:

@@ -4,8 +4,9 @@
     python -m avsdk.training.evaluate --checkpoint edge.int8.onnx --data bench --json int8.json
 
 Prints a Markdown table (model, all-ones map, centre box) with cIoU@0.5 and AUC under both
-binarisation rules of SPEC section 6, the pointing game and the distractor accuracy. Any file
-``avsdk.Localizer.load`` reads works: a .pt checkpoint, an .onnx graph, a TensorRT .engine.
+binarisation rules of docs/method.md, "Evaluation", the pointing game and the distractor
+accuracy. Any file ``avsdk.Localizer.load`` reads works: a .pt checkpoint, an .onnx graph, a
+TensorRT .engine.
 """
 from __future__ import annotations
 

@@ -32,10 +32,10 @@ from pathlib import Path
 from avsdk.command_line import command, flags, output_folder
 from avsdk.errors import bad_input
 
-# The default run: sized to train in a few minutes on 2 CPU cores (README, "Main job").
+# The default run: sized to train in a few minutes on 2 CPU cores (docs/results.md).
 DEFAULT_EPOCHS = 12
 DEFAULT_BATCH = 64
-# The edge model's SACL departs from the paper in documented ways (README, "The edge model"):
+# The edge model's SACL departs from the paper in documented ways (docs/edge_model.md):
 # tau = 0.07, because with the earlier from-scratch audio encoder the paper's 0.005 did not
 # learn on this data (val pointing game 0.00-0.02 over 5 epochs, below the centre box's 0.22,
 # against 0.39 at 0.07; not redone with SoundNet); the positive region is the binarised map

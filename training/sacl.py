@@ -1,6 +1,6 @@
 """SACL objective: rank-based false-negative removal + masked InfoNCE over two views.
 
-SPEC section 5; the reference is ``NetWrapper.forward`` / ``mask_pos_infonce`` in
+docs/method.md, "SACL loss"; the reference is ``NetWrapper.forward`` / ``mask_pos_infonce`` in
 zjsong/SACL main.py. The InfoNCE itself is ``avsdk.kernels.masked_infonce`` (Triton on
 CUDA, the PyTorch twin elsewhere).
 
@@ -55,7 +55,7 @@ def sacl_loss(
     tau: float = TAU,
     backend: str = "auto",
 ) -> torch.Tensor:
-    """Sum over the two views of the masked InfoNCE (SPEC section 5 step 3), float32.
+    """Sum over the two views of the masked InfoNCE (docs/method.md, "SACL loss", step 3), float32.
 
     Args:
         visual1, visual2: visual maps of the two views, [B, C, H, W] or [B, C, HW]

@@ -1,7 +1,7 @@
 """SACL's positive region: Felzenszwalb pseudo-segments AND the binarised similarity map.
 
-SPEC section 5 step 2; the reference is ``NetWrapper.pixel_contrast`` in zjsong/SACL main.py,
-restated here vectorised over the batch, corner cases included:
+docs/method.md, "SACL loss", step 2; the reference is ``NetWrapper.pixel_contrast`` in
+zjsong/SACL main.py, restated here vectorised over the batch, corner cases included:
 
 * a view whose segment map is all id 0 (one segment only) -> the segment is the whole map;
 * no segment id shared by both views -> each view's mask is its own binary map;
@@ -83,7 +83,7 @@ def binarize(sim: torch.Tensor, retain: float = 0.5) -> torch.Tensor:
 def positive_masks(
     sim1: torch.Tensor, sim2: torch.Tensor, seg1: torch.Tensor, seg2: torch.Tensor, retain: float = 0.5
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Positive-region masks of two views (SPEC section 5 step 2).
+    """Positive-region masks of two views (docs/method.md, "SACL loss", step 2).
 
     Args:
         sim1, sim2: raw cosine similarity maps of view 1 and view 2, [B, H, W].

@@ -1,6 +1,7 @@
 """SSPL objective: negative-free SimSiam loss with stop-gradient, and its optimiser groups.
 
-SPEC section 4; the reference is zjsong/SSPL sspl_w_pcm (``SimSiamLoss``, ``create_optimizer``).
+docs/method.md, "SSPL loss"; the reference is zjsong/SSPL sspl_w_pcm (``SimSiamLoss``,
+``create_optimizer``).
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def sspl_param_groups(
     lr_head: float = LR_SIMSIAM,
     extra: Iterable[torch.nn.Parameter] = (),
 ) -> list[dict]:
-    """AdamW parameter groups of SPEC section 4 (use with weight_decay=1e-4).
+    """AdamW parameter groups of docs/method.md, "SSPL loss" (use with weight_decay=1e-4).
 
     Groups: the audio head (128->512->512) at lr_audio; the PCM convolutions and BatchNorms
     at lr_pcm; the PCM rates at lr_pcm with weight decay 0; the SimSiam projector and

@@ -56,7 +56,8 @@ class Objective(nn.Module):
         return sacl_loss(v1, v2, a, *masks, keep=keep, tau=self.config.tau)
 
     def param_groups(self) -> list[dict]:
-        """AdamW groups: SACL one lr for all trainable parameters; SSPL the SPEC section 4 groups."""
+        """AdamW groups: SACL one lr for all trainable parameters; SSPL the groups of
+        docs/method.md, "SSPL loss"."""
         if self.scheme == "sacl":
             return [{"params": [p for p in self.model.parameters() if p.requires_grad], "lr": self.config.lr}]
         from .sspl import sspl_param_groups

@@ -40,10 +40,10 @@ class ModelConfig:
         nonnegative: a ReLU on the projected visual map and on the audio vector, so the
             cosine map lies in [0, 1] (edge model). Positions whose features share no
             channel with the sound score exactly 0 instead of spreading below 0, and the
-            min-max-normalised map (SPEC section 6) becomes a compact region instead of a
-            blob over a third of the image (README, "Main job"). None (default) means True
-            for efficientnet_lite0 and False for the published trunks, which keep their
-            linear heads (their trunks' outputs are post-ReLU already).
+            min-max-normalised map (docs/method.md, "Evaluation") becomes a compact region
+            instead of a blob over a third of the image (docs/edge_model.md). None (default)
+            means True for efficientnet_lite0 and False for the published trunks, which keep
+            their linear heads (their trunks' outputs are post-ReLU already).
         projection_init: "random", or "imagenet": the 1x1 projection starts as the
             trunk's own ImageNet classifier (embed_dim 1000, efficientnet_lite0), so that
             before any training the visual map at each position is the ImageNet class
@@ -99,7 +99,7 @@ class ModelConfig:
     def edge(cls, audio: str = "soundnet") -> "ModelConfig":
         """The main job's edge model: frozen EfficientNet-Lite0 whose 1x1 projection starts
         as its ImageNet classifier (1000 channels), and frozen SoundNet-8 + a trainable head
-        (or another ``audio`` encoder). Chosen on val (README, "The edge model")."""
+        (or another ``audio`` encoder). Chosen on val (docs/edge_model.md)."""
         return cls(audio=audio, embed_dim=1000, projection_init="imagenet", map_weight="visual_norm")
 
     @classmethod

@@ -1,4 +1,4 @@
-"""SSPL's SimSiam projector and predictor (SPEC.md section 2).
+"""SSPL's SimSiam projector and predictor (docs/method.md, "Networks").
 
 Attribute names follow the reference (``projector.layer1.0`` ...), so SSPL's released
 ``ssl_head_best.pth`` loads strictly.

@@ -1,7 +1,7 @@
 """SSPL for training: AVNet (VGG16 + VGGish [+ PCM]) and the SimSiam head over two views.
 
 Inference needs only the AVNet (``model.net``); the head exists for the negative-free loss
-of SPEC.md section 4, which lives in avsdk.training.
+of docs/method.md, "SSPL loss", which lives in avsdk.training.
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ class SSPL(nn.Module):
     """Self-supervised predictive learning (Song et al., CVPR 2022).
 
     Each view's visual map (after the PCM, when there is one) is pooled by its own min-max
-    attention to the clip's audio vector (SPEC.md section 3); the SimSiam head projects and
-    predicts the pooled features of the two views.
+    attention to the clip's audio vector (docs/method.md, "Similarity map"); the SimSiam head
+    projects and predicts the pooled features of the two views.
     """
 
     def __init__(self, config: Optional[ModelConfig] = None, net: Optional[AVNet] = None):

@@ -1,4 +1,4 @@
-"""VGGish (AudioSet) with the 128 -> 512 -> 512 head of SSPL and SACL (SPEC.md section 2).
+"""VGGish (AudioSet) with the 128 -> 512 -> 512 head of SSPL and SACL (docs/method.md, "Networks").
 
 Parameter names are torchvggish's (``features.*``, ``embeddings.*``) plus the reference
 repositories' head (``fc.0``, ``fc.2``), so ``vggish-10086976.pth`` loads into the backbone
