@@ -65,11 +65,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--bench", type=Path, required=True)
-    parser.add_argument("--splits", nargs="+", default=["val", "test"])
+    parser.add_argument("--splits", nargs="+", default=["val", "test"],
+                        help="heard-class splits (val, test, photos): unheard classes have no train prototype")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     lines = [f"# Headroom of {args.checkpoint}", "",
-             f"`python benchmarks/bench_headroom.py --checkpoint {args.checkpoint} --bench {args.bench}`", "",
+             f"`python benchmarks/bench_headroom.py --checkpoint {args.checkpoint} --bench {args.bench} "
+             f"--splits {' '.join(args.splits)}`", "",
              "| split | audio vector | AUC | pointing game | distractor acc. |", "|---|---|---:|---:|---:|"]
     notes = []
     for split in args.splits:

@@ -196,7 +196,8 @@ def run(config: PipelineConfig) -> dict:
 
     text = [f"# avsdk main job ({out})", "",
             f"Training: {summary['epochs']} epochs, {summary['steps']} steps, {summary['seconds']} s; "
-            f"best val cIoU@0.5 {summary['best']['ciou']:.3f} (epoch {summary['best']['epoch']}).", ""]
+            f"best val AUC {summary['best']['auc']:.3f}, pointing game {summary['best']['pointing']:.3f}, "
+            f"cIoU@0.5 {summary['best']['ciou']:.3f} (epoch {summary['best']['epoch']}).", ""]
     for split, reports in tables.items():
         text += [f"## {split} split ({len(splits[split])} samples)", "", format_table(reports), ""]
     text += [f"## offscreen split ({len(splits['offscreen'])} samples) against the test split", "",
