@@ -58,6 +58,19 @@ def run_compiling_benchmark():
     return run
 
 
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """An untrained default model saved as an avsdk checkpoint (the CLI and bad-input tests)."""
+    import torch
+
+    from avsdk.models import ModelConfig, build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "edge.pt"
+    save_checkpoint(path, build_model(ModelConfig(), pretrained=False))
+    return path
+
+
 @pytest.fixture
 def device() -> str:
     """The device kernel tests run on: CUDA when present, else the CPU (interpreter)."""

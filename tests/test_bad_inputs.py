@@ -26,16 +26,6 @@ from avsdk import cli
 from avsdk.errors import CheckpointError, InputError
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from avsdk.models import ModelConfig, build_model, save_checkpoint
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "edge.pt"
-    save_checkpoint(path, build_model(ModelConfig(), pretrained=False))
-    return path
-
-
 @pytest.fixture
 def frame_and_audio(tmp_path):
     import soundfile

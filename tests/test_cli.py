@@ -17,16 +17,6 @@ def _needs_inputs():
         pytest.importorskip(name, reason=f"{name} (input helper) has not landed yet")
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from avsdk.models import ModelConfig, build_model, save_checkpoint
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "edge.pt"
-    save_checkpoint(path, build_model(ModelConfig(), pretrained=False))
-    return path
-
-
 @pytest.fixture
 def bench_root(tmp_path, monkeypatch):
     """Three synthetic test samples served by a stand-in load_split (the CLI is under test

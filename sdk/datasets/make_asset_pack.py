@@ -414,9 +414,7 @@ def build_pack(out: Path, cache: Path = DEFAULT_CACHE, full: bool = False) -> Pa
             skipped.append({"reference": origin["member"], "reason": "same photo as an earlier background"})
             continue
         rel = f"backgrounds/{name}.jpg"
-        background(image, None if full else 256).save(out / rel, quality=95 if full else 85)
-        origin["processing"] = ("decoded from WebP" + ("" if full else ", short side 256 px (Lanczos)")
-                                + f", JPEG q{95 if full else 85}")
+        _save_photo(image, out / rel, origin, full)
         files[rel] = {"kind": "background", **origin}
         backgrounds.append(rel)
 
@@ -427,9 +425,7 @@ def build_pack(out: Path, cache: Path = DEFAULT_CACHE, full: bool = False) -> Pa
             skipped.append({"reference": origin["member"], "reason": "no licence recorded upstream"})
             continue
         rel = f"photos/{name}.jpg"
-        background(image, None if full else 256).save(out / rel, quality=95 if full else 85)
-        origin["processing"] = ("decoded from WebP" + ("" if full else ", short side 256 px (Lanczos)")
-                                + f", JPEG q{95 if full else 85}")
+        _save_photo(image, out / rel, origin, full)
         files[rel] = {"kind": "photo", "label": label, "boxes": [list(b) for b in boxes],
                       "boxes_by": catalogue.PHOTOS_ANNOTATION, **origin}
         photos.append(rel)
@@ -446,6 +442,14 @@ def build_pack(out: Path, cache: Path = DEFAULT_CACHE, full: bool = False) -> Pa
     path = out / "manifest.json"
     path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return path
+
+
+def _save_photo(image: Image.Image, path: Path, origin: dict, full: bool) -> None:
+    """A background or annotated photo as JPEG (the default build downsized), and the
+    processing note in its origin record."""
+    background(image, None if full else 256).save(path, quality=95 if full else 85)
+    origin["processing"] = ("decoded from WebP" + ("" if full else ", short side 256 px (Lanczos)")
+                            + f", JPEG q{95 if full else 85}")
 
 
 def _look_name(ref: str) -> str:
