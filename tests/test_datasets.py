@@ -368,9 +368,10 @@ def test_explicit_unheard_classes_are_held_out(tmp_path):
     assert not {"cow", "violin"} & set(index["classes"]["heard"])
 
 
-def test_import_needs_no_torch_or_scikit_image():
+def test_import_needs_no_torch_or_scikit_image_or_the_asset_pack_tooling():
     code = ("import sys, avsdk.datasets; "
-            "print(sorted(m for m in ('torch', 'skimage', 'scipy', 'triton') if m in sys.modules))")
+            "print(sorted(m for m in sys.modules if m in ('torch', 'skimage', 'scipy', 'triton') "
+            "or m.startswith('avsdk.training')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -404,7 +405,7 @@ def _tiny_rcc() -> bytes:
 
 
 def test_rcc_reader_lists_and_inflates(tmp_path):
-    from avsdk.datasets.qt_rcc import RccArchive
+    from avsdk.training.asset_pack.qt_rcc import RccArchive
 
     path = tmp_path / "tiny.rcc"
     path.write_bytes(_tiny_rcc())
@@ -415,7 +416,7 @@ def test_rcc_reader_lists_and_inflates(tmp_path):
 
 
 def test_segments_are_disjoint_and_bounded():
-    from avsdk.datasets.pack_audio import MAX_CLIP_S, RATE, segment_bounds
+    from avsdk.training.asset_pack.audio import MAX_CLIP_S, RATE, segment_bounds
 
     rng = np.random.default_rng(1)
     for seconds in (0.5, 2.0, 5.0, 13.0):
@@ -427,8 +428,8 @@ def test_segments_are_disjoint_and_bounded():
 
 
 def test_cut_out_file_names_keep_every_source_apart():
-    from avsdk.datasets import catalogue
-    from avsdk.datasets.make_asset_pack import _look_name
+    from avsdk.training.asset_pack import catalogue
+    from avsdk.training.asset_pack.make import _look_name
 
     assert _look_name("animals/mammals/dogs/dog") == "dog"  # a Tux Paint stamp
     assert _look_name("gcsvg:explore_farm_animals:animals/dog.svg") == "gc-dog"
@@ -438,8 +439,19 @@ def test_cut_out_file_names_keep_every_source_apart():
         assert len({_look_name(look) for look in looks}) == len(looks), label
 
 
+def test_gcompris_credits_are_read_per_file_from_readme_blocks():
+    from avsdk.training.asset_pack.sources import parse_attributions
+
+    readme = ("Copyright: Jane Doe\nLicense: CC-BY-SA 4.0\nSource: https://commons.wikimedia.org/x\n"
+              "Files: a.webp\n  sub/b.webp\n\nLicense: Public domain\nFiles: c.webp\n")
+    credits = parse_attributions(readme)
+    assert credits["a.webp"] == credits["b.webp"] == {
+        "copyright": "Jane Doe", "license": "CC-BY-SA 4.0", "source": "https://commons.wikimedia.org/x"}
+    assert credits["c.webp"] == {"license": "Public domain"} and "d.webp" not in credits
+
+
 def test_photo_annotations_are_boxes_inside_the_photo_of_a_catalogued_class():
-    from avsdk.datasets import catalogue
+    from avsdk.training.asset_pack import catalogue
 
     for ref, (label, boxes) in catalogue.PHOTOS.items():
         assert ref.startswith("gcphoto:") and label in catalogue.CLASSES and boxes, ref

@@ -11,5 +11,6 @@
 Modules: ``config`` (TrainConfig), ``train`` (loop, torchrun, CLI), ``fast`` (cached trunk
 features), ``data`` (class-grouped batches, augmented views), ``augment``, ``segmentation``
 (Felzenszwalb pseudo-segments), ``sacl`` / ``sspl`` / ``steps`` (the objectives), ``evaluate``
-and ``pipeline``. Nothing heavy is imported until used.
+and ``pipeline``; ``asset_pack`` rebuilds the committed asset pack from Debian packages
+(``python -m avsdk.training.asset_pack``). Nothing heavy is imported until used.
 """

@@ -6,7 +6,7 @@
     off = load_split(root, "offscreen")      # the sound's source is not in the picture
 
 ASSETS_DIR is the committed asset pack (manifest.json lists every file's origin and licence);
-make_asset_pack.py rebuilds it, or a larger one, from the Debian packages.
+``python -m avsdk.training.asset_pack`` rebuilds it, or a larger one, from the Debian packages.
 Needs only numpy, Pillow and soundfile.
 """
 from .realparts import (

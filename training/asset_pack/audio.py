@@ -1,6 +1,6 @@
 """Audio steps of the asset pack: decode to 16 kHz mono, trim, cut into distinct segments.
 
-Used by make_asset_pack.py only; the builder reads the finished clips.
+Used by make.py and sources.py; the benchmark builder reads the finished clips.
 """
 from __future__ import annotations
 

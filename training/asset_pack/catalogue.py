@@ -17,8 +17,8 @@ Cut-out references: a path below usr/share/tuxpaint/stamps/ without the extensio
 stamp), "gcsvg:<archive>:<member>" (an SVG drawing of gcompris-qt-data, rendered with
 rsvg-convert; its alpha is the mask), "gcimg:<archive>:<member>" (a gcompris-qt-data picture
 with an alpha channel, e.g. the lang activity's drawings) or "ocsvg:<path>" (an Open Clip Art
-Library SVG below usr/share/openclipart/svg/, without the extension, rendered likewise). Only used by make_asset_pack.py; the builder reads the
-resulting manifest, not this table.
+Library SVG below usr/share/openclipart/svg/, without the extension, rendered likewise). Only
+the asset-pack tooling reads this table; the benchmark builder reads the resulting manifest.
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ OC_MUSIC = "ocsvg:recreation/music/"
 
 
 # label -> (cut-out stamps, recordings). A recording that duplicates an earlier one (same
-# audio under two stamp names) is detected and dropped by make_asset_pack.py.
+# audio under two stamp names) is detected and dropped by make.py.
 CLASSES: dict[str, tuple[list[str], list[str]]] = {
     "cow": ([M + "bovines/cow", M + "bovines/cow_white", M + "bovines/bull", FARM_SVG + "cow.svg",
              MEMORY_SVG + "06_cow.svg", LANG_IMG + "cow.webp", OC_ANIMAL + "vacca_pezzata_rossa_val_01"],

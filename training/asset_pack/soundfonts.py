@@ -3,7 +3,7 @@
 Each SoundFont is an independent set of recordings of an instrument; a phrase is a few
 random notes in the instrument's range (or a drum pattern) played by those samples. The
 notes of phrase k of a class are the same for every SoundFont, so two SoundFonts sharing
-samples produce near-identical phrases and make_asset_pack's duplicate check drops the
+samples produce near-identical phrases and make.py's duplicate check drops the
 later one.
 
 Needs ``tinysoundfont`` (MIT), imported lazily:  pip install --no-deps tinysoundfont==0.3.7
