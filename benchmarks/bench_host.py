@@ -14,7 +14,7 @@ launches per step, and torch ops per step that would launch a CUDA kernel (views
 allocations not counted). The eager reference's row is the same step on CPU tensors.
 
     python benchmarks/bench_host.py                   # every tile set of the sweep, fp32, bf16
-    python benchmarks/bench_host.py --sets default tuned-fused --dtypes bf16
+    python benchmarks/bench_host.py --sets default --dtypes bf16
 
 Host speed differs between machines (the lent H100's host ran torch ops several times slower
 than this one): compare rows of one run, not runs of different machines.

@@ -3,10 +3,11 @@
 For each op, dtype and batch size: forward, backward and forward+backward times
 (``triton.testing.do_bench`` median with the 20th and 80th percentiles) and the peak memory of
 forward+backward above the inputs. Rows are appended to a CSV with the device, versions and
-commit. ``--sweep`` also times other tile sets of masked_infonce (block sizes, and the
-``Tiles`` options that change the arithmetic: float16-piece dots for float32, the gathered
-dL/da), each checked against the default ones. ``--profile`` times each kernel of each tile
-set alone, and forward + backward inside a CUDA graph (GPU time, no host overhead).
+commit. The "triton" provider forces the kernels (``backend="triton"``) whatever
+``backend="auto"`` would pick. ``--sweep`` also times other tile sets of masked_infonce (block
+sizes without register spills, and for float32 the float16-piece dots on the tensor cores),
+each checked against the default ones. ``--profile`` times each kernel of each tile set alone,
+and forward + backward inside a CUDA graph (GPU time, no host overhead).
 
     python benchmarks/bench_kernels.py                       # B in 64 256 1024, fp32 and bf16
     python benchmarks/bench_kernels.py --ops masked_infonce --batch 256 --sweep
@@ -116,54 +117,23 @@ def _measure(fn, leaves, extra, warmup_ms: int, rep_ms: int):
     return timings, peak_mb
 
 
-def _sweep_tiles(dtype: torch.dtype, HW: int):
-    """Tile sets to time against the default: block sizes, and the options that change the
-    arithmetic. The "tuned" sets take block sizes whose kernels compile for sm_90 without
-    register spills (benchmarks/kernel_resources.py; the defaults' one-hot dL/da spills)."""
-    import triton
+def _sweep_tiles(dtype: torch.dtype, HW: int | None = None):
+    """Tile sets to time against the default (HW: unused, no set depends on it).
 
+    "tuned" takes block sizes whose kernels compile for sm_90 without register spills
+    (benchmarks/kernel_resources.py; the defaults' one-hot dL/da spills). float32 also gets
+    "f16x3" and "f16x3-tuned": its dots as float16 pieces on the tensor cores, the candidate
+    for a float32 path faster than eager (avsdk.kernels.infonce_triton_pays follows the result).
+    """
     from avsdk.kernels.fused_infonce import default_tiles
 
     base = default_tiles(256, dtype, on_gpu=True)
-    sparse = {"grad_visual": "sorted", "grad_audio": "gather"}  # backward visits pairs only
-    if dtype == torch.float32:
-        tuned = replace(base, pair_j=128, pair_p=64, pair_k=16, pair_warps=8,
-                        ga_j=64, ga_c=64, ga_p=32, ga_warps=8)
-        tuned_f16 = replace(base, fp32_dot="f16x3", pair_j=128, pair_p=32, pair_k=16,
-                            pair_warps=8)
-    else:
-        tuned = replace(base, ga_j=64, ga_c=64, ga_p=32, ga_warps=8)
-        tuned_f16 = None
-    # the sparse backward's own blocks: dL/dv [64 positions x 64 channels] by 32 pairs on
-    # the tensor cores, dL/da gathered in [64 channels x 64 pairs]
-    sparse_blocks = dict(sparse, gv_p=64, gv_c=64, gv_j=32, gv_warps=8, ga_j=64, ga_c=64,
-                         ga_warps=8)
-    variants = {
-        "default": base,
-        "gather": replace(base, grad_audio="gather"),  # dL/da: one column per pair
-        "sorted-gather": replace(base, **sparse),
-        "tuned": tuned,
-        "tuned-sparse": replace(tuned, **sparse_blocks),
-        # one launch each way (a program per row forward: [B, 32 positions] accumulators,
-        # 16 channels a step, 8 warps; both gradients in one kernel)
-        "tuned-fused": replace(tuned, **sparse_blocks, forward="rows", fuse_backward=True,
-                               pair_p=32, pair_k=16, pair_warps=8),
-    }
-    # the pair max as one loop over (positions, channels) tiles
-    variants["tuned-fused-flat"] = replace(variants["tuned-fused"], pair_flat=True)
-    if tuned_f16 is not None:  # float16 pieces on the tensor cores instead of FMA dots
-        variants["f16x3"] = replace(base, fp32_dot="f16x3")
-        variants["f16x3-tuned-sparse"] = replace(tuned_f16, **sparse_blocks)
-        variants["f16x3-tuned-fused"] = replace(tuned_f16, **sparse_blocks, forward="rows",
-                                                fuse_backward=True)
-        variants["f16x3-tuned-fused-flat"] = replace(variants["f16x3-tuned-fused"],
-                                                     pair_flat=True)
-    else:
-        # one tile spans every position: a and v are read once per program
-        all_p = max(16, triton.next_power_of_2(HW))  # a tl.dot side is at least 16
-        variants["wide-p"] = replace(base, pair_j=64, pair_p=all_p, pair_k=32, pair_warps=8,
-                                     gv_p=all_p, gv_c=32, gv_j=64, gv_warps=8)
-    return variants
+    if dtype != torch.float32:
+        return {"default": base, "tuned": replace(base, ga_j=64, ga_c=64, ga_p=32, ga_warps=8)}
+    tuned = replace(base, pair_j=128, pair_p=64, pair_k=16, pair_warps=8,
+                    ga_j=64, ga_c=64, ga_p=32, ga_warps=8)
+    return {"default": base, "tuned": tuned, "f16x3": replace(base, fp32_dot="f16x3"),
+            "f16x3-tuned": replace(tuned, fp32_dot="f16x3", pair_p=32)}
 
 
 def _run_profile(B, C, HW, dtype, args, emit):
@@ -194,18 +164,13 @@ def _run_profile(B, C, HW, dtype, args, emit):
             del variants[name]
             continue
         _, grad_sims = fi._row_loss(plan, sims, keep_u8)
-        order = fi._forward(plan, v, mask_f, a, keep_u8)[3]  # argmax sorted by the forward
         stages = {
             "pair_max": lambda: fi._pair_max(plan, v, mask_f, a),
             "row_loss": lambda: fi._row_loss(plan, sims, keep_u8),
-            "forward": lambda: fi._forward(plan, v, mask_f, a, keep_u8),  # as the set runs
-            "grad_visual": lambda: fi._grad_visual(plan, grad_sims, argmax, mask_f, a, gout,
-                                                   order),
+            "forward": lambda: fi._forward(plan, v, mask_f, a, keep_u8),  # both, as a step
+            "grad_visual": lambda: fi._grad_visual(plan, grad_sims, argmax, mask_f, a, gout),
             "grad_audio": lambda: fi._grad_audio(plan, grad_sims, argmax, mask_f, v, gout),
         }
-        if plan.fused_backward:
-            stages["grad_both"] = lambda: fi._grad_both(plan, grad_sims, argmax, mask_f, v, a,
-                                                        gout, order)
         timings = {stage: do_bench(call, warmup=args.warmup, rep=args.rep, quantiles=quantiles)
                    for stage, call in stages.items()}
         emit("masked_infonce", dtype, B, C, HW, f"triton[{name}]", timings, nan,

@@ -98,13 +98,9 @@ def capture(tiles, B: int, C: int, HW: int, dtype: torch.dtype) -> list[Launch]:
         keep = torch.ones(B, B, dtype=torch.bool).view(torch.uint8)
         gout = torch.ones(())
         plan = fi._plan_for(tiles, visual, audio, 0.005)
-        rows, grad_sims, argmax, order = fi._forward(plan, visual, mask, audio, keep)
-        argmax.zero_()  # recorded, not run: give torch.sort defined values
-        if plan.fused_backward:
-            fi._grad_both(plan, grad_sims, argmax, mask, visual, audio, gout, order)
-        else:
-            fi._grad_visual(plan, grad_sims, argmax, mask, audio, gout, order)
-            fi._grad_audio(plan, grad_sims, argmax, mask, visual, gout)
+        _, grad_sims, argmax = fi._forward(plan, visual, mask, audio, keep)
+        fi._grad_visual(plan, grad_sims, argmax, mask, audio, gout)
+        fi._grad_audio(plan, grad_sims, argmax, mask, visual, gout)
     return launches
 
 

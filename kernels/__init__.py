@@ -4,9 +4,11 @@
     masked_infonce(visual_hat, mask, audio_hat, keep, tau)  SACL masked InfoNCE
 
 ``backend="auto"`` runs Triton exactly when every tensor is on CUDA, Triton imports, the dtypes
-are ones the kernels take, and no ONNX export is tracing; otherwise the reference in
-``reference.py`` runs (the CPU path and the export path). ``backend="triton"`` forces the
-kernels (on CPU tensors too, under ``TRITON_INTERPRET=1``); ``backend="torch"`` forces the twin.
+are ones the kernels take, no ONNX export is tracing, and the kernel was measured faster than
+the twin there (``masked_infonce``: half precision only, see ``infonce_triton_pays``);
+otherwise the reference in ``reference.py`` runs (the CPU path and the export path).
+``backend="triton"`` forces the kernels (on CPU tensors too, under ``TRITON_INTERPRET=1``);
+``backend="torch"`` forces the twin.
 Triton is imported only when a kernel is about to run: ``import avsdk.kernels`` never pulls it in.
 The kernels' gradients are first-order: differentiating them again (``create_graph=True``, then
 a gradient of the gradient) raises, and ``backend="torch"`` serves that. NaN inputs give NaN
@@ -25,12 +27,35 @@ import torch
 from ..errors import bad_input, require
 from . import reference
 
-__all__ = ["av_similarity", "masked_infonce", "reference"]
+__all__ = ["av_similarity", "masked_infonce", "infonce_triton_pays", "reference"]
 
 BACKENDS = ("auto", "triton", "torch")
 KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 FLOAT32_MAX = torch.finfo(torch.float32).max
 MAX_C = 16384  # av_similarity holds every channel of a block of positions in registers
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+# eager masked_infonce's peak memory per element of its [B, B, HW] products, float32:
+# 1960 MB at B = 1024, HW = 196 (benchmarks/results/kernels_h100.md)
+EAGER_INFONCE_BYTES = 10
+
+
+def infonce_triton_pays(dtype: torch.dtype, B: int, HW: int, device_bytes: int) -> bool:
+    """Whether ``backend="auto"`` runs the fused masked_infonce on a CUDA device: never where a
+    checked-in measurement shows it slower than the twin, unless memory demands it.
+
+    From benchmarks/results/kernels_h100.md (H100, forward + backward, C = 512, HW = 196): in
+    bfloat16 the kernel beat eager at B = 64, 256 and 1024 (0.59-0.74 vs 1.73 ms at B = 256);
+    float16 takes the same tensor-core path. In float32 it was slower (1.80 vs 1.62 ms at
+    B = 256, 26.8 vs 17.0 ms at B = 1024) and only needs less memory (435 vs 1960 MB at
+    B = 1024), so float32 runs fused only where eager's products cannot fit on the device.
+
+    Args:
+        dtype: the dtype the kernel's dots run in: a half dtype only when visual_hat and
+            audio_hat share it, else float32.
+        B, HW: batch size and positions per map.
+        device_bytes: the device's total memory.
+    """
+    return dtype in HALF_DTYPES or EAGER_INFONCE_BYTES * B * B * HW > device_bytes
 
 
 @functools.lru_cache(maxsize=1)
@@ -46,8 +71,17 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-def _use_triton(backend: str, tensors, kernel_takes: bool, why_not: str) -> bool:
-    """The one dispatch predicate; with backend="triton" it raises instead of answering False."""
+@functools.lru_cache(maxsize=None)
+def _device_bytes(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).total_memory
+
+
+def _use_triton(backend: str, tensors, kernel_takes: bool, why_not: str,
+                pays=lambda: True) -> bool:
+    """The one dispatch predicate; with backend="triton" it raises instead of answering False.
+
+    ``pays()``, asked last and only on CUDA, is the op's rule from the measurements.
+    """
     if backend not in BACKENDS:
         raise bad_input("backend", " or ".join(repr(b) for b in BACKENDS), backend)
     if backend == "torch":
@@ -55,7 +89,7 @@ def _use_triton(backend: str, tensors, kernel_takes: bool, why_not: str) -> bool
     on_cuda = all(t.is_cuda for t in tensors)
     if backend == "auto":
         return (on_cuda and kernel_takes and _triton_importable()
-                and not torch.onnx.is_in_onnx_export())
+                and not torch.onnx.is_in_onnx_export() and pays())
     if not kernel_takes:
         raise bad_input("backend", f"'torch' or 'auto' for these inputs ({why_not})", "'triton'",
                         described=True)
@@ -132,7 +166,10 @@ def masked_infonce(visual_hat: torch.Tensor, mask: torch.Tensor, audio_hat: torc
         audio_hat: L2-normalised audio vectors, [B, C].
         keep: [B, B] bool, True where pair (i, j) keeps its own logit (see the reference).
         tau: temperature, > 0 (0.005 in SACL).
-        backend: "auto", "triton" or "torch" (see the module docstring).
+        backend: "auto", "triton" or "torch" (see the module docstring); on CUDA "auto" runs
+            the kernel for float16 / bfloat16 inputs and the twin for float32, where the
+            kernel was measured slower, unless eager's products could not fit on the device
+            (``infonce_triton_pays``).
 
     Returns:
         The loss, a float32 scalar; gradients flow to visual_hat and audio_hat only.
@@ -161,7 +198,12 @@ def masked_infonce(visual_hat: torch.Tensor, mask: torch.Tensor, audio_hat: torc
     _check_same_device(visual_hat=visual_hat, mask=mask, audio_hat=audio_hat, keep=keep)
     takes = visual_hat.dtype in KERNEL_DTYPES and audio_hat.dtype in KERNEL_DTYPES
     why = f"dtypes in {KERNEL_DTYPES}"
-    if not _use_triton(backend, (visual_hat, mask, audio_hat, keep), takes, why):
+    dots = torch.promote_types(visual_hat.dtype, audio_hat.dtype)  # mixed dtypes: float32
+
+    def pays():
+        return infonce_triton_pays(dots, B, HW, _device_bytes(visual_hat.device))
+
+    if not _use_triton(backend, (visual_hat, mask, audio_hat, keep), takes, why, pays):
         return reference.masked_infonce(visual_hat, mask, audio_hat, keep, float(tau))
     from .fused_infonce import MaskedInfoNCE
 

@@ -5,35 +5,27 @@ The loss is docs/method.md, "SACL loss", step 3.
 The reference builds dots[i, j, p] = mask[i, p] <v[i, :, p], a[j]>, a [B, B, HW] tensor, and
 takes its max over p. Here that tensor never exists:
 
-    _pair_max_kernel   program (i, block of j): tl.dot tiles over (j, p), a running max and
-                       argmax over p  ->  s [B, B] float32, argmax [B, B] int32
-    _row_loss_kernel   program i: the -10 logit of removed pairs, float32 log-sum-exp over j,
-                       the loss of row i and dL/ds[i, :] (the backward only rescales it)
+    _pair_max_kernel     program (i, block of j): tl.dot tiles over (j, p), a running max and
+                         argmax over p  ->  s [B, B] float32, argmax [B, B] int32
+    _row_loss_kernel     program i: the -10 logit of removed pairs, float32 log-sum-exp over j,
+                         the loss of row i and dL/ds[i, :] (the backward only rescales it)
     _grad_visual_kernel  dL/dv[i, :, p] = mask[i, p] sum_j [argmax[i, j] = p] dL/ds[i, j] a[j]
     _grad_audio_kernel   dL/da[j] = sum_i dL/ds[i, j] mask[i, p*] v[i, :, p*],  p* = argmax[i, j]
 
-By default both gradients are matmuls with a one-hot [p, j] weight built in registers, so they
-run on the tensor cores and need no atomics; dL/da is split over i and the partial sums are
-added in a fixed order (deterministic). ``Tiles(grad_audio="gather")`` computes dL/da instead
-by reading the one column v[i, :, p*] each pair needs (_grad_audio_gather_kernel): B * B * C
-multiply-adds instead of B * B * HW * C, no tensor cores, same fixed order.
-``Tiles(grad_visual="sorted")`` sorts each row of argmax first (one torch.sort, or inside
-the forward kernel when that is the one-program-per-row one below), so that each block of
-positions visits only the run of pairs whose argmax falls in it (_grad_visual_sorted_kernel):
-about B / BLOCK_J + HW / BLOCK_P one-hot tiles per row instead of (B / BLOCK_J) (HW / BLOCK_P).
-Two options cut launches (each costs host time): with ``Tiles(forward="rows")`` one program
-per row computes the pair max and the row loss together (_pair_row_kernel), and
-``Tiles(fuse_backward=True)`` (with the gathered dL/da) computes both gradients in one launch
-(_grad_both_kernel).
+Both gradients are matmuls with a one-hot [p, j] weight built in registers, so they run on the
+tensor cores and need no atomics; dL/da is split over i and the partial sums are added in a
+fixed order (deterministic).
 
-Precision: accumulation is always float32. float32 inputs use float32 FMA dots ("ieee") by
-default: on the H100 with Triton 3.6 that beat 3-pass TF32 ("tf32x3", 1.6-2x slower), and TF32
-alone would put errors of ~1e-3 on logits scaled by 1 / tau = 200. ``Tiles(fp32_dot="f16x3")``
-splits float32 data into float16 pieces (_split_f16: ~22 significant bits, exact products) and
-runs the forward as three and dL/dv as two float16 tensor-core dots per tile (the one-hot is
-exactly 0 / 1 there and carries no weight). float16 / bfloat16 inputs use native tensor-core
+Precision: accumulation is always float32. float16 / bfloat16 inputs use native tensor-core
 dots with exact products; in the backward the float32 one-hot weight is split into two
-half-precision terms (hi + lo, ~16 significant bits).
+half-precision terms (hi + lo, ~16 significant bits). float32 inputs use float32 FMA dots
+("ieee"): on the H100 that beat 3-pass TF32 by 1.5x, and TF32 alone would put errors of ~1e-3
+on logits scaled by 1 / tau = 200; it is still slower than eager
+(benchmarks/results/kernels_h100.md), so ``backend="auto"`` runs the twin for float32.
+``Tiles(fp32_dot="f16x3")`` is the candidate for that case, not timed yet: float32 data split
+into float16 pieces (_split_f16: ~22 significant bits, exact products), the forward as three
+and dL/dv as two float16 tensor-core dots per tile (the one-hot is exactly 0 / 1 there);
+dL/da keeps its float32 FMA dots.
 """
 from __future__ import annotations
 
@@ -111,48 +103,6 @@ def _pair_update(best, best_p, acc, acc_lo, m_row, p0, offs_p, p_ok, SPLIT: tl.c
 
 
 @triton.jit
-def _pair_block(v_map, m_row, a_ptr, offs_j, j_ok, C, HW, UPCAST: tl.constexpr,
-                PRECISION: tl.constexpr, SPLIT: tl.constexpr, BLOCK_J: tl.constexpr,
-                BLOCK_P: tl.constexpr, BLOCK_K: tl.constexpr, FLAT: tl.constexpr):
-    """max over p of m[i, p] <v[i, :, p], a[j]> and its first argmax, for the block of j.
-
-    FLAT walks the (positions, channels) tiles as one loop, folding at each block's last
-    channel step, so the loads are pipelined across blocks of positions too; otherwise a loop
-    over blocks of positions holds a short loop over channels.
-    """
-    best = tl.full([BLOCK_J], float("-inf"), dtype=tl.float32)
-    best_p = tl.zeros([BLOCK_J], dtype=tl.int32)
-    acc = tl.zeros([BLOCK_J, BLOCK_P], dtype=tl.float32)
-    acc_lo = tl.zeros([BLOCK_J, BLOCK_P], dtype=tl.float32)  # SPLIT: the 2^-11 terms
-    if FLAT:
-        n_k = tl.cdiv(C, BLOCK_K)
-        for t in range(0, tl.cdiv(HW, BLOCK_P) * n_k):
-            p0 = (t // n_k) * BLOCK_P
-            offs_p = p0 + tl.arange(0, BLOCK_P)
-            p_ok = offs_p < HW
-            acc, acc_lo = _pair_tile(acc, acc_lo, v_map, a_ptr, offs_j, j_ok, offs_p, p_ok,
-                                     (t % n_k) * BLOCK_K, C, HW, UPCAST, PRECISION, SPLIT,
-                                     BLOCK_K)
-            if t % n_k == n_k - 1:
-                best, best_p = _pair_update(best, best_p, acc, acc_lo, m_row, p0, offs_p, p_ok,
-                                            SPLIT)
-                acc = tl.zeros([BLOCK_J, BLOCK_P], dtype=tl.float32)
-                acc_lo = tl.zeros([BLOCK_J, BLOCK_P], dtype=tl.float32)
-    else:
-        for p0 in range(0, HW, BLOCK_P):
-            offs_p = p0 + tl.arange(0, BLOCK_P)
-            p_ok = offs_p < HW
-            acc = tl.zeros([BLOCK_J, BLOCK_P], dtype=tl.float32)
-            acc_lo = tl.zeros([BLOCK_J, BLOCK_P], dtype=tl.float32)
-            for k0 in range(0, C, BLOCK_K):
-                acc, acc_lo = _pair_tile(acc, acc_lo, v_map, a_ptr, offs_j, j_ok, offs_p, p_ok,
-                                         k0, C, HW, UPCAST, PRECISION, SPLIT, BLOCK_K)
-            best, best_p = _pair_update(best, best_p, acc, acc_lo, m_row, p0, offs_p, p_ok,
-                                        SPLIT)
-    return best, best_p
-
-
-@triton.jit
 def _pair_max_kernel(
     v_ptr,  # [B, C, HW] L2-normalised visual maps, contiguous
     m_ptr,  # [B, HW] float32 positive masks
@@ -168,15 +118,25 @@ def _pair_max_kernel(
     BLOCK_J: tl.constexpr,
     BLOCK_P: tl.constexpr,
     BLOCK_K: tl.constexpr,
-    FLAT: tl.constexpr,  # one loop over (positions, channels) tiles; see _pair_block
 ):
     pid = tl.program_id(0)
     n_jb = tl.cdiv(B, BLOCK_J)
     i = (pid // n_jb).to(tl.int64)  # consecutive programs share v[i]: it stays in L2
     offs_j = (pid % n_jb) * BLOCK_J + tl.arange(0, BLOCK_J)
     j_ok = offs_j < B
-    best, best_p = _pair_block(v_ptr + i * C * HW, m_ptr + i * HW, a_ptr, offs_j, j_ok, C, HW,
-                               UPCAST, PRECISION, SPLIT, BLOCK_J, BLOCK_P, BLOCK_K, FLAT)
+    v_map = v_ptr + i * C * HW
+    m_row = m_ptr + i * HW
+    best = tl.full([BLOCK_J], float("-inf"), dtype=tl.float32)
+    best_p = tl.zeros([BLOCK_J], dtype=tl.int32)
+    for p0 in range(0, HW, BLOCK_P):
+        offs_p = p0 + tl.arange(0, BLOCK_P)
+        p_ok = offs_p < HW
+        acc = tl.zeros([BLOCK_J, BLOCK_P], dtype=tl.float32)
+        acc_lo = tl.zeros([BLOCK_J, BLOCK_P], dtype=tl.float32)  # SPLIT: the 2^-11 terms
+        for k0 in range(0, C, BLOCK_K):
+            acc, acc_lo = _pair_tile(acc, acc_lo, v_map, a_ptr, offs_j, j_ok, offs_p, p_ok, k0,
+                                     C, HW, UPCAST, PRECISION, SPLIT, BLOCK_K)
+        best, best_p = _pair_update(best, best_p, acc, acc_lo, m_row, p0, offs_p, p_ok, SPLIT)
     tl.store(s_ptr + i * B + offs_j, best, mask=j_ok)
     tl.store(arg_ptr + i * B + offs_j, best_p, mask=j_ok)
 
@@ -185,64 +145,6 @@ def _pair_max_kernel(
 def _logits(s, keep, inv_tau, FN_LOGIT: tl.constexpr):
     """A row's logits: s / tau where the pair is kept, else the removed pairs' FN_LOGIT / tau."""
     return tl.where(keep, s, FN_LOGIT) * inv_tau
-
-
-@triton.jit
-def _row_grad(prob, keep, diag, inv_tau, B):
-    """d mean_i CE / d s[i, j] = keep[i, j] (softmax[i, j] - [i == j]) / (B tau)."""
-    return tl.where(keep, (prob - tl.where(diag, 1.0, 0.0)) * (inv_tau / B), 0.0)
-
-
-@triton.jit
-def _pair_row_kernel(
-    v_ptr,  # [B, C, HW] L2-normalised visual maps, contiguous
-    m_ptr,  # [B, HW] float32 positive masks
-    a_ptr,  # [B, C] L2-normalised audio vectors, contiguous
-    keep_ptr,  # [B, B] uint8: 1 where the pair keeps its own logit
-    arg_ptr,  # [B, B] int32 out: the first p that attains s[i, j]
-    loss_ptr,  # [B] float32 out: cross-entropy of row i with target i
-    g_ptr,  # [B, B] float32 out: dL/ds for L = mean of the rows' losses
-    sp_ptr,  # [B, B] int32 out (SORT): row i of argmax in ascending order
-    perm_ptr,  # [B, B] int32 out (SORT): the j of each sorted entry (ties in order of j)
-    B,
-    C,
-    HW,
-    inv_tau,
-    FN_LOGIT: tl.constexpr,
-    UPCAST: tl.constexpr,
-    PRECISION: tl.constexpr,
-    SPLIT: tl.constexpr,
-    BLOCK_J: tl.constexpr,  # >= B: one program holds the whole row
-    BLOCK_P: tl.constexpr,
-    BLOCK_K: tl.constexpr,
-    FLAT: tl.constexpr,
-    SORT: tl.constexpr,  # also sort the row's argmax for the sorted dL/dv (no torch.sort)
-):
-    """_pair_max_kernel and _row_loss_kernel in one: program i computes all of row i, so its
-    log-sum-exp and dL/ds are taken in registers (one launch, no s buffer)."""
-    i = tl.program_id(0).to(tl.int64)
-    offs_j = tl.arange(0, BLOCK_J)
-    j_ok = offs_j < B
-    best, best_p = _pair_block(v_ptr + i * C * HW, m_ptr + i * HW, a_ptr, offs_j, j_ok, C, HW,
-                               UPCAST, PRECISION, SPLIT, BLOCK_J, BLOCK_P, BLOCK_K, FLAT)
-    tl.store(arg_ptr + i * B + offs_j, best_p, mask=j_ok)
-    if SORT:
-        # one int32 key per pair, p* major and j minor: sorting the keys is a stable sort of
-        # p* (requires HW * BLOCK_J < 2^31, which _plan checks); padding lanes sort last
-        key = tl.where(j_ok, best_p * BLOCK_J + offs_j, 2147483647)
-        key = tl.sort(key)
-        tl.store(sp_ptr + i * B + offs_j, key // BLOCK_J, mask=j_ok)
-        tl.store(perm_ptr + i * B + offs_j, key % BLOCK_J, mask=j_ok)
-    keep = tl.load(keep_ptr + i * B + offs_j, mask=j_ok, other=0) != 0
-    z = tl.where(j_ok, _logits(best, keep, inv_tau, FN_LOGIT), float("-inf"))
-    row_max = tl.max(z, axis=0)
-    e = tl.exp(z - row_max)
-    row_sum = tl.sum(e, axis=0)
-    diag = offs_j == i
-    z_ii = tl.sum(tl.where(diag, z, 0.0), axis=0)
-    tl.store(loss_ptr + i, (row_max - z_ii) + tl.log(row_sum))
-    # as _row_loss_kernel: softmax = exp(z - max) / sum
-    tl.store(g_ptr + i * B + offs_j, _row_grad(e / row_sum, keep, diag, inv_tau, B), mask=j_ok)
 
 
 @triton.jit
@@ -281,7 +183,8 @@ def _row_loss_kernel(
         s = tl.load(s_ptr + i * B + offs, mask=ok, other=0.0)
         keep = tl.load(keep_ptr + i * B + offs, mask=ok, other=0) != 0
         prob = tl.exp(_logits(s, keep, inv_tau, FN_LOGIT) - run_max) / run_sum
-        grad = _row_grad(prob, keep, offs == i, inv_tau, B)
+        # d mean_i CE / d s[i, j] = keep[i, j] (softmax[i, j] - [i == j]) / (B tau)
+        grad = tl.where(keep, (prob - tl.where(offs == i, 1.0, 0.0)) * (inv_tau / B), 0.0)
         tl.store(g_ptr + i * B + offs, grad, mask=ok)
 
 
@@ -297,31 +200,6 @@ def _onehot_dot(onehot, x, acc, PRECISION: tl.constexpr, NATIVE: tl.constexpr):
     else:
         acc = tl.dot(onehot, x.to(tl.float32), acc, input_precision=PRECISION)
     return acc
-
-
-@triton.jit
-def _gv_accumulate(acc, acc_lo, hit, g, a, g_scale, PRECISION: tl.constexpr,
-                   NATIVE: tl.constexpr, SPLIT: tl.constexpr):
-    """acc[P, C] += [hit[P, J]] g[J] a[J, C], in the arithmetic the dtypes call for."""
-    if SPLIT:
-        w_hi, w_lo = _split_f16(a.to(tl.float32) * (g * g_scale)[:, None])  # [J, C]
-        onehot = hit.to(tl.float16)
-        acc = tl.dot(onehot, w_hi, acc)
-        acc_lo = tl.dot(onehot, w_lo, acc_lo)
-    else:
-        acc = _onehot_dot(tl.where(hit, g[None, :], 0.0), a, acc, PRECISION, NATIVE)
-    return acc, acc_lo
-
-
-@triton.jit
-def _gv_store(acc, acc_lo, i, offs_p, offs_c, p_ok, c_ok, m_ptr, gout_ptr, gv_ptr, C, HW,
-              g_scale, SPLIT: tl.constexpr):
-    if SPLIT:
-        acc = (acc + acc_lo * (1.0 / SPLIT_SCALE)) * (1.0 / g_scale)
-    m = tl.load(m_ptr + i * HW + offs_p, mask=p_ok, other=0.0)
-    acc = acc * (m * tl.load(gout_ptr))[:, None]
-    tl.store(gv_ptr + i * C * HW + offs_c[None, :] * HW + offs_p[:, None],
-             acc.to(gv_ptr.dtype.element_ty), mask=p_ok[:, None] & c_ok[None, :])
 
 
 @triton.jit
@@ -343,14 +221,7 @@ def _grad_visual_kernel(
     BLOCK_C: tl.constexpr,
     BLOCK_J: tl.constexpr,
 ):
-    _gv_dense_program(tl.program_id(0), g_ptr, arg_ptr, m_ptr, a_ptr, gout_ptr, gv_ptr, B, C,
-                      HW, g_scale, PRECISION, NATIVE, SPLIT, BLOCK_P, BLOCK_C, BLOCK_J)
-
-
-@triton.jit
-def _gv_dense_program(pid, g_ptr, arg_ptr, m_ptr, a_ptr, gout_ptr, gv_ptr, B, C, HW, g_scale,
-                      PRECISION: tl.constexpr, NATIVE: tl.constexpr, SPLIT: tl.constexpr,
-                      BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_J: tl.constexpr):
+    pid = tl.program_id(0)
     n_pb = tl.cdiv(HW, BLOCK_P)
     n_cb = tl.cdiv(C, BLOCK_C)
     i = (pid // (n_pb * n_cb)).to(tl.int64)
@@ -369,100 +240,19 @@ def _gv_dense_program(pid, g_ptr, arg_ptr, m_ptr, a_ptr, gout_ptr, gv_ptr, B, C,
         a = tl.load(a_ptr + offs_j[:, None] * C + offs_c[None, :],
                     mask=j_ok[:, None] & c_ok[None, :], other=0.0)
         hit = offs_p[:, None] == p_star[None, :]  # [P, J]
-        acc, acc_lo = _gv_accumulate(acc, acc_lo, hit, g, a, g_scale, PRECISION, NATIVE, SPLIT)
-    _gv_store(acc, acc_lo, i, offs_p, offs_c, p_ok, c_ok, m_ptr, gout_ptr, gv_ptr, C, HW,
-              g_scale, SPLIT)
-
-
-@triton.jit
-def _grad_visual_sorted_kernel(
-    g_ptr,  # [B, B] float32: dL/ds from the forward
-    sp_ptr,  # [B, B] int32: each row of argmax, sorted
-    perm_ptr,  # [B, B] int64 (torch.sort) or int32 (the forward's sort): the j of each
-    # sorted entry (a stable sort: j ascending in ties)
-    m_ptr,  # [B, HW] float32 masks
-    a_ptr,  # [B, C] audio vectors
-    gout_ptr,  # [] float32: incoming gradient of the loss
-    gv_ptr,  # [B, C, HW] out, in v's dtype: dL/dv
-    B,
-    C,
-    HW,
-    g_scale,
-    PRECISION: tl.constexpr,
-    NATIVE: tl.constexpr,
-    SPLIT: tl.constexpr,
-    BLOCK_P: tl.constexpr,
-    BLOCK_C: tl.constexpr,
-    BLOCK_J: tl.constexpr,
-    BLOCK_COUNT: tl.constexpr,
-):
-    """_grad_visual_kernel over only the pairs whose argmax falls in this block of positions.
-
-    With row i's argmax sorted, the pairs (i, j) with p* in [p0, p0 + BLOCK_P) are one run of
-    the sorted row; the one-hot products visit that run instead of all B pairs, so a row
-    costs about (B / BLOCK_J + HW / BLOCK_P) one-hot tiles instead of B HW / (BLOCK_J BLOCK_P).
-    The run is summed in sorted order (deterministic); positions no pair picked get zeros.
-    """
-    _gv_sorted_program(tl.program_id(0), g_ptr, sp_ptr, perm_ptr, m_ptr, a_ptr, gout_ptr,
-                       gv_ptr, B, C, HW, g_scale, PRECISION, NATIVE, SPLIT, BLOCK_P, BLOCK_C,
-                       BLOCK_J, BLOCK_COUNT)
-
-
-@triton.jit
-def _gv_sorted_program(pid, g_ptr, sp_ptr, perm_ptr, m_ptr, a_ptr, gout_ptr, gv_ptr, B, C, HW,
-                       g_scale, PRECISION: tl.constexpr, NATIVE: tl.constexpr,
-                       SPLIT: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
-                       BLOCK_J: tl.constexpr, BLOCK_COUNT: tl.constexpr):
-    n_pb = tl.cdiv(HW, BLOCK_P)
-    n_cb = tl.cdiv(C, BLOCK_C)
-    i = (pid // (n_pb * n_cb)).to(tl.int64)
-    p0 = ((pid // n_cb) % n_pb) * BLOCK_P
-    offs_p = p0 + tl.arange(0, BLOCK_P)
-    offs_c = (pid % n_cb) * BLOCK_C + tl.arange(0, BLOCK_C)
-    p_ok = offs_p < HW
-    c_ok = offs_c < C
-    sp_row = sp_ptr + i * B
-    perm_row = perm_ptr + i * B
-
-    # the run [start, end) of sorted entries with p0 <= p* < p0 + BLOCK_P
-    start = tl.zeros([], dtype=tl.int32)
-    end = tl.zeros([], dtype=tl.int32)
-    for t0 in range(0, B, BLOCK_COUNT):
-        offs_t = t0 + tl.arange(0, BLOCK_COUNT)
-        sp = tl.load(sp_row + offs_t, mask=offs_t < B, other=2147483647)
-        start += tl.sum((sp < p0).to(tl.int32), axis=0)
-        end += tl.sum((sp < p0 + BLOCK_P).to(tl.int32), axis=0)
-
-    acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32)
-    acc_lo = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32)
-    for t0 in range(start, end, BLOCK_J):
-        offs_t = t0 + tl.arange(0, BLOCK_J)
-        t_ok = offs_t < end
-        j = tl.load(perm_row + offs_t, mask=t_ok, other=0)
-        p_star = tl.load(sp_row + offs_t, mask=t_ok, other=-1)
-        g = tl.load(g_ptr + i * B + j, mask=t_ok, other=0.0)
-        a = tl.load(a_ptr + j[:, None] * C + offs_c[None, :],
-                    mask=t_ok[:, None] & c_ok[None, :], other=0.0)
-        hit = offs_p[:, None] == p_star[None, :]
-        acc, acc_lo = _gv_accumulate(acc, acc_lo, hit, g, a, g_scale, PRECISION, NATIVE, SPLIT)
-    _gv_store(acc, acc_lo, i, offs_p, offs_c, p_ok, c_ok, m_ptr, gout_ptr, gv_ptr, C, HW,
-              g_scale, SPLIT)
-
-
-@triton.jit
-def _ga_coords(pid, g_ptr, arg_ptr, m_ptr, v_ptr, B, C, HW, ROWS_PER_SPLIT,
-               BLOCK_J: tl.constexpr, BLOCK_C: tl.constexpr):
-    """A dL/da program's split of rows i, its blocks of j and c, and its first row's pointers."""
-    n_jb = tl.cdiv(B, BLOCK_J)
-    n_cb = tl.cdiv(C, BLOCK_C)
-    split = pid // (n_jb * n_cb)
-    offs_c = ((pid // n_jb) % n_cb) * BLOCK_C + tl.arange(0, BLOCK_C)
-    offs_j = (pid % n_jb) * BLOCK_J + tl.arange(0, BLOCK_J)  # neighbours share v tiles
-    first = split * ROWS_PER_SPLIT
-    # 64-bit pointers walk the rows, so large B * C * HW cannot overflow an index
-    row = first.to(tl.int64)
-    return (split, first, offs_j, offs_c, offs_j < B, offs_c < C, g_ptr + row * B,
-            arg_ptr + row * B, m_ptr + row * HW, v_ptr + row * C * HW)
+        if SPLIT:
+            w_hi, w_lo = _split_f16(a.to(tl.float32) * (g * g_scale)[:, None])  # [J, C]
+            onehot = hit.to(tl.float16)
+            acc = tl.dot(onehot, w_hi, acc)
+            acc_lo = tl.dot(onehot, w_lo, acc_lo)
+        else:
+            acc = _onehot_dot(tl.where(hit, g[None, :], 0.0), a, acc, PRECISION, NATIVE)
+    if SPLIT:
+        acc = (acc + acc_lo * (1.0 / SPLIT_SCALE)) * (1.0 / g_scale)
+    m = tl.load(m_ptr + i * HW + offs_p, mask=p_ok, other=0.0)
+    acc = acc * (m * tl.load(gout_ptr))[:, None]
+    tl.store(gv_ptr + i * C * HW + offs_c[None, :] * HW + offs_p[:, None],
+             acc.to(gv_ptr.dtype.element_ty), mask=p_ok[:, None] & c_ok[None, :])
 
 
 @triton.jit
@@ -483,9 +273,21 @@ def _grad_audio_kernel(
     BLOCK_C: tl.constexpr,
     BLOCK_P: tl.constexpr,
 ):
-    split, first, offs_j, offs_c, j_ok, c_ok, g_row, arg_row, m_row, v_map = _ga_coords(
-        tl.program_id(0), g_ptr, arg_ptr, m_ptr, v_ptr, B, C, HW, ROWS_PER_SPLIT, BLOCK_J,
-        BLOCK_C)
+    pid = tl.program_id(0)
+    n_jb = tl.cdiv(B, BLOCK_J)
+    n_cb = tl.cdiv(C, BLOCK_C)
+    split = pid // (n_jb * n_cb)
+    offs_c = ((pid // n_jb) % n_cb) * BLOCK_C + tl.arange(0, BLOCK_C)
+    offs_j = (pid % n_jb) * BLOCK_J + tl.arange(0, BLOCK_J)  # neighbours share v tiles
+    j_ok = offs_j < B
+    c_ok = offs_c < C
+    first = split * ROWS_PER_SPLIT
+    # 64-bit pointers walk the rows, so large B * C * HW cannot overflow an index
+    row = first.to(tl.int64)
+    g_row = g_ptr + row * B
+    arg_row = arg_ptr + row * B
+    m_row = m_ptr + row * HW
+    v_map = v_ptr + row * C * HW
     acc = tl.zeros([BLOCK_J, BLOCK_C], dtype=tl.float32)
     for _ in range(first, tl.minimum(B, first + ROWS_PER_SPLIT)):
         g = tl.load(g_row + offs_j, mask=j_ok, other=0.0)
@@ -507,81 +309,10 @@ def _grad_audio_kernel(
              acc, mask=j_ok[:, None] & c_ok[None, :])
 
 
-@triton.jit
-def _grad_audio_gather_kernel(g_ptr, arg_ptr, m_ptr, v_ptr, gout_ptr, part_ptr, B, C, HW,
-                              ROWS_PER_SPLIT, BLOCK_J: tl.constexpr, BLOCK_C: tl.constexpr):
-    """dL/da[j] = sum_i g[i, j] m[i, p*] v[i, :, p*] as a gather: each pair reads one column.
-
-    Arguments as _grad_audio_kernel's.
-
-    The tile is [C, J], so neighbouring lanes gather v[i, c, p*_ij] for neighbouring j: all of
-    them lie in the same row v[i, c, :] (HW elements), a few cache lines. No MMA, no one-hot,
-    exact in every dtype; the work is B * B * C multiply-adds instead of B * B * HW * C.
-    """
-    _ga_gather_program(tl.program_id(0), g_ptr, arg_ptr, m_ptr, v_ptr, gout_ptr, part_ptr, B,
-                       C, HW, ROWS_PER_SPLIT, BLOCK_J, BLOCK_C)
-
-
-@triton.jit
-def _ga_gather_program(pid, g_ptr, arg_ptr, m_ptr, v_ptr, gout_ptr, part_ptr, B, C, HW,
-                       ROWS_PER_SPLIT, BLOCK_J: tl.constexpr, BLOCK_C: tl.constexpr):
-    split, first, offs_j, offs_c, j_ok, c_ok, g_row, arg_row, m_row, v_map = _ga_coords(
-        pid, g_ptr, arg_ptr, m_ptr, v_ptr, B, C, HW, ROWS_PER_SPLIT, BLOCK_J, BLOCK_C)
-    acc = tl.zeros([BLOCK_C, BLOCK_J], dtype=tl.float32)
-    for _ in range(first, tl.minimum(B, first + ROWS_PER_SPLIT)):
-        g = tl.load(g_row + offs_j, mask=j_ok, other=0.0)
-        p_star = tl.load(arg_row + offs_j, mask=j_ok, other=0)
-        w = g * tl.load(m_row + p_star, mask=j_ok, other=0.0)
-        v = tl.load(v_map + offs_c[:, None] * HW + p_star[None, :],
-                    mask=c_ok[:, None] & j_ok[None, :], other=0.0)
-        acc += v.to(tl.float32) * w[None, :]
-        g_row += B
-        arg_row += B
-        m_row += HW
-        v_map += C * HW
-    acc = acc * tl.load(gout_ptr)
-    tl.store(part_ptr + split.to(tl.int64) * B * C + offs_j[None, :] * C + offs_c[:, None],
-             acc, mask=c_ok[:, None] & j_ok[None, :])
-
-
-@triton.jit
-def _grad_both_kernel(
-    g_ptr, arg_ptr, sp_ptr, perm_ptr, m_ptr, v_ptr, a_ptr, gout_ptr, gv_ptr, part_ptr,
-    B, C, HW, g_scale, ROWS_PER_SPLIT,
-    N_GA,  # the first N_GA programs compute dL/da (fewer, longer ones start first)
-    PRECISION: tl.constexpr,
-    NATIVE: tl.constexpr,
-    SPLIT: tl.constexpr,
-    SORTED: tl.constexpr,  # dL/dv as _grad_visual_sorted_kernel, else _grad_visual_kernel
-    BLOCK_P: tl.constexpr,
-    BLOCK_C: tl.constexpr,
-    BLOCK_J: tl.constexpr,
-    BLOCK_COUNT: tl.constexpr,
-    GA_J: tl.constexpr,
-    GA_C: tl.constexpr,
-):
-    """The whole backward in one launch: the gathered dL/da programs, then the dL/dv ones."""
-    pid = tl.program_id(0)
-    if pid < N_GA:
-        _ga_gather_program(pid, g_ptr, arg_ptr, m_ptr, v_ptr, gout_ptr, part_ptr, B, C, HW,
-                           ROWS_PER_SPLIT, GA_J, GA_C)
-    else:
-        if SORTED:
-            _gv_sorted_program(pid - N_GA, g_ptr, sp_ptr, perm_ptr, m_ptr, a_ptr, gout_ptr,
-                               gv_ptr, B, C, HW, g_scale, PRECISION, NATIVE, SPLIT, BLOCK_P,
-                               BLOCK_C, BLOCK_J, BLOCK_COUNT)
-        else:
-            _gv_dense_program(pid - N_GA, g_ptr, arg_ptr, m_ptr, a_ptr, gout_ptr, gv_ptr, B, C,
-                              HW, g_scale, PRECISION, NATIVE, SPLIT, BLOCK_P, BLOCK_C, BLOCK_J)
-
-
-FP32_DOTS = ("ieee", "tf32x3", "f16x3")
-GRAD_AUDIO_MODES = ("onehot", "gather")
-GRAD_VISUAL_MODES = ("dense", "sorted")
-FORWARD_MODES = ("blocks", "rows")
+FP32_DOTS = ("ieee", "f16x3")
 # tl.arange extents and warp counts: powers of two
 POW2_FIELDS = ("pair_j", "pair_p", "pair_k", "pair_warps", "gv_p", "gv_c", "gv_j", "gv_warps",
-               "ga_j", "ga_c", "ga_p", "ga_warps", "row_block", "sort_count")
+               "ga_j", "ga_c", "ga_p", "ga_warps", "row_block")
 # tile sides of tl.dot operands: at least 16 each on the GPU's MMAs
 DOT_FIELDS = ("pair_j", "pair_p", "pair_k", "gv_p", "gv_c", "gv_j", "ga_j", "ga_c", "ga_p")
 
@@ -605,36 +336,14 @@ class Tiles:
     ga_programs: int = 512  # split the sum over i until about this many programs run
     stages: int = 3
     row_block: int = 1024
-    # float32 operands: "ieee" (float32 FMA dots), "tf32x3" (Triton's 3-pass TF32) or "f16x3"
-    # (float16 pieces on the tensor cores, see _split_f16: inputs must stay below 65504 in
-    # magnitude, which L2-normalised ones do); never plain TF32
+    # float32 operands: "ieee" (float32 FMA dots) or "f16x3" (float16 pieces on the tensor
+    # cores in the pair max and dL/dv, see _split_f16: inputs must stay below 65504 in
+    # magnitude, which L2-normalised ones do); never TF32
     fp32_dot: str = "ieee"
-    split_onehot: bool = True  # half inputs: backward one-hot as two native half MMAs
-    grad_audio: str = "onehot"  # "onehot": one-hot MMAs over all positions; "gather": sparse
-    grad_visual: str = "dense"  # "dense": one-hot MMAs over all pairs; "sorted": each block
-    # of positions visits only the pairs whose argmax falls in it (argmax rows sorted first)
-    sort_count: int = 1024  # "sorted": sorted entries counted per step to find a block's run
-    # "blocks": pair max over (i, block of j), then a row kernel; "rows": one program per row
-    # does both (one launch) while the row fits one block, next_power_of_2(B) <= row_max_j
-    # (its accumulator is [next_power_of_2(B), pair_p] float32: larger rows would spill)
-    forward: str = "blocks"
-    row_max_j: int = 256
-    # with grad_audio "gather": both gradients from one launch (_grad_both_kernel)
-    fuse_backward: bool = False
-    pair_flat: bool = False  # pair max: one loop over (positions, channels) tiles
 
     def __post_init__(self):
         if self.fp32_dot not in FP32_DOTS:
             raise ValueError(f"Tiles.fp32_dot: expected one of {FP32_DOTS}, got {self.fp32_dot!r}")
-        if self.forward not in FORWARD_MODES:
-            raise ValueError(f"Tiles.forward: expected one of {FORWARD_MODES}, "
-                             f"got {self.forward!r}")
-        if self.grad_visual not in GRAD_VISUAL_MODES:
-            raise ValueError(f"Tiles.grad_visual: expected one of {GRAD_VISUAL_MODES}, "
-                             f"got {self.grad_visual!r}")
-        if self.grad_audio not in GRAD_AUDIO_MODES:
-            raise ValueError(f"Tiles.grad_audio: expected one of {GRAD_AUDIO_MODES}, "
-                             f"got {self.grad_audio!r}")
         for name in POW2_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1 \
@@ -645,7 +354,7 @@ class Tiles:
             if getattr(self, name) < 16:
                 raise ValueError(f"Tiles.{name}: expected >= 16 (a side of a tl.dot tile), "
                                  f"got {getattr(self, name)!r}")
-        for name in ("ga_programs", "stages", "row_max_j"):
+        for name in ("ga_programs", "stages"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Tiles.{name}: expected an int >= 1, got {value!r}")
@@ -664,7 +373,6 @@ def _next_pow2(n: int) -> int:
 INTERPRETER_TILES = Tiles(
     pair_j=16, pair_p=32, pair_k=32, pair_warps=1, gv_p=32, gv_c=32, gv_j=16, gv_warps=1,
     ga_j=16, ga_c=32, ga_p=32, ga_warps=1, ga_programs=4, stages=1, row_block=16,
-    sort_count=8,
 )
 
 
@@ -697,24 +405,17 @@ class _Plan:
     out_dtype_v: torch.dtype
     out_dtype_a: torch.dtype
     inv_tau: float
-    rows_forward: bool  # one launch (_pair_row_kernel) instead of pair max + row loss
-    rows_sort: bool  # that launch also sorts the argmax rows (the sorted dL/dv needs them)
     pair_grid: tuple
     pair_opts: dict
-    rows_opts: dict
     row_grid: tuple
     row_opts: dict
     grad_scale: float
-    sort: bool  # the sorted dL/dv: argmax rows sorted (by the forward kernel, else torch.sort)
     gv_programs: int
     gv_opts: dict
-    gather: bool
     ga_programs: int  # blocks of (j, c) times splits of the sum over i
     ga_splits: int
     rows_per_split: int
     ga_opts: dict
-    fused_backward: bool  # _grad_both_kernel when both gradients are wanted
-    both_opts: dict
 
 
 def _plan_for(tiles: Tiles, visual_hat: torch.Tensor, audio_hat: torch.Tensor,
@@ -728,49 +429,37 @@ def _plan(tiles: Tiles, B: int, C: int, HW: int, v_dtype: torch.dtype, a_dtype: 
           tau: float) -> _Plan:
     fp32 = torch.float32 in (v_dtype, a_dtype)
     split = tiles.fp32_dot == "f16x3" and fp32  # float32 data as float16 pieces
-    # float32 operands: "ieee" or "tf32x3" (two TF32 halves each, float32 accuracy); "f16x3"
-    # does not reach tl.dot's input_precision. Half operands upcast to float32: TF32 holds
-    # them exactly.
-    precision = ("ieee" if tiles.fp32_dot == "f16x3" else tiles.fp32_dot) if fp32 else "tf32"
-    native = (tiles.split_onehot and v_dtype == a_dtype
-              and v_dtype in (torch.float16, torch.bfloat16))
-    launch = dict(num_warps=tiles.pair_warps, num_stages=tiles.stages)
+    # float32 operands: FMA dots (f16x3 splits them before tl.dot). Half operands of two
+    # dtypes upcast to float32: TF32 holds them exactly.
+    precision = "ieee" if fp32 else "tf32"
+    native = v_dtype == a_dtype and v_dtype in (torch.float16, torch.bfloat16)
     pair = dict(UPCAST=v_dtype != a_dtype, PRECISION=precision, SPLIT=split,
-                BLOCK_P=tiles.pair_p, BLOCK_K=tiles.pair_k, FLAT=tiles.pair_flat, **launch)
-    sort = tiles.grad_visual == "sorted"
+                BLOCK_J=tiles.pair_j, BLOCK_P=tiles.pair_p, BLOCK_K=tiles.pair_k,
+                num_warps=tiles.pair_warps, num_stages=tiles.stages)
     gv = dict(PRECISION=precision, NATIVE=native, SPLIT=split, BLOCK_P=tiles.gv_p,
               BLOCK_C=tiles.gv_c, BLOCK_J=tiles.gv_j, num_warps=tiles.gv_warps,
               num_stages=tiles.stages)
-    if sort:
-        gv["BLOCK_COUNT"] = min(tiles.sort_count, _next_pow2(B))
-    gather = tiles.grad_audio == "gather"
+    ga = dict(PRECISION=precision, NATIVE=native, BLOCK_J=tiles.ga_j, BLOCK_C=tiles.ga_c,
+              BLOCK_P=tiles.ga_p, num_warps=tiles.ga_warps, num_stages=tiles.stages)
     blocks = _cdiv(B, tiles.ga_j) * _cdiv(C, tiles.ga_c)
     # Split the reduction over i until there are enough programs to fill the GPU.
     rows_per_split = _cdiv(B, max(1, min(B, tiles.ga_programs // blocks)))
     splits = _cdiv(B, rows_per_split)
-    if gather:
-        ga = dict(BLOCK_J=tiles.ga_j, BLOCK_C=tiles.ga_c, num_warps=tiles.ga_warps)
-    else:
-        ga = dict(PRECISION=precision, NATIVE=native, BLOCK_J=tiles.ga_j, BLOCK_C=tiles.ga_c,
-                  BLOCK_P=tiles.ga_p, num_warps=tiles.ga_warps, num_stages=tiles.stages)
-    gv_programs = B * _cdiv(HW, tiles.gv_p) * _cdiv(C, tiles.gv_c)
-    both = dict(gv, SORTED=sort, GA_J=tiles.ga_j, GA_C=tiles.ga_c)
-    both.setdefault("BLOCK_COUNT", 16)  # unused by the dense dL/dv
-    rows_forward = tiles.forward == "rows" and _next_pow2(B) <= tiles.row_max_j
-    row_j = max(16, _next_pow2(B))
-    rows_sort = rows_forward and sort and HW * row_j < 2**31  # the sort keys fit int32
     return _Plan(
         B=B, C=C, HW=HW, out_dtype_v=v_dtype, out_dtype_a=a_dtype, inv_tau=1.0 / tau,
-        rows_forward=rows_forward, rows_sort=rows_sort,
-        pair_grid=(B * _cdiv(B, tiles.pair_j),), pair_opts=dict(pair, BLOCK_J=tiles.pair_j),
-        rows_opts=dict(pair, FN_LOGIT=FALSE_NEGATIVE_LOGIT, BLOCK_J=row_j, SORT=rows_sort),
+        pair_grid=(B * _cdiv(B, tiles.pair_j),), pair_opts=pair,
         row_grid=(B,), row_opts=dict(FN_LOGIT=FALSE_NEGATIVE_LOGIT,
                                      BLOCK=min(tiles.row_block, _next_pow2(B))),
-        grad_scale=_grad_scale(B, tau), sort=sort, gv_programs=gv_programs, gv_opts=gv,
-        gather=gather, ga_programs=splits * blocks, ga_splits=splits,
-        rows_per_split=rows_per_split, ga_opts=ga,
-        fused_backward=tiles.fuse_backward and gather, both_opts=both,
+        grad_scale=_grad_scale(B, tau),
+        gv_programs=B * _cdiv(HW, tiles.gv_p) * _cdiv(C, tiles.gv_c), gv_opts=gv,
+        ga_programs=splits * blocks, ga_splits=splits, rows_per_split=rows_per_split,
+        ga_opts=ga,
     )
+
+
+def _grad_scale(B: int, tau: float) -> float:
+    """A power of two g_scale with |dL/ds| g_scale <= 1: |dL/ds| <= 1 / (B tau) (softmax)."""
+    return 2.0 ** -math.ceil(math.log2(max(1.0 / (B * tau), 2.0 ** -60)))
 
 
 def _pair_max(plan: _Plan, visual_hat, mask, audio_hat):
@@ -793,92 +482,29 @@ def _row_loss(plan: _Plan, sims, keep):
     return rows, grad_sims
 
 
-def _pair_rows(plan: _Plan, visual_hat, mask, audio_hat, keep):
-    """-> (loss rows [B], dL/ds [B, B], argmax [B, B], order) from one launch, a program per
-    row; order is (argmax rows sorted, their j) when the plan sorts them there, else None."""
-    B, dev = plan.B, visual_hat.device
-    argmax = _alloc.empty((B, B), torch.int32, dev)
-    rows = _alloc.empty((B,), torch.float32, dev)
-    grad_sims = _alloc.empty((B, B), torch.float32, dev)
-    order = None
-    sorted_p = perm = argmax  # unwritten unless the plan sorts
-    if plan.rows_sort:
-        order = sorted_p, perm = (_alloc.empty((B, B), torch.int32, dev),
-                                  _alloc.empty((B, B), torch.int32, dev))
-    _pair_row_kernel[plan.row_grid](visual_hat, mask, audio_hat, keep, argmax, rows, grad_sims,
-                                    sorted_p, perm, B, plan.C, plan.HW, plan.inv_tau,
-                                    **plan.rows_opts)
-    return rows, grad_sims, argmax, order
-
-
 def _forward(plan: _Plan, visual_hat, mask, audio_hat, keep):
-    """-> (loss rows [B], dL/ds [B, B], argmax [B, B], order or None; see _pair_rows);
-    inputs contiguous, mask float32."""
-    if plan.rows_forward:
-        return _pair_rows(plan, visual_hat, mask, audio_hat, keep)
+    """-> (loss rows [B], dL/ds [B, B], argmax [B, B]); inputs contiguous, mask float32."""
     sims, argmax = _pair_max(plan, visual_hat, mask, audio_hat)
     rows, grad_sims = _row_loss(plan, sims, keep)
-    return rows, grad_sims, argmax, None
+    return rows, grad_sims, argmax
 
 
-def _grad_scale(B: int, tau: float) -> float:
-    """A power of two g_scale with |dL/ds| g_scale <= 1: |dL/ds| <= 1 / (B tau) (softmax)."""
-    return 2.0 ** -math.ceil(math.log2(max(1.0 / (B * tau), 2.0 ** -60)))
-
-
-def _sorted_argmax(plan: _Plan, argmax, order=None):
-    """-> (argmax rows sorted, the j of each sorted entry): the forward's ``order`` when it
-    sorted them, else one torch.sort; argmax twice when the plan does not sort (unread)."""
-    if not plan.sort:
-        return argmax, argmax
-    if order is not None:
-        return order
-    return torch.sort(argmax, dim=1, stable=True)
-
-
-def _grad_visual(plan: _Plan, grad_sims, argmax, mask, audio_hat, gout, order=None):
+def _grad_visual(plan: _Plan, grad_sims, argmax, mask, audio_hat, gout):
     B, C, HW = plan.B, plan.C, plan.HW
     grad = _alloc.empty((B, C, HW), plan.out_dtype_v, grad_sims.device)
-    if plan.sort:
-        sorted_p, perm = _sorted_argmax(plan, argmax, order)
-        _grad_visual_sorted_kernel[(plan.gv_programs,)](
-            grad_sims, sorted_p, perm, mask, audio_hat, gout, grad, B, C, HW, plan.grad_scale,
-            **plan.gv_opts)
-    else:
-        _grad_visual_kernel[(plan.gv_programs,)](
-            grad_sims, argmax, mask, audio_hat, gout, grad, B, C, HW, plan.grad_scale,
-            **plan.gv_opts)
+    _grad_visual_kernel[(plan.gv_programs,)](grad_sims, argmax, mask, audio_hat, gout, grad, B,
+                                             C, HW, plan.grad_scale, **plan.gv_opts)
     return grad
 
 
 def _grad_audio(plan: _Plan, grad_sims, argmax, mask, visual_hat, gout):
     B, C, HW = plan.B, plan.C, plan.HW
     partial = _alloc.empty((plan.ga_splits, B, C), torch.float32, visual_hat.device)
-    kernel = _grad_audio_gather_kernel if plan.gather else _grad_audio_kernel
-    kernel[(plan.ga_programs,)](grad_sims, argmax, mask, visual_hat, gout, partial, B, C, HW,
-                                plan.rows_per_split, **plan.ga_opts)
-    return _sum_splits(partial, plan.out_dtype_a)
-
-
-def _grad_both(plan: _Plan, grad_sims, argmax, mask, visual_hat, audio_hat, gout, order=None):
-    """(dL/dv, dL/da) from one launch (_grad_both_kernel); dL/da is the gathered one."""
-    B, C, HW = plan.B, plan.C, plan.HW
-    dev = grad_sims.device
-    sorted_p, perm = _sorted_argmax(plan, argmax, order)
-    grad_visual = _alloc.empty((B, C, HW), plan.out_dtype_v, dev)
-    partial = _alloc.empty((plan.ga_splits, B, C), torch.float32, dev)
-    _grad_both_kernel[(plan.ga_programs + plan.gv_programs,)](
-        grad_sims, argmax, sorted_p, perm, mask, visual_hat, audio_hat, gout, grad_visual,
-        partial, B, C, HW, plan.grad_scale, plan.rows_per_split, plan.ga_programs,
-        **plan.both_opts,
-    )
-    return grad_visual, _sum_splits(partial, plan.out_dtype_a)
-
-
-def _sum_splits(partial: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    _grad_audio_kernel[(plan.ga_programs,)](grad_sims, argmax, mask, visual_hat, gout, partial,
+                                            B, C, HW, plan.rows_per_split, **plan.ga_opts)
     # one split: no reduction kernel; float32 output: no cast kernel
-    total = partial[0] if partial.shape[0] == 1 else partial.sum(dim=0)
-    return total.to(dtype)
+    total = partial[0] if plan.ga_splits == 1 else partial.sum(dim=0)
+    return total.to(plan.out_dtype_a)
 
 
 class MaskedInfoNCE(torch.autograd.Function):
@@ -900,38 +526,26 @@ class MaskedInfoNCE(torch.autograd.Function):
                 else keep.to(torch.bool).to(torch.uint8).contiguous())
         tiles = tiles or default_tiles(visual_hat.shape[0], visual_hat.dtype, visual_hat.is_cuda)
         plan = _plan_for(tiles, visual_hat, audio_hat, tau)
-        rows, grad_sims, argmax, order = _forward(plan, visual_hat, mask, audio_hat, keep)
-        ctx.save_for_backward(visual_hat, mask, audio_hat, grad_sims, argmax,
-                              *(order or (argmax, argmax)))
+        rows, grad_sims, argmax = _forward(plan, visual_hat, mask, audio_hat, keep)
+        ctx.save_for_backward(visual_hat, mask, audio_hat, grad_sims, argmax)
         ctx.plan = plan
         return rows.mean()
 
     @staticmethod
     def backward(ctx, grad_loss):
-        visual_hat, mask, audio_hat, *rest = ctx.saved_tensors
+        visual_hat, mask, audio_hat, grad_sims, argmax = ctx.saved_tensors
+        plan, needs = ctx.plan, ctx.needs_input_grad
         with torch.no_grad():
-            grads = _gradients(ctx.plan, ctx.needs_input_grad, grad_loss, visual_hat, mask,
-                               audio_hat, *rest)
+            gout = grad_loss  # the mean's gradient: a float32 scalar, read on the device
+            if gout.dtype != torch.float32 or gout.dim() != 0:
+                gout = gout.to(torch.float32).reshape(()).contiguous()
+            grad_visual = grad_audio = None
+            if needs[0]:
+                grad_visual = _grad_visual(plan, grad_sims, argmax, mask, audio_hat, gout)
+            if needs[2]:
+                grad_audio = _grad_audio(plan, grad_sims, argmax, mask, visual_hat, gout)
+        grads = (grad_visual, None, grad_audio, None, None, None)
         return first_order("masked_infonce", grads, (visual_hat, audio_hat, grad_loss))
-
-
-def _gradients(plan, needs, grad_loss, visual_hat, mask, audio_hat, grad_sims, argmax,
-               sorted_p, perm):
-    """MaskedInfoNCE's backward without autograd: (dL/dv or None, None, dL/da or None, ...)."""
-    order = (sorted_p, perm) if plan.rows_sort else None  # sorted by the forward kernel
-    gout = grad_loss  # the mean's gradient: a float32 scalar, read on the device
-    if gout.dtype != torch.float32 or gout.dim() != 0:
-        gout = gout.to(torch.float32).reshape(()).contiguous()
-    grad_visual = grad_audio = None
-    if plan.fused_backward and needs[0] and needs[2]:
-        grad_visual, grad_audio = _grad_both(plan, grad_sims, argmax, mask, visual_hat,
-                                             audio_hat, gout, order)
-        return grad_visual, None, grad_audio, None, None, None
-    if needs[0]:
-        grad_visual = _grad_visual(plan, grad_sims, argmax, mask, audio_hat, gout, order)
-    if needs[2]:
-        grad_audio = _grad_audio(plan, grad_sims, argmax, mask, visual_hat, gout)
-    return grad_visual, None, grad_audio, None, None, None
 
 
 def masked_infonce(visual_hat, mask, audio_hat, keep, tau: float = 0.005,

@@ -1,8 +1,9 @@
 """SACL objective: rank-based false-negative removal + masked InfoNCE over two views.
 
 docs/method.md, "SACL loss"; the reference is ``NetWrapper.forward`` / ``mask_pos_infonce`` in
-zjsong/SACL main.py. The InfoNCE itself is ``avsdk.kernels.masked_infonce`` (Triton on
-CUDA, the PyTorch twin elsewhere).
+zjsong/SACL main.py. The InfoNCE itself is ``avsdk.kernels.masked_infonce`` (the Triton
+kernel on CUDA where ``infonce_triton_pays`` says the measurements favour it, the PyTorch twin
+elsewhere).
 
 Plain InfoNCE (``keep=None``): every other clip of the batch is a negative. The reference's
 ``select_neg_mask=None`` branch writes the logit -10 on every off-diagonal pair, which
