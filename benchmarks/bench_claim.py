@@ -89,7 +89,8 @@ def run_one(key: str, seed: int, args, data: Path, splits: dict, out: Path, cach
     result = {"variant": key, "name": name, "seed": seed, "settings": _settings(args),
               "best": summary["best"], "seconds": summary["seconds"]}
     for split, samples in splits.items():
-        report = evaluate(localizer.predict, samples, batch_size=32, progress=not args.no_progress)
+        report = evaluate(localizer.predict, samples, batch_size=32, progress=not args.no_progress,
+                          transform=localizer.transform, audio=localizer.audio, image_size=localizer.image_size)
         result[split] = report.to_dict(per_image=False)
     (out / "result.json").write_text(json.dumps(result, indent=1))
     return result

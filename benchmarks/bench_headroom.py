@@ -24,7 +24,7 @@ def _encode(model, samples, spec, batch: int = 32):
 
     visual, audio = [], []
     for start in range(0, len(samples), batch):
-        frames, heard = zip(*(sample_inputs(s, "sacl", spec) for s in samples[start : start + batch]))
+        frames, heard = zip(*(sample_inputs(s, "sacl", spec, model.config.image_size) for s in samples[start : start + batch]))
         with torch.no_grad():
             v, _, a = model.forward_features(torch.stack(frames), torch.stack(heard))
         visual.append(v)

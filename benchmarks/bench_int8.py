@@ -100,7 +100,8 @@ def main(argv=None) -> int:
     fp32 = export_onnx(model.eval(), args.out / f"{args.checkpoint.stem}.onnx", checkpoint=args.checkpoint,
                        preprocessing=preprocessing)
     audio = model.audio_spec
-    calibration = calibration_inputs(args.bench, args.calib_size, transform=preprocessing.transform, audio=audio)
+    calibration = calibration_inputs(args.bench, args.calib_size, transform=preprocessing.transform, audio=audio,
+                                     image_size=preprocessing.image_size)
     artifacts = {"fp32": fp32}
     for method in methods:
         artifacts[f"int8 {method}"] = quantize_int8(
@@ -108,17 +109,17 @@ def main(argv=None) -> int:
             pass_samples=args.pass_samples)
 
     samples = load_split(args.bench, args.split)
-    frame, log_mel = sample_inputs(samples[0], preprocessing.transform, audio)
+    frame, log_mel = sample_inputs(samples[0], preprocessing.transform, audio, preprocessing.image_size)
     import torch
 
-    inputs = [sample_inputs(s, preprocessing.transform, audio) for s in samples]
+    inputs = [sample_inputs(s, preprocessing.transform, audio, preprocessing.image_size) for s in samples]
     frames = torch.stack([i[0] for i in inputs]).numpy()
     mels = torch.stack([i[1] for i in inputs]).numpy()
     reports, timing, maps, agreement = {}, {}, {}, {}
     for name, path in artifacts.items():
         runner = OnnxRunner(path, threads=args.threads)
         reports[f"{name} (ONNX Runtime)"] = evaluate(runner.run, samples, transform=preprocessing.transform,
-                                                     audio=audio)
+                                                     audio=audio, image_size=preprocessing.image_size)
         timing[name] = latency_ms(runner, frame[None], log_mel[None], args.latency_runs)
         maps[name] = np.concatenate([runner.run(frames[i:i + 16], mels[i:i + 16])
                                      for i in range(0, len(frames), 16)])

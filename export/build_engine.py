@@ -5,16 +5,26 @@
 
 Where TensorRT is not importable the ONNX artifacts are still written, and the script exits
 with status 3 after printing the trtexec command that builds the same engine on the device.
+
+The ONNX files of a run and their manifests are written into a hidden staging folder inside
+the output folder and moved into place together at the end: an error or Ctrl-C during the
+export or the calibration leaves the output folder as it was, never a new ``best.onnx``
+beside an older ``best.int8.onnx`` or an ONNX file without its manifest.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from avsdk.command_line import command
 
 EXIT_NO_TENSORRT = 3
+EXIT_INTERRUPTED = 130  # Ctrl-C, as the shell reports a process ended by SIGINT
 
 EPILOG = """\
 TensorRT engines are NOT portable: an engine runs only with the TensorRT version and on the
@@ -27,7 +37,10 @@ The engine's precision is its ONNX graph's (fp32, FP16-typed, or Q/DQ INT8): wit
 precision flag it is read from the file; a flag that contradicts the file is refused (except
 --int8 with an fp32 ONNX, which quantizes it), so an engine is never built at another precision
 than asked. Every argument and file is checked before any export, calibration or build.
-Exit status: 0 built, 2 error (one line on stderr), 3 TensorRT not found (ONNX written)."""
+The ONNX files of a run are written together at the end: an error or Ctrl-C before then
+leaves the output folder as it was.
+Exit status: 0 built, 2 error (one line on stderr), 3 TensorRT not found (ONNX written),
+130 interrupted (Ctrl-C)."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -124,38 +137,69 @@ def check_args(args) -> None:
         input_file("--adopt", args.adopt)
 
 
-def onnx_for(args) -> Path:
-    """Write (or reuse) the ONNX file of the asked precision and return its path."""
+def load_model(args):
+    """(model, meta) of --checkpoint, None for --onnx.
+
+    Raises:
+        CheckpointError: an unusable checkpoint, NaN or Inf weights included, before anything
+            is written.
+    """
+    if args.checkpoint is None:
+        return None
+    from avsdk.localizer import _check_finite_weights
+    from avsdk.models import load_checkpoint
+
+    model, meta = load_checkpoint(args.checkpoint)
+    _check_finite_weights(model, f"checkpoint {str(args.checkpoint)!r}")
+    return model.eval(), meta
+
+
+@contextlib.contextmanager
+def staged(out: Path):
+    """A hidden folder inside ``out`` to write a set of artifacts in. When the block ends
+    normally its files move into ``out`` together (os.replace: same file system, each file
+    whole); on an error or Ctrl-C it is removed, so ``out`` keeps its previous, consistent set."""
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".build_engine-", dir=out))
+    try:
+        yield stage
+        # each manifest after its artifact: a manifest in place says its artifact is complete
+        files = sorted(stage.iterdir(), key=lambda path: (path.suffix == ".json", path.name))
+        for path in files:
+            os.replace(path, out / path.name)
+        if files:
+            _say(f"wrote {', '.join(path.name for path in files)} in {out}")
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def onnx_for(args, checkpoint, stage: Path) -> Path:
+    """Write the ONNX file of the asked precision (and the fp32 one it is made from) with their
+    manifests into ``stage`` and return its path there; or return --onnx, when it already has
+    that precision. ``checkpoint``: load_model's (model, meta)."""
     from avsdk.export.tensorrt_build import onnx_precision
 
-    out = args.out or (args.checkpoint or args.onnx).parent
-    out.mkdir(parents=True, exist_ok=True)
     if args.checkpoint is not None:
         from avsdk.export.onnx_export import export_onnx, preprocessing_from_meta
-        from avsdk.models import load_checkpoint
 
-        model, meta = load_checkpoint(args.checkpoint)
-        model.eval()
+        model, meta = checkpoint
         stem = args.checkpoint.stem
         common = dict(
             opset=args.opset or 17, dynamic_batch=args.batch is None, batch_size=args.batch or 1,
             with_embedding=args.with_embedding, checkpoint=args.checkpoint,
             preprocessing=preprocessing_from_meta(meta), visibility=meta.get("visibility"),
         )
-        fp32 = export_onnx(model, out / f"{stem}.onnx", precision="fp32", **common)
-        _say(f"wrote {fp32} (+ .json manifest)")
+        fp32 = export_onnx(model, stage / f"{stem}.onnx", precision="fp32", **common)
         if args.precision == "fp16":
-            fp16 = export_onnx(model, out / f"{stem}.fp16.onnx", precision="fp16", **common)
-            _say(f"wrote {fp16} (+ .json manifest)")
-            return fp16
+            return export_onnx(model, stage / f"{stem}.fp16.onnx", precision="fp16", **common)
         if args.precision == "fp32":
             return fp32
-        return quantize(args, fp32, out / f"{stem}.int8.onnx")
+        return quantize(args, fp32, stage / f"{stem}.int8.onnx")
 
     if onnx_precision(args.onnx) == args.precision:  # else fp32 to quantize (check_args)
         return args.onnx
     stem = args.onnx.name[: -len(".onnx")]
-    return quantize(args, args.onnx, out / f"{stem}.int8.onnx")
+    return quantize(args, args.onnx, stage / f"{stem}.int8.onnx")
 
 
 def quantize(args, fp32: Path, target: Path) -> Path:
@@ -166,10 +210,8 @@ def quantize(args, fp32: Path, target: Path) -> Path:
 
     prep = read_manifest(fp32).preprocessing
     inputs = calibration_inputs(args.calib_data, args.calib_size, seed=args.calib_seed, transform=prep.transform,
-                                audio=prep.audio_spec())
-    path = quantize_int8(fp32, target, inputs, method=args.calib_method)
-    _say(f"wrote {path} (+ .json manifest)")
-    return path
+                                audio=prep.audio_spec(), image_size=prep.image_size)
+    return quantize_int8(fp32, target, inputs, method=args.calib_method)
 
 
 def engine_config(args):
@@ -193,12 +235,29 @@ def tensorrt_or_none():
 @command
 def main(argv=None) -> int:
     args = parse_args(argv)
+    check_args(args)
+    config = engine_config(args)
+    checkpoint = load_model(args)
+    out = args.out or (args.checkpoint or args.onnx).parent
+    try:
+        with staged(out) as stage:
+            made = onnx_for(args, checkpoint, stage)
+    except KeyboardInterrupt:
+        print(f"interrupted; nothing was written ({out} is as it was)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    onnx_path = out / made.name if made.parent == stage else made
+    try:
+        return engine_for(args, onnx_path, config)
+    except KeyboardInterrupt:
+        print(f"interrupted while building the engine; the ONNX files in {out} are complete", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def engine_for(args, onnx_path: Path, config) -> int:
+    """Build (or adopt) the engine of ``onnx_path``, or print how to build it on the device."""
     from avsdk.export.manifest import read_manifest
     from avsdk.export.tensorrt_build import adopt_engine, build_engine, cached_engine, trtexec_commands
 
-    check_args(args)
-    config = engine_config(args)
-    onnx_path = onnx_for(args)
     trt, why = tensorrt_or_none()
     if trt is None:
         engine = args.engine or onnx_path.with_name(

@@ -104,16 +104,23 @@ def example_inputs(batch: int = 2, examples: int = 3, image_size: int = 224, see
     return frame, log_mel
 
 
-def _audio_preprocessing(model: nn.Module, preprocessing: Preprocessing) -> Preprocessing:
+def _model_preprocessing(model: nn.Module, preprocessing: Preprocessing) -> Preprocessing:
     """``preprocessing`` with the audio input of ``model`` (an AVNet's audio_spec; log-mel for
-    other modules). Raises InputError when an explicit preprocessing contradicts the model."""
+    other modules) and its frame side (an AVNet's config.image_size; 224 for other modules).
+    Raises InputError when an explicit preprocessing contradicts the model."""
     spec = getattr(model, "audio_spec", None)
-    if spec is None or (spec.kind, spec.sample_rate) == (preprocessing.audio, preprocessing.sample_rate):
-        return preprocessing
-    if (preprocessing.audio, preprocessing.sample_rate) != ("log_mel", 16000):  # not the default
-        raise bad_input("preprocessing", f"audio {spec.kind!r} at {spec.sample_rate} Hz (the model's input)",
-                        f"{preprocessing.audio!r} at {preprocessing.sample_rate} Hz", described=True)
-    return dataclasses.replace(preprocessing, audio=spec.kind, sample_rate=spec.sample_rate)
+    if spec is not None and (spec.kind, spec.sample_rate) != (preprocessing.audio, preprocessing.sample_rate):
+        if (preprocessing.audio, preprocessing.sample_rate) != ("log_mel", 16000):  # not the default
+            raise bad_input("preprocessing", f"audio {spec.kind!r} at {spec.sample_rate} Hz (the model's input)",
+                            f"{preprocessing.audio!r} at {preprocessing.sample_rate} Hz", described=True)
+        preprocessing = dataclasses.replace(preprocessing, audio=spec.kind, sample_rate=spec.sample_rate)
+    side = getattr(getattr(model, "config", None), "image_size", None)
+    if side is not None and side != preprocessing.image_size:
+        if preprocessing.image_size != Preprocessing().image_size:  # not the default
+            raise bad_input("preprocessing", f"image_size {side} (the model's)",
+                            f"image_size {preprocessing.image_size}", described=True)
+        preprocessing = dataclasses.replace(preprocessing, image_size=side)
+    return preprocessing
 
 
 def export_onnx(
@@ -154,7 +161,8 @@ def export_onnx(
 
     Raises:
         InputError: a bad argument.
-        ExportError: the file's opset is not ``opset``, or ONNX Runtime disagrees with PyTorch.
+        ExportError: the file's opset is not ``opset``, or ONNX Runtime disagrees with PyTorch
+            (NaN weights, say); ``path`` is then left as it was.
     """
     onnx = require("onnx", "export", "ONNX export")
     check_opset_argument(opset)
@@ -169,7 +177,7 @@ def export_onnx(
     if path.suffix != ".onnx":
         raise bad_input("path", "a file name ending in .onnx", str(path), described=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    preprocessing = _audio_preprocessing(model, preprocessing or Preprocessing())
+    preprocessing = _model_preprocessing(model, preprocessing or Preprocessing())
     audio_spec = preprocessing.audio_spec()
     input_names = ("frame", audio_spec.kind)
     audio_item = audio_spec.item_shape(preprocessing.clip_seconds)
@@ -208,6 +216,8 @@ def export_onnx(
         _declare_output_shapes(proto, {n: (batch, *t.shape[1:]) for n, t in zip(output_names, expected)})
         onnx.checker.check_model(proto, full_check=True)
         onnx.save(proto, str(tmp))
+        # checked before it takes the name: a graph that fails (NaN weights, say) is never out
+        parity = _verify(tmp, inputs, expected, precision, path.name) if verify else None
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -240,7 +250,6 @@ def export_onnx(
         },
     )
     if verify:
-        parity = _verify(path, inputs, expected, precision)
         manifest = _with_build(manifest, parity_max_abs_error=parity)
     write_manifest(manifest, path)
     return path
@@ -397,18 +406,20 @@ def downconvert(proto, opset: int):
     return converted
 
 
-def _verify(path, inputs, expected, precision) -> float:
+def _verify(path, inputs, expected, precision, artifact: str) -> float:
+    """The largest |ONNX Runtime - PyTorch| over the outputs of ``path`` (the file to be named
+    ``artifact``); ExportError above PARITY_ATOL."""
     from .onnx_runtime import OnnxRunner
 
     runner = OnnxRunner(path)
     got = runner.run_all(*inputs)
     worst = 0.0
-    for name, want in zip(runner.output_names, expected):
-        err = float((torch.as_tensor(got[name]) - want).abs().max())
+    for output, want in zip(runner.output_names, expected):
+        err = float((torch.as_tensor(got[output]) - want).abs().max())
         worst = max(worst, err)
         if not err <= PARITY_ATOL[precision]:
             raise ExportError(
-                f"{path.name}: ONNX Runtime output {name!r} differs from PyTorch by {err:.3g} "
+                f"{artifact}: ONNX Runtime output {output!r} differs from PyTorch by {err:.3g} "
                 f"(allowed {PARITY_ATOL[precision]} for {precision})"
             )
     return worst

@@ -66,15 +66,15 @@ def calibration_samples(root: str | os.PathLike, size: int, seed: int = 0,
     return pool[:size]
 
 
-def sample_inputs(sample, transform: str = "sacl", audio=None) -> dict:
-    """One benchmark sample as graph inputs: frame [1,3,224,224], log_mel [1,N,1,96,64] (or
+def sample_inputs(sample, transform: str = "sacl", audio=None, image_size: int = 224) -> dict:
+    """One benchmark sample as graph inputs: frame [1,3,S,S] (S = ``image_size``), log_mel [1,N,1,96,64] (or
     "waveform" [1,T] for a waveform ``audio`` spec) float32, prepared exactly as the
     evaluation prepares them (``avsdk.evaluation.sample_inputs``)."""
     from avsdk.evaluation import sample_inputs as model_inputs
 
     from avsdk.audio_input import AudioSpec
 
-    frame, heard = model_inputs(sample, transform, audio)
+    frame, heard = model_inputs(sample, transform, audio, image_size)
     return {
         "frame": np.ascontiguousarray(np.asarray(frame, dtype=np.float32)[None]),
         (audio or AudioSpec()).kind: np.ascontiguousarray(np.asarray(heard, dtype=np.float32)[None]),  # graph input name
@@ -82,15 +82,16 @@ def sample_inputs(sample, transform: str = "sacl", audio=None) -> dict:
 
 
 def calibration_inputs(root: str | os.PathLike, size: int, seed: int = 0,
-                       transform: str = "sacl", progress: bool = True, audio=None) -> list:
+                       transform: str = "sacl", progress: bool = True, audio=None, image_size: int = 224) -> list:
     """Graph inputs of ``calibration_samples(root, size, seed)``, loaded with a progress bar;
-    ``audio`` is the model's avsdk.audio_input.AudioSpec (None: log-mel)."""
+    ``audio`` is the model's avsdk.audio_input.AudioSpec (None: log-mel), ``image_size`` its
+    frame side (the manifest's preprocessing.image_size)."""
     samples = calibration_samples(root, size, seed)
     if progress:
         from tqdm import tqdm
 
         samples = tqdm(samples, desc="calibration samples", unit="sample", leave=False)
-    return [sample_inputs(s, transform, audio) for s in samples]
+    return [sample_inputs(s, transform, audio, image_size) for s in samples]
 
 
 def batched(items: Iterable[dict], batch_size: int) -> Iterator[dict]:
@@ -106,18 +107,24 @@ def batched(items: Iterable[dict], batch_size: int) -> Iterator[dict]:
 
 
 def _reader(batches: Sequence[dict]):
+    """ONNX Runtime's calibration reader over ``batches``. Its ``bar``, when set (a tqdm),
+    counts the samples served: the one sign of life of a calibration that runs for minutes."""
     from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
         def __init__(self):
             self._items = list(batches)
             self._at, self._end = 0, len(self._items)
+            self.bar = None
 
         def get_next(self):
             if self._at >= self._end:
                 return None
             self._at += 1
-            return self._items[self._at - 1]
+            item = self._items[self._at - 1]
+            if self.bar is not None:
+                self.bar.update(len(item["frame"]))
+            return item
 
         def __len__(self):
             return len(self._items)
@@ -149,6 +156,7 @@ def quantize_int8(
     exclude_nodes: Sequence[str] = (),
     keep_stem_float: bool = True,
     pass_samples: int = CALIBRATION_PASS_SAMPLES,
+    progress: bool = True,
 ) -> Path:
     """Quantize an fp32 avsdk ONNX to a Q/DQ int8 ONNX and write its manifest.
 
@@ -168,6 +176,7 @@ def quantize_int8(
         pass_samples: calibrate in passes of at most this many samples (memory grows with
             it, not with the calibration set); ranges and histograms carry over between
             passes.
+        progress: show a progress bar of the samples calibrated (minutes at 512 samples).
 
     Returns:
         ``out_path``.
@@ -179,6 +188,7 @@ def quantize_int8(
     require("onnxruntime", "export", "INT8 quantization")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
+    from tqdm import tqdm
 
     if method not in METHODS:
         raise bad_input("method", f"one of {METHODS}", method)
@@ -229,20 +239,23 @@ def quantize_int8(
         float_nodes = list(exclude_nodes) + _matmuls_without_weights(prepared)
         if keep_stem_float:
             float_nodes += _stem_convs(prepared)
-        quantize_static(
-            model_input=str(prepared),
-            model_output=str(staged),
-            calibration_data_reader=_reader(batches),
-            quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=list(QUANTIZED_OPS),
-            nodes_to_exclude=list(float_nodes),  # copied: ORT may edit the list it is given
-            per_channel=True,
-            reduce_range=False,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=calibrate,
-            extra_options=extra,
-        )
+        reader = _reader(batches)
+        with tqdm(total=samples, desc="calibrating", unit="sample", disable=not progress) as bar:
+            reader.bar = bar
+            quantize_static(
+                model_input=str(prepared),
+                model_output=str(staged),
+                calibration_data_reader=reader,
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(QUANTIZED_OPS),
+                nodes_to_exclude=list(float_nodes),  # copied: ORT may edit the list it is given
+                per_channel=True,
+                reduce_range=False,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=calibrate,
+                extra_options=extra,
+            )
         _drop_unused_domains(staged)
         os.replace(staged, out_path)
 

@@ -4,6 +4,15 @@ The clip is the one of docs/method.md, "Inputs".
 
     audio, rate = load_audio("dog.flac")          # [T] or [T, channels] float32, rate in Hz
     clip = prepare_waveform(audio, rate)          # [48000] float32: mono, 16 kHz, centred, rescaled
+    clip = prepare_waveform(audio, rate, start=0.0)   # the first 3 s instead of the centre ones
+
+The window heard: the centre ``clip_seconds`` of the sound by default, or the one beginning
+``start`` seconds in, anywhere in [0, duration - clip_seconds] (an InputError naming ``start``
+otherwise). A sound no longer than the clip is heard whole, tiled, so its only start is 0.
+``heard_window`` also says where the window lies, (start, end) in seconds.
+
+A WAV file whose header promises more samples than it holds (a truncated download or
+recording) is read as far as it goes, with a warning naming the file and both counts.
 
 Non-finite samples: a NaN or Inf anywhere in the audio raises InputError (naming how many and
 where) instead of being zeroed or dropped; a frontend fed them would return NaN features or a
@@ -25,6 +34,8 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import struct
+import warnings
 
 import numpy as np
 
@@ -52,6 +63,8 @@ def load_audio(source) -> tuple[np.ndarray, int]:
 
     Raises:
         InputError: missing, unreadable or empty file, or an unsupported ``source`` type.
+    Warns:
+        UserWarning: a WAV file holds fewer samples than its header promises (truncated).
     """
     import soundfile
 
@@ -63,6 +76,7 @@ def load_audio(source) -> tuple[np.ndarray, int]:
             raise bad_input("source", "an audio file", f"{path!r} (a directory)", described=True)
     elif not hasattr(source, "read"):
         raise bad_input("source", "a path or a binary file object", source)
+    promised = _wav_promised_frames(source)
     try:
         samples, rate = soundfile.read(source, dtype="float32", always_2d=False)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, OSError) as exc:
@@ -71,7 +85,53 @@ def load_audio(source) -> tuple[np.ndarray, int]:
         ) from exc
     if samples.size == 0:
         raise bad_input("source", "an audio file with at least one sample", f"{source!r} (empty)", described=True)
+    if promised is not None and len(samples) < promised:
+        name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", source)
+        warnings.warn(f"{name!r}: its WAV header promises {promised} samples per channel but the file holds "
+                      f"{len(samples)}; reading those (a truncated file?)", stacklevel=2)
     return samples, int(rate)
+
+
+def _wav_promised_frames(source) -> int | None:
+    """The sample frames a RIFF/WAVE header's data chunk declares; None for other files, a size
+    a stream writer leaves unknown, or a file object that cannot seek back.
+
+    libsndfile trims a data chunk that runs past the end of the file without a word (only its
+    log says "should be"), so the header is read here."""
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            with open(source, "rb") as handle:
+                return _data_frames(handle)
+        if not (hasattr(source, "seekable") and source.seekable()):
+            return None
+        position = source.tell()
+        try:
+            return _data_frames(source)
+        finally:
+            source.seek(position)
+    except (OSError, ValueError, struct.error):
+        return None
+
+
+def _data_frames(handle) -> int | None:
+    riff = handle.read(12)
+    if riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
+        return None
+    block_align = 0
+    for _ in range(64):  # the chunks before "data": fmt and a few of fact, LIST, bext, JUNK
+        header = handle.read(8)
+        if len(header) < 8:
+            return None
+        name, size = header[:4], struct.unpack("<I", header[4:])[0]
+        if name == b"data":
+            unknown = size == 0xFFFFFFFF  # what a writer that cannot seek back leaves
+            return None if unknown or not block_align else size // block_align
+        if name == b"fmt ":
+            block_align = struct.unpack("<H", handle.read(size)[12:14])[0]
+        else:
+            handle.seek(size, 1)
+        handle.seek(size % 2, 1)  # chunks are padded to an even size
+    return None
 
 
 def to_mono_16k(audio, sample_rate, argument: str = "audio", check_finite: bool = True) -> np.ndarray:
@@ -150,8 +210,54 @@ def min_max_rescale(x: np.ndarray) -> np.ndarray:
     return (2.0 * ((x - lo) / (hi - lo + 1e-3) - 0.5)).astype(np.float32)
 
 
-def prepare_waveform(audio, sample_rate, clip_seconds=3.0) -> np.ndarray:
-    """Mono, 16 kHz, centred/tiled to ``clip_seconds``, min-max rescaled to [-1, 1].
+def heard_window(audio, sample_rate, clip_seconds=3.0, start=None) -> tuple[np.ndarray, tuple[float, float]]:
+    """The window of ``audio`` a model hears, mono at 16 kHz, and where it lies in ``audio``.
+
+    Args:
+        audio, sample_rate: as :func:`prepare_waveform`.
+        clip_seconds: the window's length (the model's clip).
+        start: seconds into ``audio`` where the window begins, in [0, duration - clip_seconds];
+            None for the centre window. A sound no longer than the clip is heard whole, tiled
+            (centre_or_tile), and takes only None or 0.
+
+    Returns:
+        (clip [round(clip_seconds * 16000)] not rescaled, (start, end) in seconds of ``audio``;
+        (0, duration) for a tiled sound).
+
+    Raises:
+        InputError: see :func:`to_mono_16k` and :func:`clip_samples`; ``start`` not a finite
+            number or a window that does not lie within the sound.
+    """
+    length = clip_samples(clip_seconds)
+    x = to_mono_16k(audio, sample_rate)
+    if x.size <= length:  # heard whole, tiled: no other window exists
+        if start is not None:
+            _window_start(start, x.size, length)
+        return centre_or_tile(x, length), (0.0, x.size / SAMPLE_RATE)
+    first = x.size // 2 - length // 2 if start is None else _window_start(start, x.size, length)
+    return x[first : first + length], (first / SAMPLE_RATE, (first + length) / SAMPLE_RATE)
+
+
+def _window_start(start, samples: int, length: int) -> int:
+    """``start`` seconds as the first 16 kHz sample of a window of ``length`` samples within a
+    sound of ``samples``; a sound no longer than the window has only 0."""
+    latest = max(0, samples - length)
+    sound, clip = samples / SAMPLE_RATE, length / SAMPLE_RATE
+    if latest:
+        expected = f"None or seconds in [0, {latest / SAMPLE_RATE:g}] (a {clip:g} s window within {sound:g} s of sound)"
+    else:
+        expected = f"None or 0 (the {sound:g} s sound is no longer than the {clip:g} s clip: it is heard whole)"
+    if isinstance(start, bool) or not isinstance(start, numbers.Real) or not math.isfinite(start):
+        raise bad_input("start", expected, start)
+    first = int(round(float(start) * SAMPLE_RATE))
+    if not 0 <= first <= latest:
+        raise bad_input("start", expected, start)
+    return first
+
+
+def prepare_waveform(audio, sample_rate, clip_seconds=3.0, start=None) -> np.ndarray:
+    """Mono, 16 kHz, the ``clip_seconds`` window (centred or from ``start``; a shorter sound tiled),
+    min-max rescaled to [-1, 1].
 
     As in docs/method.md, "Inputs".
 
@@ -162,15 +268,15 @@ def prepare_waveform(audio, sample_rate, clip_seconds=3.0) -> np.ndarray:
             through np.array) and wider unsigned dtypes are refused: see the module docstring.
         sample_rate: rate of ``audio`` in Hz (> 0).
         clip_seconds: clip length; 3 s gives [48000].
+        start: where the window begins in seconds, None for the centre (see :func:`heard_window`).
 
     Returns:
         [round(clip_seconds * 16000)] float32.
 
     Raises:
-        InputError: see :func:`to_mono_16k` and :func:`clip_samples`.
+        InputError: see :func:`heard_window`.
     """
-    length = clip_samples(clip_seconds)
-    return min_max_rescale(centre_or_tile(to_mono_16k(audio, sample_rate), length))
+    return min_max_rescale(heard_window(audio, sample_rate, clip_seconds, start)[0])
 
 
 def _pcm_to_unit(x: np.ndarray) -> np.ndarray:

@@ -6,7 +6,9 @@ Two kinds of audio input exist, set by the model's audio encoder:
     "waveform"  [T]             the waveform itself at the encoder's rate (SoundNet: 22050 Hz)
 
 Both start the same way (avsdk.audio.prepare_waveform): mono, 16 kHz, the centre ``clip_seconds``
-(a shorter sound tiled), min-max rescaled to [-1, 1]. A waveform input is then resampled to
+(a shorter sound tiled), min-max rescaled to [-1, 1]. To hear another window, cut it first
+(avsdk.audio.heard_window, as the Localizer does for its ``start``) and pass the 16 kHz clip.
+A waveform input is then resampled to
 its rate, so that what a model hears is band-limited the same way in training (the benchmark's
 clips are 16 kHz) and on a device fed 44.1 kHz audio.
 

@@ -1,7 +1,9 @@
 """The ``avsdk`` command.
 
+    avsdk --version
     avsdk info                                           versions, frontend backend, CUDA
     avsdk localize MODEL FRAME AUDIO --out overlay.png   heatmap over the frame, box, peak
+    avsdk localize MODEL FRAME AUDIO --start 0 --json    the first clip of AUDIO; JSON on stdout
     avsdk localize-video MODEL VIDEO [--time T] --out overlay.png
 """
 from __future__ import annotations
@@ -73,16 +75,25 @@ def _info(args) -> int:
     return 0
 
 
-def _report(result, out, image) -> None:
+def _report(result, out, image, as_json: bool = False) -> None:
+    """Print the result (as JSON: LocalizationResult.to_dict and the overlay's path), after
+    writing the overlay PNG to ``out`` when given."""
+    written = None
+    if out is not None:
+        with flags({"path": "--out"}):  # written atomically; an OSError is one line naming --out
+            written = result.save_overlay(out, image)
+    if as_json:
+        print(json.dumps({**result.to_dict(), "overlay": None if written is None else str(written)}, indent=2))
+        return
     print(f"box   (x0, y0, x1, y1) = {result.box}")
     print(f"peak  (x, y)           = {result.peak}")
     print(f"score (max cosine)     = {result.score:.4f}")
     if result.on_screen is not None:
         print(f"on screen (calibrated) = {result.on_screen:.3f}"
               + ("" if result.on_screen >= 0.5 else "  (the source is most likely not in the picture)"))
-    if out is not None:
-        with flags({"path": "--out"}):  # written atomically; an OSError is one line naming --out
-            written = result.save_overlay(out, image)
+    if result.window is not None:
+        print(f"heard (s)              = {result.window[0]:.3f} to {result.window[1]:.3f}")
+    if written is not None:
         print(f"overlay written to {written}")
 
 
@@ -113,9 +124,9 @@ def _localize(args) -> int:
     input_file("frame", args.frame)
     input_file("audio", args.audio)
     localizer = _load(args)
-    with _pixel_limit_flag():
-        result = localizer(args.frame, args.audio)
-    _report(result, args.out, args.frame)
+    with _pixel_limit_flag(), flags({"start": "--start"}):
+        result = localizer(args.frame, args.audio, start=args.start)
+    _report(result, args.out, args.frame, args.json)
     return 0
 
 
@@ -127,7 +138,7 @@ def _localize_video(args) -> int:
     with flags({"time": "--time", "path": "video"}):
         clip = read_clip(args.video, time=args.time, clip_seconds=localizer.clip_seconds)
     with _pixel_limit_flag():
-        result = localizer(clip.frame, clip.audio, sample_rate=clip.sample_rate)
+        result = localizer._localize_clip(clip)  # its window in seconds of the video
     print(f"frame at {clip.time:.3f} s")
     _report(result, args.out, clip.frame)
     return 0
@@ -142,7 +153,10 @@ def _max_pixels_flag(parser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from avsdk import __version__
+
     parser = argparse.ArgumentParser(prog="avsdk", description="Audio-visual sound source localization.")
+    parser.add_argument("--version", action="version", version=f"avsdk {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     info = commands.add_parser("info", help="versions, audio frontend backend, CUDA")
@@ -153,7 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     localize.add_argument("model", help="model file: .pt, .onnx or .engine")
     localize.add_argument("frame", help="image file")
     localize.add_argument("audio", help="sound file (wav, flac, ogg)")
+    localize.add_argument("--start", type=float, default=None, metavar="SECONDS",
+                          help="where in AUDIO the model's clip begins (default: the centre clip)")
     localize.add_argument("--out", default=None, help="write the overlay PNG here")
+    localize.add_argument("--json", action="store_true",
+                          help="print box, peak, score, on_screen and the heard window as JSON")
     localize.add_argument("--device", default="cpu", help="torch device for a .pt model")
     localize.add_argument("--frontend", default="auto", choices=("auto", "compiled", "numpy"),
                         help="log-mel implementation (default: compiled when built)")

@@ -94,9 +94,9 @@ def load_target(sample) -> Target:
     )
 
 
-def sample_inputs(sample, transform: str = "sacl", audio=None):
-    """Model inputs of one sample: (frame [3, 224, 224] float32, the graph's audio input
-    float32: log_mel [N, 1, 96, 64], or the waveform [T] when ``audio`` (an
+def sample_inputs(sample, transform: str = "sacl", audio=None, image_size: int = 224):
+    """Model inputs of one sample: (frame [3, image_size, image_size] float32, the graph's
+    audio input float32: log_mel [N, 1, 96, 64], or the waveform [T] when ``audio`` (an
     avsdk.audio_input.AudioSpec) says so)."""
     import torch
 
@@ -104,7 +104,7 @@ def sample_inputs(sample, transform: str = "sacl", audio=None):
     from avsdk.audio_input import AudioSpec, audio_input
     from avsdk.frames import frame_tensor, load_frame
 
-    frame = frame_tensor(load_frame(sample.image), transform=transform)
+    frame = frame_tensor(load_frame(sample.image), transform=transform, size=image_size)
     heard = torch.as_tensor(audio_input(*load_audio(sample.audio), spec=audio or AudioSpec()))
     return frame, heard
 
@@ -160,7 +160,7 @@ def report_from_maps(maps: Iterable[np.ndarray], targets: Sequence[Target]) -> E
 
 
 def _predicted_maps(predict: Predict, samples: Sequence, batch_size: int, transform: str,
-                    progress: bool, audio=None):
+                    progress: bool, audio=None, image_size: int = 224):
     import torch
 
     batches = range(0, len(samples), batch_size)
@@ -170,7 +170,7 @@ def _predicted_maps(predict: Predict, samples: Sequence, batch_size: int, transf
         batches = tqdm(batches, desc="evaluate", unit="batch", leave=False)
     for start in batches:
         chunk = samples[start : start + batch_size]
-        frames, log_mels = zip(*(sample_inputs(s, transform, audio) for s in chunk))
+        frames, log_mels = zip(*(sample_inputs(s, transform, audio, image_size) for s in chunk))
         with torch.no_grad():
             out = predict(torch.stack(frames), torch.stack(log_mels))
         try:
@@ -183,7 +183,7 @@ def _predicted_maps(predict: Predict, samples: Sequence, batch_size: int, transf
 
 
 def evaluate(predict: Predict, samples: Sequence, batch_size: int = 16, progress: bool = True,
-             transform: str = "sacl", audio=None) -> EvalReport:
+             transform: str = "sacl", audio=None, image_size: int = 224) -> EvalReport:
     """Run ``predict`` over ``samples`` and score its maps.
 
     Args:
@@ -195,6 +195,8 @@ def evaluate(predict: Predict, samples: Sequence, batch_size: int = 16, progress
         transform: frame test transform, "sacl" (resize) or "sspl" (resize + centre crop).
         audio: the model's audio input (avsdk.audio_input.AudioSpec; None: log-mel), as a
             Localizer's ``audio``.
+        image_size: side of the frames ``predict`` takes (a Localizer's ``image_size``); the
+            maps are scored at the benchmark's 224x224 masks whatever their grid.
     Raises:
         InputError: no samples, a bad batch size, or predict returns the wrong shape.
     """
@@ -208,14 +210,16 @@ def evaluate(predict: Predict, samples: Sequence, batch_size: int = 16, progress
     if not isinstance(batch_size, int) or batch_size < 1:
         raise bad_input("batch_size", "a positive int", batch_size)
     targets = [load_target(s) for s in samples]
-    return report_from_maps(_predicted_maps(predict, samples, batch_size, transform, progress, audio), targets)
+    return report_from_maps(_predicted_maps(predict, samples, batch_size, transform, progress, audio, image_size),
+                            targets)
 
 
 def predicted_maps(predict: Predict, samples: Sequence, batch_size: int = 16, transform: str = "sacl",
-                   audio=None, progress: bool = False) -> np.ndarray:
+                   audio=None, progress: bool = False, image_size: int = 224) -> np.ndarray:
     """The raw maps [n, h, w] of ``predict`` on ``samples`` (inputs as ``evaluate`` makes them);
     unlike ``evaluate`` the samples need no ground truth (e.g. off-screen pairs)."""
-    return np.stack(list(_predicted_maps(predict, list(samples), batch_size, transform, progress, audio)))
+    return np.stack(list(_predicted_maps(predict, list(samples), batch_size, transform, progress, audio,
+                                         image_size)))
 
 
 BASELINES = {"all-ones": metrics.all_ones_map, "centre box": metrics.centre_box_map}

@@ -1,6 +1,6 @@
 """Visual input: any picture -> RGB uint8 [H, W, 3] -> the normalised [3, 224, 224] of docs/method.md, "Inputs".
 
-    frame = load_frame("street.jpg")              # path, PIL image or numpy array
+    frame = load_frame("street.jpg")              # path, binary file object, PIL image or numpy array
     x = frame_tensor(frame, transform="sacl")     # torch.float32 [3, 224, 224]
     x, (height, width) = frame_input("street.jpg")  # the same input, a big JPEG decoded small
 
@@ -42,10 +42,11 @@ def load_frame(source, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """Read a frame as RGB uint8.
 
     Args:
-        source: a path (str or PathLike; its EXIF orientation is applied), a PIL image in any
-            mode (RGB, RGBA, L, P, I;16, I, F, CMYK, ...; I and F on Pillow's 0..255 scale), or
-            a numpy array [H, W], [H, W, 1], [H, W, 3] or [H, W, 4] that is uint8 or float in
-            [0, 1] (alpha is dropped, grey is repeated to 3 channels).
+        source: a path (str or PathLike) or a binary file object (an open file, io.BytesIO),
+            either with its EXIF orientation applied; a PIL image in any mode (RGB, RGBA, L, P,
+            I;16, I, F, CMYK, ...; I and F on Pillow's 0..255 scale); or a numpy array [H, W],
+            [H, W, 1], [H, W, 3] or [H, W, 4] that is uint8 or float in [0, 1] (alpha is
+            dropped, grey is repeated to 3 channels).
         max_pixels: the most pixels (width x height) accepted; None for no limit.
 
     Returns:
@@ -59,8 +60,8 @@ def load_frame(source, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     from PIL import Image
 
     max_pixels = check_max_pixels(max_pixels)
-    if isinstance(source, (str, os.PathLike)):
-        return _from_pil(_open(os.fspath(source), max_pixels)[0], "source")
+    if _is_file(source):
+        return _from_pil(_open(source, max_pixels)[0], "source")
     if isinstance(source, Image.Image):
         _check_pixels(source.width, source.height, max_pixels, f"a {source.width}x{source.height} PIL image")
         return _from_pil(source, "source")
@@ -69,7 +70,7 @@ def load_frame(source, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
             height, width = source.shape[:2]
             _check_pixels(width, height, max_pixels, f"an array of shape {source.shape}")
         return _from_array(source)
-    raise bad_input("source", "a path, a PIL image or a numpy array [H, W, 3]", source)
+    raise bad_input("source", "a path, a PIL image or a numpy array [H, W, 3], or a binary file object", source)
 
 
 def frame_tensor(frame, transform: str = "sacl", size: int = 224, max_pixels: int | None = MAX_PIXELS):
@@ -108,12 +109,17 @@ def frame_input(frame, transform: str = "sacl", size: int = 224, max_pixels: int
     """
     _check_transform(transform, size)
     max_pixels = check_max_pixels(max_pixels)
-    if isinstance(frame, (str, os.PathLike)):
+    if _is_file(frame):
         margin = DRAFT_MARGIN * size
-        image, frame_size = _open(os.fspath(frame), max_pixels, draft=(margin, margin))
+        image, frame_size = _open(frame, max_pixels, draft=(margin, margin))
         return _tensor(_from_pil(image, "source"), transform, size), frame_size
     pixels = load_frame(frame, max_pixels)
     return _tensor(pixels, transform, size), pixels.shape[:2]
+
+
+def _is_file(source) -> bool:
+    """A path or a binary file object (what Image.open takes), as opposed to pixels."""
+    return isinstance(source, (str, os.PathLike)) or hasattr(source, "read")
 
 
 def check_max_pixels(max_pixels) -> int | None:
@@ -184,9 +190,9 @@ def _too_many_pixels(max_pixels: int, received: str) -> InputError:
 _PILLOW_LIMIT = threading.Lock()  # serialises the opens that lift Pillow's own limit
 
 
-def _open_header(path: str, max_pixels: int | None):
-    """Image.open (the header only) with avsdk's pixel limit in place of Pillow's
-    decompression-bomb check; the caller closes the image."""
+def _open_header(path, max_pixels: int | None):
+    """Image.open (the header only) of a path or binary file object with avsdk's pixel limit in
+    place of Pillow's decompression-bomb check; the caller closes the image."""
     from PIL import Image
 
     try:
@@ -220,15 +226,18 @@ def _oriented_size(image) -> tuple[int, int]:
     return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
 
 
-def _open(path: str, max_pixels: int | None, draft: tuple[int, int] | None = None):
-    """(the image at ``path``, loaded, its EXIF orientation applied; its (height, width)).
+def _open(path, max_pixels: int | None, draft: tuple[int, int] | None = None):
+    """(the image at ``path``, or in a binary file object (read from its start, as Pillow
+    does), loaded, its EXIF orientation applied; its (height, width)).
 
     ``draft``: decode a JPEG at the smallest of 1/2, 1/4, 1/8 scale that keeps at least
     these (width, height); the size returned is the full one all the same."""
     from PIL import ImageOps, UnidentifiedImageError
 
-    if not os.path.exists(path):
-        raise bad_input("source", "an existing image file", f"{path!r} (no such file)", described=True)
+    if isinstance(path, (str, os.PathLike)):
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise bad_input("source", "an existing image file", f"{path!r} (no such file)", described=True)
     try:
         with _open_header(path, max_pixels) as image:
             size = _oriented_size(image)

@@ -2,7 +2,8 @@
 
     loc = Localizer.load("model.onnx")        # .pt checkpoint, .onnx, or TensorRT .engine
     result = loc("frame.jpg", "clip.wav")      # or arrays: loc(rgb, waveform, sample_rate=44100)
-    result.box, result.peak, result.score
+    result.box, result.peak, result.score, result.window   # window: the seconds of sound heard
+    loc("frame.jpg", "clip.wav", start=0.0)    # hear the first clip_seconds, not the centre ones
     result.save_overlay("overlay.png", "frame.jpg")
 
 Every backend is a callable ``(frames [B, 3, 224, 224], log_mel [B, N, 1, 96, 64]) -> raw
@@ -12,6 +13,7 @@ cosine maps [B, h, w]`` (numpy), so a Localizer can also be scored with
 from __future__ import annotations
 
 import os
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +52,9 @@ class LocalizationResult:
         validation pairs, avsdk.visibility), or None for a model saved without a calibration.
         Below 0.5 the heatmap and box point at the best match of a sound that is most
         likely off screen, silent or noise.
+    window: (start, end), the seconds of the sound the model heard (avsdk.audio.heard_window):
+        the centre clip_seconds unless the call chose ``start``; (0, duration) for a sound
+        shorter than the clip, which is heard whole, tiled. None when not known.
 
     ``heatmap`` may be given as the array or as a function of no arguments that returns it.
     """
@@ -59,11 +64,13 @@ class LocalizationResult:
     peak: tuple[int, int]
     score: float
     on_screen: float | None = None
+    window: tuple[float, float] | None = None
 
     def __init__(self, heatmap, similarity: np.ndarray, box: tuple[int, int, int, int],
-                 peak: tuple[int, int], score: float, on_screen: float | None = None):
+                 peak: tuple[int, int], score: float, on_screen: float | None = None,
+                 window: tuple[float, float] | None = None):
         for name, value in (("_heatmap", heatmap), ("similarity", similarity), ("box", box), ("peak", peak),
-                            ("score", score), ("on_screen", on_screen)):
+                            ("score", score), ("on_screen", on_screen), ("window", window)):
             object.__setattr__(self, name, value)
 
     @property
@@ -79,6 +86,12 @@ class LocalizationResult:
         from avsdk.overlay import save_overlay
 
         return save_overlay(path, image, self.heatmap, box=self.box, peak=self.peak, alpha=alpha)
+
+    def to_dict(self) -> dict:
+        """box, peak, score, on_screen and window as plain JSON-ready values (the maps left out)."""
+        window = None if self.window is None else {"start": self.window[0], "end": self.window[1]}
+        return {"box": [int(v) for v in self.box], "peak": [int(v) for v in self.peak], "score": float(self.score),
+                "on_screen": None if self.on_screen is None else float(self.on_screen), "window": window}
 
 
 def heatmap_at_image_size(similarity: np.ndarray, height: int, width: int,
@@ -162,9 +175,10 @@ def _box_grid(height: int, width: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def result_from_similarity(similarity: np.ndarray, height: int, width: int,
-                           transform: str = "sacl", on_screen: float | None = None) -> LocalizationResult:
-    """Build the typed result of one raw map [h, w] for an image of height x width pixels.
+def result_from_similarity(similarity: np.ndarray, height: int, width: int, transform: str = "sacl",
+                           on_screen: float | None = None, window=None) -> LocalizationResult:
+    """Build the typed result of one raw map [h, w] for an image of height x width pixels
+    (``window``: the seconds of sound heard, see LocalizationResult).
 
     The box and peak come from the heatmap at the frame's size when its longer side is at
     most BOX_GRID_SIDE, else from one at that size, scaled (see LocalizationResult); the
@@ -189,7 +203,7 @@ def result_from_similarity(similarity: np.ndarray, height: int, width: int,
         def heatmap():
             return heatmap_at_image_size(similarity, height, width, transform)
     return LocalizationResult(heatmap=heatmap, similarity=similarity, box=(x0, y0, x1, y1), peak=(x, y),
-                              score=float(similarity.max()), on_screen=on_screen)
+                              score=float(similarity.max()), on_screen=on_screen, window=window)
 
 
 # ------------------------------------------------------------------------- backends
@@ -252,6 +266,7 @@ def _numpy(value) -> np.ndarray:
 
 
 def _onnx_backend(path: Path, transform: str | None) -> tuple[RunnerBackend, dict]:
+    from avsdk.export.manifest import manifest_path
     from avsdk.export.onnx_runtime import OnnxRunner
 
     try:
@@ -261,11 +276,27 @@ def _onnx_backend(path: Path, transform: str | None) -> tuple[RunnerBackend, dic
     except Exception as exc:  # ONNX Runtime's own errors (InvalidProtobuf, Fail, ...) share no base
         raise CheckpointError(f"{str(path)!r} is not a loadable ONNX model: {exc}") from exc
     settings = _preprocessing(path, transform)
-    settings.setdefault("image_size", runner.image_size)  # no manifest: the graph's own input size
+    defaults = not manifest_path(path).is_file()
+    if defaults:  # with the graph's own frame size
+        settings["image_size"] = runner.image_size
     _check_graph_inputs(runner, path, settings)
     _check_onnx_weights(path)
+    if defaults:
+        _warn_no_manifest(path, settings)
     batch = runner.session.get_inputs()[0].shape[0]
     return RunnerBackend(runner, "onnxruntime", batch if isinstance(batch, int) else None), settings
+
+
+def _warn_no_manifest(path: Path, settings: dict) -> None:
+    """A graph without its manifest runs with the default preprocessing: say so, as a graph
+    trained on other clips or frames would give maps that look plausible and are wrong."""
+    from avsdk.export.manifest import manifest_path
+
+    warnings.warn(  # stacklevel: the caller of Localizer.load
+        f"ONNX graph {str(path)!r} has no manifest {manifest_path(path).name!r}: running it with the default "
+        f"preprocessing (transform {settings.get('transform', 'sacl')!r}, 3.0 s clips, log-mel audio, "
+        f"{settings['image_size']} px frames read off the graph) and no on-screen calibration; keep the "
+        ".json that avsdk.export writes beside the graph", stacklevel=4)
 
 
 def _engine_backend(path: Path, transform: str | None) -> tuple[RunnerBackend, dict]:
@@ -532,6 +563,7 @@ class Localizer:
             _check_finite_weights(model, source)
             settings = {k: meta[k] for k in ("transform", "clip_seconds") if k in meta}
             settings["audio"] = model.audio_spec
+            settings["image_size"] = model.config.image_size
             settings = _file_settings(settings, f"{source} meta", transform)
             settings["visibility"] = _calibration(meta.get("visibility"), f"{path}: meta visibility")
             backend = TorchBackend(model, device)
@@ -555,8 +587,9 @@ class Localizer:
         if bad:
             raise bad_input("model", "a model whose weights are finite",
                             f"one with NaN or Inf in {', '.join(bad[:3])}", described=True)
+        config = getattr(model, "config", None)
         return cls(TorchBackend(model, device), transform=transform, audio=getattr(model, "audio_spec", None),
-                   max_pixels=max_pixels)
+                   max_pixels=max_pixels, image_size=getattr(config, "image_size", 224))
 
     @classmethod
     def load_sacl(cls, frame_path, sound_path, device: str = "cpu",
@@ -609,7 +642,7 @@ class Localizer:
         return CheckpointError(f"{self.source} returned {got}, expected {expected}: it is not an avsdk "
                                "localization model, or a broken one")
 
-    def inputs(self, frame, audio, sample_rate: int | None = None):
+    def inputs(self, frame, audio, sample_rate: int | None = None, start: float | None = None):
         """(RGB uint8 [H, W, 3], frame tensor [1, 3, S, S], the graph's audio input [1, ...]
         (log_mel [1, N, 1, 96, 64] or waveform [1, T], see avsdk.audio_input), the heard
         window's level in dBFS or None when the model has no visibility calibration)."""
@@ -617,24 +650,25 @@ class Localizer:
 
         with renamed({"source": "frame"}):  # the readers' own argument is "source"
             image = load_frame(frame, self.max_pixels)
-        heard, level = self._audio(audio, sample_rate)
+        heard, level, _ = self._audio(audio, sample_rate, start)
         return image, frame_tensor(image, self.transform, self.image_size, max_pixels=None)[None], heard, level
 
-    def _inputs(self, frame, audio, sample_rate):
-        """As ``inputs`` with the frame's (height, width) in place of its pixels: a big JPEG is
-        decoded at a reduced size (avsdk.frames.frame_input)."""
+    def _inputs(self, frame, audio, sample_rate, start):
+        """As ``inputs`` with the frame's (height, width) in place of its pixels (a big JPEG is
+        decoded at a reduced size, avsdk.frames.frame_input), and the heard window last."""
         from avsdk.frames import frame_input
 
         with renamed({"source": "frame"}):
             tensor, size = frame_input(frame, self.transform, self.image_size, self.max_pixels)
-        heard, level = self._audio(audio, sample_rate)
-        return size, tensor[None], heard, level
+        heard, level, window = self._audio(audio, sample_rate, start)
+        return size, tensor[None], heard, level, window
 
-    def _audio(self, audio, sample_rate):
-        """(the graph's audio input [1, ...], the heard window's level or None)."""
+    def _audio(self, audio, sample_rate, start):
+        """(the graph's audio input [1, ...], the heard window's level or None, the window
+        (start, end) in seconds)."""
         import torch
 
-        from avsdk.audio import load_audio
+        from avsdk.audio import SAMPLE_RATE, heard_window, load_audio
         from avsdk.audio_input import audio_input
 
         if isinstance(audio, (str, os.PathLike)) or hasattr(audio, "read"):  # a file, or file object
@@ -654,44 +688,62 @@ class Localizer:
             if sample_rate is None:
                 raise bad_input("sample_rate", "the rate in Hz of the audio array (required for arrays)", None)
             audio = _as_array(audio, "audio")
-        heard = torch.as_tensor(audio_input(audio, sample_rate, self.audio, self.clip_seconds, self.frontend))[None]
+        # cut once, at 16 kHz: a clip of exactly clip_seconds is its own centre for audio_input and the level
+        clip, window = heard_window(audio, sample_rate, self.clip_seconds, start)
+        heard = torch.as_tensor(audio_input(clip, SAMPLE_RATE, self.audio, self.clip_seconds, self.frontend))[None]
         level = None
         if self.visibility is not None:
             from avsdk.visibility import audio_level_db
 
-            level = audio_level_db(audio, sample_rate, self.clip_seconds)
-        return heard, level
+            level = audio_level_db(clip, SAMPLE_RATE, self.clip_seconds)
+        return heard, level, window
 
-    def __call__(self, frame, audio, sample_rate: int | None = None) -> LocalizationResult:
+    def __call__(self, frame, audio, sample_rate: int | None = None, start: float | None = None
+                 ) -> LocalizationResult:
         """Localize the sound in one frame.
 
         Args:
-            frame: image path, PIL image, or array [H, W, 3] (uint8, or float in [0, 1]), of at
-                most ``max_pixels`` pixels.
+            frame: image path or binary file object, PIL image, or array [H, W, 3] (uint8, or
+                float in [0, 1]), of at most ``max_pixels`` pixels.
             audio: sound file path or file object, or waveform array [T] / [T, channels].
             sample_rate: Hz; required when ``audio`` is an array, not allowed with a path.
+            start: seconds into the sound where the ``clip_seconds`` the model hears begin, in
+                [0, duration - clip_seconds]; None (default) for the centre ones. A sound no
+                longer than the clip is heard whole, tiled, and takes only None or 0.
         Returns:
-            LocalizationResult at the frame's original size.
+            LocalizationResult at the frame's original size; its ``window`` is the heard
+            (start, end) in seconds of ``audio``.
         Raises:
             InputError: unreadable or malformed frame or audio, a frame of more than
-                ``max_pixels`` pixels, missing sample_rate.
+                ``max_pixels`` pixels, missing sample_rate, a ``start`` outside the sound.
             CheckpointError: the loaded model returned no valid maps (NaN, wrong shape).
         """
-        (height, width), frames, log_mel, level = self._inputs(frame, audio, sample_rate)
+        return self._localize(frame, audio, sample_rate, start)
+
+    def _localize(self, frame, audio, sample_rate, start, offset: float = 0.0) -> LocalizationResult:
+        """__call__, the window reported ``offset`` seconds later (where ``audio`` begins in a video)."""
+        (height, width), frames, log_mel, level, window = self._inputs(frame, audio, sample_rate, start)
         similarity = self.predict(frames, log_mel)[0]
         on_screen = None
         if self.visibility is not None:
             from avsdk.visibility import map_features
 
             on_screen = self.visibility.probability(map_features(similarity, level))
-        return result_from_similarity(similarity, height, width, self.transform, on_screen)
+        window = (offset + window[0], offset + window[1])
+        return result_from_similarity(similarity, height, width, self.transform, on_screen, window)
 
     def localize_video(self, path: str | os.PathLike, time: float | None = None) -> LocalizationResult:
         """Localize in the frame of a video at ``time`` seconds (default: the middle), with the
-        ``clip_seconds`` of its soundtrack centred on that moment. Needs PyAV (extra "video")."""
+        ``clip_seconds`` of its soundtrack centred on that moment (``window`` in seconds of the
+        video). Needs PyAV (extra "video")."""
         from avsdk.video import read_clip
 
         if not isinstance(path, (str, os.PathLike)):
             raise bad_input("path", "a video file path", path)
-        clip = read_clip(path, time=time, clip_seconds=self.clip_seconds)
-        return self(clip.frame, clip.audio, sample_rate=clip.sample_rate)
+        return self._localize_clip(read_clip(path, time=time, clip_seconds=self.clip_seconds))
+
+    def _localize_clip(self, clip) -> LocalizationResult:
+        """Localize an avsdk.video.VideoClip read with this model's clip_seconds, ``window`` in
+        seconds of the video."""
+        sound_begins = max(0.0, clip.time - self.clip_seconds / 2.0)  # as read_clip cuts it
+        return self._localize(clip.frame, clip.audio, clip.sample_rate, None, offset=sound_begins)

@@ -71,6 +71,14 @@ def checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_benchmark(tmp_path_factory):
+    """A real-parts benchmark of a few samples per split, built from the committed asset pack."""
+    datasets = pytest.importorskip("avsdk.datasets")
+    config = datasets.BenchmarkConfig(train=12, val=4, test=2, unheard=2)
+    return datasets.build_benchmark(tmp_path_factory.mktemp("bench"), config, progress=False)
+
+
 @pytest.fixture
 def device() -> str:
     """The device kernel tests run on: CUDA when present, else the CPU (interpreter)."""

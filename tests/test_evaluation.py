@@ -61,7 +61,7 @@ def samples(tmp_path):
 def synthetic_inputs(monkeypatch):
     """Replace audio/frame loading by a frame that is the image itself (channel 0 in [0, 1])."""
 
-    def fake_inputs(sample, transform="sacl", audio=None):
+    def fake_inputs(sample, transform="sacl", audio=None, image_size=224):
         pixels = np.asarray(Image.open(sample.image), dtype=np.float32) / 255.0
         return torch.from_numpy(pixels).permute(2, 0, 1).contiguous(), torch.zeros(3, 1, 96, 64)
 

@@ -128,14 +128,6 @@ def test_train_checks_data_before_creating_out(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.fixture(scope="module")
-def tiny_benchmark(tmp_path_factory):
-    datasets = pytest.importorskip("avsdk.datasets")
-    pytest.importorskip("avsdk.frontend", reason="the audio frontend has not landed")
-    config = datasets.BenchmarkConfig(train=12, val=4, test=2, unheard=2)
-    return datasets.build_benchmark(tmp_path_factory.mktemp("bench"), config, progress=False)
-
-
 @pytest.mark.parametrize("mode,scheme,pcm", [("fast", "sacl", False), ("full", "sacl", False),
                                              ("fast", "sspl", False), ("fast", "sspl", True)])
 def test_three_steps_write_a_checkpoint(tiny_benchmark, tmp_path, mode, scheme, pcm):

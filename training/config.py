@@ -55,7 +55,7 @@ class TrainConfig:
     num_workers: int = 0
     max_steps: int = 0  # stop after this many optimiser steps (0: no limit), for smoke runs; the
     # epoch it stops in counts as done (a resumed run goes on with the next one)
-    resume: bool = False  # continue from out/last.pt when it exists (same settings but epochs)
+    resume: bool = False  # continue the run in out from its last.pt, which must exist (same settings but epochs)
     overwrite: bool = False  # start over in an out folder that holds a run (best.pt / last.pt)
     progress: bool = True
 
@@ -68,6 +68,9 @@ class TrainConfig:
             raise bad_input("select", f"one of {tuple(SELECTIONS)}", self.select)
         if self.mode not in MODES:
             raise bad_input("mode", f"one of {MODES}", self.mode)
+        if self.resume and self.overwrite:
+            raise bad_input("overwrite", "either resume (continue the run in out) or overwrite (start it over)",
+                            "both", described=True)
         from avsdk.localizer import torch_device
 
         torch_device(self.device)  # torch's own error would be a RuntimeError or an assertion

@@ -46,7 +46,7 @@ def run_evaluation(checkpoint: str | os.PathLike, data: str | os.PathLike, split
         samples = samples[:limit]
     localizer = Localizer.load(checkpoint, transform=transform)
     model = evaluate(localizer.predict, samples, batch_size=batch_size, progress=progress, audio=localizer.audio,
-                     transform=localizer.transform)
+                     transform=localizer.transform, image_size=localizer.image_size)
     return {"model": model, **evaluate_baselines(samples)}
 
 

@@ -28,6 +28,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from avsdk.errors import bad_input
+
 from .augment import ViewParams, apply_view, sample_view
 from .data import MAP_SIZE, clip_audio, open_frame
 from .segmentation import nearest_resize, pseudo_segmentation
@@ -68,9 +70,11 @@ class FeatureCache:
         return f1, f2, seg1, seg2, self.audio(index, rng)
 
 
-def _view_pool(frame, labels, count: int, scheme: str, rng: np.random.Generator):
-    """The fixed views of one image: [(tensor [3, 224, 224], labels [224, 224] or None)]."""
-    views = [apply_view(frame, labels, ViewParams(0, 0, flip), "sacl", resize=224) for flip in (False, True)]
+def _view_pool(frame, labels, count: int, scheme: str, rng: np.random.Generator, size: int = 224):
+    """The fixed views of one image: [(tensor [3, S, S], labels [S, S] or None)], S = ``size``
+    for the evaluation view and its mirror, 224 for the random training views."""
+    views = [apply_view(frame, labels, ViewParams(0, 0, flip), "sacl", resize=size, crop=size)
+             for flip in (False, True)]
     views += [apply_view(frame, labels, sample_view(rng, frame.size, scheme), scheme) for _ in range(count - 2)]
     return views[:count]
 
@@ -78,7 +82,7 @@ def _view_pool(frame, labels, count: int, scheme: str, rng: np.random.Generator)
 @torch.no_grad()
 def build_cache(model, samples: Sequence, views: int, scheme: str, seed: int, segment: bool = True,
                 segment_size: int = 256, batch_images: int = 16, progress: bool = True,
-                audio_views: int = 1) -> FeatureCache:
+                audio_views: int = 1, size: int = 224) -> FeatureCache:
     """Run ``model.visual_trunk`` over ``views`` views of every sample (see module doc).
 
     Args:
@@ -89,7 +93,11 @@ def build_cache(model, samples: Sequence, views: int, scheme: str, seed: int, se
         segment_size: side of the image Felzenszwalb sees (256 as the reference).
         audio_views: for a frozen audio backbone (SoundNet), embeddings cached per clip:
             the clip itself and ``audio_views - 1`` augmented views (training.audio_augment).
+        size: side of the evaluation view (the model's ``config.image_size`` for a validation
+            cache); the random views are 224, so a size other than 224 allows at most 2 views.
     """
+    if size != 224 and views > 2:
+        raise bad_input("views", f"at most 2 with size={size} (the random views are 224x224)", views)
     trunk = model.visual_trunk.eval()
     device = next(model.parameters()).device
     embedded = model.audio_spec.kind == "waveform"
@@ -106,7 +114,7 @@ def build_cache(model, samples: Sequence, views: int, scheme: str, seed: int, se
             frame = open_frame(sample)
             ids = pseudo_segmentation(frame, segment_size) if segment else None
             rng = np.random.default_rng((seed, start + offset))
-            for tensor, view_ids in _view_pool(frame, ids, views, scheme, rng):
+            for tensor, view_ids in _view_pool(frame, ids, views, scheme, rng, size):
                 frames.append(tensor)
                 if segment:
                     labels.append(nearest_resize(torch.from_numpy(view_ids), MAP_SIZE))
@@ -156,7 +164,7 @@ def _audio_embeddings(model, samples: Sequence, views: int, seed: int, batch: in
 
 @torch.no_grad()
 def cached_maps(objective, cache: FeatureCache, batch_size: int = 64) -> np.ndarray:
-    """Raw similarity maps [n, 14, 14] of view 0 (the evaluation view) of every cached clip,
+    """Raw similarity maps [n, h, w] of view 0 (the evaluation view) of every cached clip,
     as the model's forward computes them."""
     model = objective.model
     was_training = model.training

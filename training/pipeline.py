@@ -29,7 +29,7 @@ import math
 import time
 from pathlib import Path
 
-from avsdk.command_line import command, flags, output_folder
+from avsdk.command_line import command, flags, output_folder, write_output
 from avsdk.errors import bad_input
 
 # The default run: sized to train in a few minutes on 2 CPU cores (docs/results.md).
@@ -102,7 +102,7 @@ def _score(localizer, samples, progress: bool):
     from avsdk.evaluation import evaluate
 
     return evaluate(localizer.predict, samples, batch_size=32, progress=progress, transform=localizer.transform,
-                    audio=localizer.audio)
+                    audio=localizer.audio, image_size=localizer.image_size)
 
 
 def run(config: PipelineConfig) -> dict:
@@ -177,7 +177,8 @@ def run(config: PipelineConfig) -> dict:
         t = _stage("6/7 INT8 (Q/DQ, calibrated on train and val samples) and its score on test")
         int8_path = quantize_int8(onnx_path, out / "export" / "edge.int8.onnx",
                                   calibration_inputs(data, config.calib_size, seed=config.seed,
-                                                     progress=config.progress, audio=trained.audio))
+                                                     progress=config.progress, audio=trained.audio,
+                                                     image_size=trained.image_size))
         tables["test"]["edge model (ONNX int8)"] = _score(Localizer.load(int8_path), splits["test"], config.progress)
         files["int8"] = str(int8_path)
         seconds["int8"] = time.perf_counter() - t
@@ -202,8 +203,8 @@ def run(config: PipelineConfig) -> dict:
         text += [f"## {split} split ({len(splits[split])} samples)", "", format_table(reports), ""]
     text += [f"## offscreen split ({len(splits['offscreen'])} samples) against the test split", "",
              visibility_table(visibility), ""]
-    (out / "results.md").write_text("\n".join(text))
-    (out / "visibility.json").write_text(json.dumps(visibility, indent=1) + "\n")
+    write_output("--out", out / "results.md", "\n".join(text).encode())  # atomically: a full disk is one line
+    write_output("--out", out / "visibility.json", (json.dumps(visibility, indent=1) + "\n").encode())
     print("\n" + "\n".join(text))
     return {"tables": tables, "visibility": visibility, "files": files, "seconds": seconds, "train": summary}
 

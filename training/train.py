@@ -6,7 +6,8 @@
 Model selection is on the validation split only (by default cIoU@0.5 under the >= 0.5 rule,
 then AUC; ``select="auc"``: AUC, then the pointing game); the test split is never read here. ``out/best.pt`` is an avsdk checkpoint (written
 atomically); ``out/last.pt`` holds the optimiser state and the settings for ``--resume``
-(which continues the run, for more epochs say, and refuses other settings);
+(which continues the run, for more epochs say, and refuses other settings and a folder
+without a run);
 ``out/history.json`` the losses and validation scores. A folder that holds a run is not
 trained into again without ``--resume`` or ``--overwrite``.
 """
@@ -99,18 +100,19 @@ def _check_resumable(settings: dict, saved: dict | None, last: Path) -> None:
 
 
 def _feature_cache(caches, model, samples, split: str, config: TrainConfig, views: int, segment: bool,
-                   progress: bool):
-    """The fast mode's FeatureCache of ``samples``, from ``caches`` when a run with the same
-    data, trunk, views, scheme, seed and segmentation built it already (None: no sharing)."""
+                   progress: bool, size: int = 224):
+    """The fast mode's FeatureCache of ``samples`` (evaluation view ``size`` pixels square), from
+    ``caches`` when a run with the same data, trunk, views, scheme, seed, segmentation and size
+    built it already (None: no sharing)."""
     from .fast import build_cache
 
     audio_views = config.fast_audio_views if split == "train" else 1
     key = (config.data, split, len(samples), config.model.visual, config.model.audio, views, audio_views,
-           config.scheme, config.seed, segment, config.segment_size)
+           config.scheme, config.seed, segment, config.segment_size, size)
     if caches is not None and key in caches:
         return caches[key]
     cache = build_cache(model, samples, views, config.scheme, config.seed, segment=segment,
-                        segment_size=config.segment_size, progress=progress, audio_views=audio_views)
+                        segment_size=config.segment_size, progress=progress, audio_views=audio_views, size=size)
     if caches is not None:
         caches[key] = cache
     return cache
@@ -127,7 +129,7 @@ class Validator:
         self.cache = None
         if config.mode == "fast":
             self.cache = _feature_cache(caches, objective.model, samples, "val", config, 1, segment=False,
-                                        progress=config.progress)
+                                        progress=config.progress, size=objective.model.config.image_size)
 
     def __call__(self):
         from avsdk.evaluation import evaluate, report_from_maps
@@ -141,7 +143,7 @@ class Validator:
             model.eval()
             report = evaluate(lambda f, m: model(f.to(self.device), m.to(self.device)), self.samples,
                               progress=self.config.progress, transform=deployed_transform(self.config),
-                              audio=model.audio_spec)
+                              audio=model.audio_spec, image_size=model.config.image_size)
             model.train()
         value = report.rules["value"]
         return {"ciou": value.ciou_at_05, "auc": value.auc, "pointing": report.pointing_game}
@@ -182,6 +184,22 @@ def _batches(config, objective, samples, rank, world, device, caches=None):
     return epoch_batches, len(sampler)
 
 
+def _check_out(config: TrainConfig) -> Path:
+    """``config.out``, refused when it holds a run that neither resume nor overwrite was asked
+    for, and when resume finds no run there (a mistyped out would silently start afresh)."""
+    out = Path(config.out)
+    held = [name for name in ("best.pt", "last.pt") if (out / name).exists()]
+    if held and not (config.resume or config.overwrite):
+        raise bad_input("out", "a folder without a training run, or resume to continue it, or "
+                        "overwrite to start over", f"{str(out)!r}, which holds {' and '.join(held)}",
+                        described=True)
+    if config.resume and not (out / "last.pt").is_file():
+        where = "holds no last.pt" if out.is_dir() else "does not exist"
+        raise bad_input("out", "the folder of the run to resume (with its last.pt)", f"{str(out)!r}, which {where}",
+                        described=True)
+    return out
+
+
 def train(config: TrainConfig, caches: dict | None = None) -> dict:
     """Train, validate every ``eval_every`` epochs, keep the best checkpoint. Returns the summary.
 
@@ -194,17 +212,12 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
 
     rank, world, device = _distributed(config)
     torch.manual_seed(config.seed)
+    out = _check_out(config)
     train_samples = load_split(config.data, "train")
     val_samples = load_split(config.data, "val")
     if len(train_samples) // config.batch_size < world:  # not one full batch per process
         raise bad_input("batch_size", f"at most {len(train_samples) // world} (the {len(train_samples)} "
                         f"train clips over {world} process(es))", config.batch_size)
-    out = Path(config.out)
-    held = [name for name in ("best.pt", "last.pt") if (out / name).exists()]
-    if held and not (config.resume or config.overwrite):
-        raise bad_input("out", "a folder without a training run, or resume to continue it, or "
-                        "overwrite to start over", f"{str(out)!r}, which holds {' and '.join(held)}",
-                        described=True)
     out.mkdir(parents=True, exist_ok=True)
     if config.val_limit:
         val_samples = val_samples[: config.val_limit]
@@ -215,7 +228,7 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
     state = {"epoch": 0, "step": 0, "best": None, "history": []}
     settings = _settings(config)
     last = out / "last.pt"
-    if config.resume and last.exists():
+    if config.resume:
         saved = torch.load(last, map_location=device, weights_only=True)
         _check_resumable(settings, json.loads(saved.get("settings", "null")), last)
         objective.load_state_dict(saved["objective"])
@@ -317,20 +330,40 @@ def parse_args(argv=None) -> TrainConfig:
         return TrainConfig(model=model, **args)
 
 
+def _version(path: Path):
+    """What tells one write of ``path`` from another (write_atomic makes a new inode), or None."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
+
+
+def _interrupted(config: TrainConfig, last: Path, before) -> str:
+    """What to do after Ctrl-C: continue with --resume when a finished epoch is on disk (a
+    last.pt this run wrote, or the one it resumed from), else run the command again."""
+    if config.resume or _version(last) not in (None, before):
+        how = "--resume instead of --overwrite" if config.overwrite else "--resume"
+        return f"interrupted; continue from {last} with the same command and {how}"
+    return ("interrupted before the first epoch ended; nothing was saved, so there is nothing to --resume: "
+            "run the same command again")
+
+
 @command
 def main(argv=None) -> int:
     from avsdk.datasets import load_split
 
     config = parse_args(argv)
-    with flags({"root": "--data"}):
+    # what load_split and train() refuse, named by the flags that set it
+    with flags({"root": "--data", "out": "--out", "resume": "--resume", "batch_size": "--batch-size"}):
         load_split(config.data, "train")
-    output_folder("--out", config.out)
-    try:
-        summary = train(config)
-    except KeyboardInterrupt:  # Ctrl-C: the last finished epoch is on disk
-        print(f"interrupted; continue with the same command and --resume (from {config.out}/last.pt)",
-              file=sys.stderr)
-        return 130
+        last = output_folder("--out", config.out) / "last.pt"
+        before = _version(last)
+        try:
+            summary = train(config)
+        except KeyboardInterrupt:
+            print(_interrupted(config, last, before), file=sys.stderr)
+            return 130
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary, indent=1))
     return 0

@@ -23,7 +23,8 @@ def _features(localizer, samples: Sequence, progress: bool) -> np.ndarray:
     from avsdk.audio import load_audio
     from avsdk.evaluation import predicted_maps
 
-    maps = predicted_maps(localizer.predict, samples, 32, localizer.transform, localizer.audio, progress)
+    maps = predicted_maps(localizer.predict, samples, 32, localizer.transform, localizer.audio, progress,
+                          localizer.image_size)
     levels = [audio_level_db(*load_audio(s.audio), localizer.clip_seconds) for s in samples]
     return np.stack([map_features(m, level) for m, level in zip(maps, levels)])
 

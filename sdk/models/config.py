@@ -58,6 +58,12 @@ class ModelConfig:
             norm. The cosine alone discards how strongly the trunk responds at a position,
             which is what separates objects from background; the product ranks positions as
             the dot product of the two features does. Training losses keep the cosine.
+        image_size: the side of the square frame the model takes when it localizes (the
+            Localizer, evaluation, export). The published models and the defaults take 224;
+            the edge model trains on 224 crops and localizes at 384, where its map is 24x24
+            and objects reach the scale its ImageNet trunk was trained on (chosen on val,
+            docs/edge_model.md). A fully convolutional trunk takes any side that is a
+            multiple of 32; the PCM needs 224.
     """
 
     visual: str = "efficientnet_lite0"
@@ -71,6 +77,7 @@ class ModelConfig:
     projection_init: str = "random"
     freeze_projection: bool = False
     map_weight: str = "none"
+    image_size: int = 224
 
     def __post_init__(self):
         if self.visual not in VISUAL_TRUNKS:
@@ -92,6 +99,12 @@ class ModelConfig:
                             "and embed_dim=1000 (its classifier's classes)", (self.visual, self.embed_dim))
         if self.map_weight not in MAP_WEIGHTS:
             raise bad_input("ModelConfig.map_weight", f"one of {MAP_WEIGHTS}", self.map_weight)
+        if not isinstance(self.image_size, int) or isinstance(self.image_size, bool) \
+                or not 32 <= self.image_size <= 1024 or self.image_size % 32:
+            raise bad_input("ModelConfig.image_size", "an int multiple of 32 in [32, 1024]", self.image_size)
+        if self.pcm and self.image_size != 224:
+            raise bad_input("ModelConfig.image_size", "224 when pcm=True (the PCM takes a 14x14 map)",
+                            self.image_size)
         if self.pcm and self.embed_dim != 512:
             raise bad_input("ModelConfig.embed_dim", "512 when pcm=True", self.embed_dim)
 
@@ -99,8 +112,10 @@ class ModelConfig:
     def edge(cls, audio: str = "soundnet") -> "ModelConfig":
         """The main job's edge model: frozen EfficientNet-Lite0 whose 1x1 projection starts
         as its ImageNet classifier (1000 channels), and frozen SoundNet-8 + a trainable head
-        (or another ``audio`` encoder). Chosen on val (docs/edge_model.md)."""
-        return cls(audio=audio, embed_dim=1000, projection_init="imagenet", map_weight="visual_norm")
+        (or another ``audio`` encoder); the map is weighted by the visual norm and the model
+        localizes at 384x384. Chosen on val (docs/edge_model.md)."""
+        return cls(audio=audio, embed_dim=1000, projection_init="imagenet", map_weight="visual_norm",
+                   image_size=384)
 
     @classmethod
     def sacl(cls) -> "ModelConfig":
