@@ -142,15 +142,17 @@ def _resize_into(similarity: np.ndarray, out: np.ndarray) -> None:
 
 
 def _normalize_in_place(heatmap: np.ndarray) -> None:
-    """``heatmap[...] = metrics.normalize_map(heatmap)`` (the same float64 arithmetic), by bands."""
-    low, high = float(heatmap.min()), float(heatmap.max())
+    """``heatmap[...] = metrics.normalize_map(heatmap)`` (the same float32 arithmetic), by bands."""
+    low, high = heatmap.min(), heatmap.max()  # float32 scalars
     if high == low:
         heatmap[...] = 1.0
         return
+    span = high - low
     step = max(1, _BAND // heatmap.shape[1])
     for start in range(0, heatmap.shape[0], step):
         band = heatmap[start : start + step]
-        band[...] = (band.astype(np.float64) - low) / (high - low)
+        band -= low
+        band /= span
 
 
 def _finite_map(similarity) -> np.ndarray:

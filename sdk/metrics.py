@@ -88,24 +88,29 @@ def resize_bilinear(maps: np.ndarray, size: int | tuple[int, int] = IMAGE_SIZE) 
 
 
 def normalize_map(heatmap: np.ndarray) -> np.ndarray:
-    """Min-max normalise to [0, 1]: ``(x - min) / (max - min)``.
+    """Min-max normalise to [0, 1]: ``(x - min) / (max - min)``, in float32 as the reference
+    evaluation does (its maps are OpenCV's float32 resizes): a value exactly halfway comes out
+    0.5, which the value rule keeps, where float64 arithmetic on the same float32 values can
+    give 0.49999997 and drop the pixel (docs/method.md, "Evaluation").
 
     A constant map becomes all ones (no preference = the whole image; see the module notes).
 
     Args:
-        heatmap: [H, W] finite real array.
+        heatmap: [H, W] finite real array, representable in float32.
     Returns:
         float32 [H, W].
     Raises:
-        InputError: the map holds NaN or Inf.
+        InputError: the map holds NaN or Inf, or values beyond float32's range.
     """
-    heatmap = np.asarray(heatmap, dtype=np.float64)
-    if heatmap.size == 0 or not np.all(np.isfinite(heatmap)):
-        raise bad_input("heatmap", "a non-empty map of finite values", heatmap)
-    low, high = heatmap.min(), heatmap.max()
+    heatmap = np.asarray(heatmap)
+    with np.errstate(over="ignore"):
+        values = heatmap.astype(np.float32)
+    if values.size == 0 or not np.all(np.isfinite(values)):
+        raise bad_input("heatmap", "a non-empty map of finite float32 values", heatmap)
+    low, high = values.min(), values.max()
     if high == low:
-        return np.ones(heatmap.shape, dtype=np.float32)
-    return ((heatmap - low) / (high - low)).astype(np.float32)
+        return np.ones(values.shape, dtype=np.float32)
+    return (values - low) / (high - low)
 
 
 def localization_map(raw: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:

@@ -57,6 +57,22 @@ def test_normalize_map_range_and_constant_map():
         assert metrics.binarize(metrics.localization_map(np.full((14, 14), 0.7)), rule).all()
 
 
+def test_normalize_map_keeps_an_exact_half_as_the_reference_does():
+    # float32 in, as the reference's OpenCV resize gives: (mid - low) / (high - low) is 0.5 in
+    # float32 arithmetic (the reference's) and 0.49999997 in float64 rounded to float32
+    low, mid, high = np.float32(0.016691729426383972), np.float32(0.32169172167778015), np.float32(0.6266917586326599)
+    as_float64 = np.float32((np.float64(mid) - np.float64(low)) / (np.float64(high) - np.float64(low)))
+    assert as_float64 < 0.5  # the case is real: float64 arithmetic would drop the pixel
+    out = metrics.normalize_map(np.array([[low, mid, high]], dtype=np.float32))
+    assert out.dtype == np.float32 and out[0, 1] == np.float32(0.5)
+    assert metrics.binarize(out).tolist() == [[False, True, True]]
+
+
+def test_normalize_map_refuses_values_beyond_float32():
+    with pytest.raises(InputError, match="heatmap"):
+        metrics.normalize_map(np.array([[0.0, 1e300]]))
+
+
 def test_normalize_map_rejects_nan():
     with pytest.raises(InputError, match="heatmap"):
         metrics.normalize_map(np.array([[0.0, np.nan]]))
