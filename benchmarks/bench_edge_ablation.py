@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avsdk.command_line import command, flags, output_file
+from avsdk.cli import command, flags, output_file
 from avsdk.errors import bad_input
 
 VARIANTS = {

@@ -26,7 +26,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from avsdk import frontend  # noqa: E402
-from avsdk.command_line import command  # noqa: E402
+from avsdk.cli import command  # noqa: E402
 from avsdk.errors import bad_input  # noqa: E402
 
 SECONDS = 3.0

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avsdk.command_line import command, flags, input_file, output_folder
+from avsdk.cli import command, flags, input_file, output_folder
 from avsdk.errors import bad_input
 from avsdk.export.quantize import CALIBRATION_PASS_SAMPLES
 

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from avsdk.command_line import command
+from avsdk.cli import command
 
 EXIT_NO_TENSORRT = 3
 EXIT_INTERRUPTED = 130  # Ctrl-C, as the shell reports a process ended by SIGINT
@@ -89,7 +89,7 @@ def check_args(args) -> None:
     Raises:
         InputError: naming the flag, before anything is written.
     """
-    from avsdk.command_line import flags, input_file, output_file, output_folder
+    from avsdk.cli import flags, input_file, output_file, output_folder
     from avsdk.errors import bad_input
 
     from avsdk.export.manifest import read_manifest

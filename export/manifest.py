@@ -22,17 +22,14 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from avsdk import _atomic
-from avsdk.errors import bad_input
+from avsdk.errors import InputError, bad_input
+from avsdk.frames import IMAGENET_MEAN, IMAGENET_STD  # the frame normalisation every avsdk model takes
+from avsdk.frames import canonical_transform
 
 FORMAT = "avsdk.export-manifest"
 VERSION = 1
 PRECISIONS = ("fp32", "fp16", "int8")
 KINDS = ("onnx", "engine")
-
-# docs/method.md, "Inputs"; the frame transform of the default edge model (SACL: resize to 224,
-# no crop).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -60,7 +57,7 @@ class Preprocessing:
     examples: int = 3  # log-mel examples of 96 frames x 64 bands per clip
     audio: str = "log_mel"  # the graph's audio input: "log_mel" or "waveform" (avsdk.audio_input)
     image_size: int = 224
-    transform: str = "sacl"  # avsdk.frames.frame_tensor(transform=...)
+    transform: str = "stretch"  # avsdk.frames.frame_tensor(transform=...): "stretch" | "centre_crop"
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
 
@@ -82,6 +79,11 @@ class Preprocessing:
         for key in ("mean", "std"):
             if key in values:
                 values[key] = tuple(values[key])
+        if "transform" in values:  # a manifest written before the rename holds "sacl" / "sspl"
+            try:
+                values["transform"] = canonical_transform(values["transform"], stored=True)
+            except InputError:
+                pass  # kept as read: Localizer.load refuses it, naming the manifest
         return cls(**values)
 
 

@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from avsdk.errors import AvsdkError, bad_input, require
+from avsdk.frames import canonical_transform
 
 from .manifest import Manifest, Preprocessing, TensorSpec, sha256_file, tool_versions, write_manifest
 
@@ -150,7 +151,8 @@ def export_onnx(
         with_embedding: also output "audio_embedding" [B, 512].
         checkpoint: the checkpoint the model came from; its sha256 goes into the manifest.
         preprocessing: recorded in the manifest; defaults to docs/method.md, "Inputs" (3 s,
-            16 kHz, 224).
+            16 kHz, 224, the "stretch" frame transform). Its transform is written by its
+            current name ("sacl" and "sspl" still work, with a DeprecationWarning).
         visibility: the model's visibility calibration (``Calibration.to_json()``, e.g. the
             checkpoint meta's "visibility"), recorded in the manifest for the runtimes.
         exporter: "auto" (dynamo, TorchScript if that fails), "dynamo" or "torchscript".
@@ -178,6 +180,9 @@ def export_onnx(
         raise bad_input("path", "a file name ending in .onnx", str(path), described=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     preprocessing = _model_preprocessing(model, preprocessing or Preprocessing())
+    transform = canonical_transform(preprocessing.transform, "preprocessing.transform")
+    if transform != preprocessing.transform:
+        preprocessing = dataclasses.replace(preprocessing, transform=transform)
     audio_spec = preprocessing.audio_spec()
     input_names = ("frame", audio_spec.kind)
     audio_item = audio_spec.item_shape(preprocessing.clip_seconds)
@@ -256,9 +261,13 @@ def export_onnx(
 
 
 def preprocessing_from_meta(meta: dict | None) -> Preprocessing:
-    """The preprocessing recorded with a checkpoint (its meta's "transform", "clip_seconds")."""
+    """The preprocessing recorded with a checkpoint (its meta's "transform", "clip_seconds");
+    the transform by its current name (a checkpoint written before the rename holds "sacl" or
+    "sspl"), an InputError naming "meta transform" when it is none."""
     meta = meta or {}
     values = {k: meta[k] for k in ("transform", "clip_seconds") if k in meta}
+    if "transform" in values:
+        values["transform"] = canonical_transform(values["transform"], "meta transform", stored=True)
     if "clip_seconds" in values:  # log-mel examples of 96 frames
         from avsdk.audio_input import AudioSpec
 

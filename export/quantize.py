@@ -30,6 +30,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from avsdk.errors import bad_input, require
+from avsdk.frames import canonical_transform
 
 from .manifest import read_manifest, sha256_file, tool_versions, write_manifest
 
@@ -66,15 +67,16 @@ def calibration_samples(root: str | os.PathLike, size: int, seed: int = 0,
     return pool[:size]
 
 
-def sample_inputs(sample, transform: str = "sacl", audio=None, image_size: int = 224) -> dict:
-    """One benchmark sample as graph inputs: frame [1,3,S,S] (S = ``image_size``), log_mel [1,N,1,96,64] (or
-    "waveform" [1,T] for a waveform ``audio`` spec) float32, prepared exactly as the
-    evaluation prepares them (``avsdk.evaluation.sample_inputs``)."""
-    from avsdk.evaluation import sample_inputs as model_inputs
-
+def sample_feed(sample, transform: str = "stretch", audio=None, image_size: int = 224) -> dict:
+    """One benchmark sample as an ONNX Runtime feed (graph input name -> array): frame
+    [1, 3, S, S] (S = ``image_size``) and log_mel [1, N, 1, 96, 64] (or "waveform" [1, T] for a
+    waveform ``audio`` spec), float32, prepared exactly as the evaluation prepares them
+    (``avsdk.evaluation.sample_inputs``)."""
     from avsdk.audio_input import AudioSpec
+    from avsdk.evaluation import sample_inputs
 
-    frame, heard = model_inputs(sample, transform, audio, image_size)
+    transform = canonical_transform(transform)
+    frame, heard = sample_inputs(sample, transform, audio, image_size)
     return {
         "frame": np.ascontiguousarray(np.asarray(frame, dtype=np.float32)[None]),
         (audio or AudioSpec()).kind: np.ascontiguousarray(np.asarray(heard, dtype=np.float32)[None]),  # graph input name
@@ -82,16 +84,18 @@ def sample_inputs(sample, transform: str = "sacl", audio=None, image_size: int =
 
 
 def calibration_inputs(root: str | os.PathLike, size: int, seed: int = 0,
-                       transform: str = "sacl", progress: bool = True, audio=None, image_size: int = 224) -> list:
+                       transform: str = "stretch", progress: bool = True, audio=None, image_size: int = 224) -> list:
     """Graph inputs of ``calibration_samples(root, size, seed)``, loaded with a progress bar;
     ``audio`` is the model's avsdk.audio_input.AudioSpec (None: log-mel), ``image_size`` its
-    frame side (the manifest's preprocessing.image_size)."""
+    frame side (the manifest's preprocessing.image_size), ``transform`` its frame transform
+    ("stretch" or "centre_crop", the manifest's preprocessing.transform)."""
+    transform = canonical_transform(transform)
     samples = calibration_samples(root, size, seed)
     if progress:
         from tqdm import tqdm
 
         samples = tqdm(samples, desc="calibration samples", unit="sample", leave=False)
-    return [sample_inputs(s, transform, audio, image_size) for s in samples]
+    return [sample_feed(s, transform, audio, image_size) for s in samples]
 
 
 def batched(items: Iterable[dict], batch_size: int) -> Iterator[dict]:
@@ -165,7 +169,7 @@ def quantize_int8(
         out_path: the int8 .onnx to write.
         calibration: graph input dicts {"frame": [b,3,224,224], "log_mel": [b,N,1,96,64]} (or
             "waveform" [b,T] for a waveform graph)
-            (e.g. ``sample_inputs`` over ``calibration_samples``); re-batched to ``batch_size``.
+            (e.g. ``sample_feed`` over ``calibration_samples``); re-batched to ``batch_size``.
         method: "minmax", "entropy" or "percentile" (activation ranges).
         percentile: the percentile for method "percentile".
         exclude_nodes: node names to keep in float.

@@ -18,7 +18,7 @@ class InputError(AvsdkError, ValueError):
     """A user-supplied value is not what the function accepts.
 
     ``argument`` names it when the error came from bad_input (command-line tools rename it
-    to their flag, see avsdk.command_line).
+    to their flag, see avsdk.cli).
     """
 
     def __init__(self, message: str, argument: str | None = None):

@@ -19,6 +19,7 @@ import numpy as np
 
 from avsdk import metrics
 from avsdk.errors import bad_input
+from avsdk.frames import canonical_transform
 
 Predict = Callable[[Any, Any], Any]
 
@@ -94,7 +95,7 @@ def load_target(sample) -> Target:
     )
 
 
-def sample_inputs(sample, transform: str = "sacl", audio=None, image_size: int = 224):
+def sample_inputs(sample, transform: str = "stretch", audio=None, image_size: int = 224):
     """Model inputs of one sample: (frame [3, image_size, image_size] float32, the graph's
     audio input float32: log_mel [N, 1, 96, 64], or the waveform [T] when ``audio`` (an
     avsdk.audio_input.AudioSpec) says so)."""
@@ -104,6 +105,7 @@ def sample_inputs(sample, transform: str = "sacl", audio=None, image_size: int =
     from avsdk.audio_input import AudioSpec, audio_input
     from avsdk.frames import frame_tensor, load_frame
 
+    transform = canonical_transform(transform)
     frame = frame_tensor(load_frame(sample.image), transform=transform, size=image_size)
     heard = torch.as_tensor(audio_input(*load_audio(sample.audio), spec=audio or AudioSpec()))
     return frame, heard
@@ -183,7 +185,7 @@ def _predicted_maps(predict: Predict, samples: Sequence, batch_size: int, transf
 
 
 def evaluate(predict: Predict, samples: Sequence, batch_size: int = 16, progress: bool = True,
-             transform: str = "sacl", audio=None, image_size: int = 224) -> EvalReport:
+             transform: str = "stretch", audio=None, image_size: int = 224) -> EvalReport:
     """Run ``predict`` over ``samples`` and score its maps.
 
     Args:
@@ -192,7 +194,8 @@ def evaluate(predict: Predict, samples: Sequence, batch_size: int = 16, progress
         samples: ``avsdk.datasets.Sample`` objects.
         batch_size: samples per call of ``predict``.
         progress: show a tqdm bar.
-        transform: frame test transform, "sacl" (resize) or "sspl" (resize + centre crop).
+        transform: the frame transform, "stretch" (the whole frame resized to S x S) or
+            "centre_crop" (the centre square of the frame, resized to S x S).
         audio: the model's audio input (avsdk.audio_input.AudioSpec; None: log-mel), as a
             Localizer's ``audio``.
         image_size: side of the frames ``predict`` takes (a Localizer's ``image_size``); the
@@ -209,15 +212,17 @@ def evaluate(predict: Predict, samples: Sequence, batch_size: int = 16, progress
         raise bad_input("samples", "at least one sample", samples)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise bad_input("batch_size", "a positive int", batch_size)
+    transform = canonical_transform(transform)
     targets = [load_target(s) for s in samples]
     return report_from_maps(_predicted_maps(predict, samples, batch_size, transform, progress, audio, image_size),
                             targets)
 
 
-def predicted_maps(predict: Predict, samples: Sequence, batch_size: int = 16, transform: str = "sacl",
+def predicted_maps(predict: Predict, samples: Sequence, batch_size: int = 16, transform: str = "stretch",
                    audio=None, progress: bool = False, image_size: int = 224) -> np.ndarray:
     """The raw maps [n, h, w] of ``predict`` on ``samples`` (inputs as ``evaluate`` makes them);
     unlike ``evaluate`` the samples need no ground truth (e.g. off-screen pairs)."""
+    transform = canonical_transform(transform)
     return np.stack(list(_predicted_maps(predict, list(samples), batch_size, transform, progress, audio,
                                          image_size)))
 

@@ -1,10 +1,16 @@
 """Visual input: any picture -> RGB uint8 [H, W, 3] -> the normalised [3, 224, 224] of docs/method.md, "Inputs".
 
     frame = load_frame("street.jpg")              # path, binary file object, PIL image or numpy array
-    x = frame_tensor(frame, transform="sacl")     # torch.float32 [3, 224, 224]
+    x = frame_tensor(frame, transform="stretch")  # torch.float32 [3, 224, 224]
     x, (height, width) = frame_input("street.jpg")  # the same input, a big JPEG decoded small
 
 Pillow does all resizing (bicubic, as torchvision's PIL path does); no torchvision needed.
+
+The frame transform turns a frame into the square S x S input (S = ``size``, 224):
+"stretch" resizes the whole frame to S x S (the aspect ratio is not kept, nothing is cut
+off); "centre_crop" resizes the shorter side to S and keeps the centre S x S square.
+``canonical_transform`` checks a transform name; it still takes the old names, "sacl" (now
+"stretch") and "sspl" (now "centre_crop"), named after the papers that test with them.
 
 Pictures of more than ``max_pixels`` pixels (MAX_PIXELS, 120 million, by default) are refused
 with an InputError naming the frame, from the file's header, before anything is decoded: a
@@ -29,13 +35,40 @@ from .errors import InputError, bad_input
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-TRANSFORMS = ("sacl", "sspl")
+#: the frame transforms: "stretch" (whole frame to S x S), "centre_crop" (centre square to S x S)
+TRANSFORMS = ("stretch", "centre_crop")
+#: the names the transforms had before, after the papers that test with them (SACL, SSPL)
+_OLD_TRANSFORMS = {"sacl": "stretch", "sspl": "centre_crop"}
 
 #: the default limit on a frame's pixels (width x height); see the module docstring
 MAX_PIXELS = 120_000_000
 #: frame_input decodes a JPEG file at 1/2, 1/4 or 1/8 scale while it keeps at least this many
 #: times the network's input side on each side (the resize to it then still antialiases)
 DRAFT_MARGIN = 2
+
+
+def canonical_transform(value, argument: str = "transform", *, stored: bool = False,
+                        stacklevel: int = 2) -> str:
+    """The frame transform ``value`` by its name in TRANSFORMS.
+
+    An old name ("sacl", "sspl") gives the new one ("stretch", "centre_crop"): silently when
+    ``stored`` (a value read from a file written before the rename: a checkpoint's meta, a
+    manifest), else with a DeprecationWarning naming the new value, attributed as
+    ``warnings.warn(..., stacklevel=stacklevel)`` called by the caller would attribute it.
+
+    Raises:
+        InputError: naming ``argument``, for anything else.
+    """
+    if isinstance(value, str):
+        if value in TRANSFORMS:
+            return value
+        new = _OLD_TRANSFORMS.get(value)
+        if new is not None:
+            if not stored:
+                warnings.warn(f"{argument} {value!r} is deprecated: use {new!r}, the same transform by its new "
+                              "name", DeprecationWarning, stacklevel=stacklevel + 1)
+            return new
+    raise bad_input(argument, "'stretch' or 'centre_crop'", value)
 
 
 def load_frame(source, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
@@ -73,24 +106,25 @@ def load_frame(source, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     raise bad_input("source", "a path, a PIL image or a numpy array [H, W, 3], or a binary file object", source)
 
 
-def frame_tensor(frame, transform: str = "sacl", size: int = 224, max_pixels: int | None = MAX_PIXELS):
+def frame_tensor(frame, transform: str = "stretch", size: int = 224, max_pixels: int | None = MAX_PIXELS):
     """ImageNet-normalised test-time input of the visual encoder.
 
     Args:
         frame: anything :func:`load_frame` accepts.
-        transform: "sacl": resize to (size, size), bicubic, no crop; "sspl": resize the shorter
-            side to ``size`` (bicubic), then centre crop size x size.
+        transform: "stretch": resize the whole frame to (size, size), bicubic, no crop (the
+            aspect ratio is not kept); "centre_crop": resize the shorter side to ``size``
+            (bicubic), then keep the centre size x size square.
         size: output side in pixels.
         max_pixels: see :func:`load_frame`.
 
     Returns:
         torch.float32 [3, size, size].
     """
-    _check_transform(transform, size)
+    transform = _check_transform(transform, size)
     return _tensor(load_frame(frame, max_pixels), transform, size)
 
 
-def frame_input(frame, transform: str = "sacl", size: int = 224, max_pixels: int | None = MAX_PIXELS):
+def frame_input(frame, transform: str = "stretch", size: int = 224, max_pixels: int | None = MAX_PIXELS):
     """The network's input of a frame and the frame's size, decoding no more than it needs.
 
     A JPEG file (its format allows it: libjpeg's DCT scaling, PIL's ``Image.draft``) is
@@ -107,7 +141,7 @@ def frame_input(frame, transform: str = "sacl", size: int = 224, max_pixels: int
         (torch.float32 [3, size, size], (height, width) of the frame as :func:`load_frame`
         reads it, EXIF orientation applied).
     """
-    _check_transform(transform, size)
+    transform = _check_transform(transform, size)
     max_pixels = check_max_pixels(max_pixels)
     if _is_file(frame):
         margin = DRAFT_MARGIN * size
@@ -132,11 +166,13 @@ def check_max_pixels(max_pixels) -> int | None:
     return int(max_pixels)
 
 
-def _check_transform(transform, size) -> None:
-    if transform not in TRANSFORMS:
-        raise bad_input("transform", f"one of {TRANSFORMS}", transform)
+def _check_transform(transform, size) -> str:
+    """The canonical transform (warnings attributed to the caller of frame_tensor /
+    frame_input); InputError naming ``transform`` or ``size``."""
+    transform = canonical_transform(transform, stacklevel=3)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise bad_input("size", "a positive int", size)
+    return transform
 
 
 def _tensor(pixels: np.ndarray, transform: str, size: int):
@@ -145,7 +181,7 @@ def _tensor(pixels: np.ndarray, transform: str, size: int):
     from PIL import Image
 
     image = Image.fromarray(pixels)
-    if transform == "sacl":
+    if transform == "stretch":
         image = image.resize((size, size), Image.BICUBIC)
     else:
         image = _resize_shorter_side(image, size)

@@ -23,7 +23,7 @@ import numpy as np
 
 from avsdk import metrics
 from avsdk.errors import AvsdkError, CheckpointError, InputError, _describe, bad_input, renamed
-from avsdk.frames import MAX_PIXELS, check_max_pixels
+from avsdk.frames import MAX_PIXELS, canonical_transform, check_max_pixels
 
 Backend = Callable[..., np.ndarray]
 
@@ -95,23 +95,23 @@ class LocalizationResult:
 
 
 def heatmap_at_image_size(similarity: np.ndarray, height: int, width: int,
-                          transform: str = "sacl") -> np.ndarray:
+                          transform: str = "stretch") -> np.ndarray:
     """Raw map [h, w] -> normalised heatmap float32 [height, width] over the original image.
 
-    "sacl" frames are the whole image squeezed to 224x224, so the map stretches back over it.
-    "sspl" frames are a centre square crop: the map covers that square (placed as the crop
-    was, up to rounding) and the rest of the image gets the map's minimum (0 once normalised).
+    "stretch" frames are the whole image resized to 224x224, so the map stretches back over it.
+    "centre_crop" frames are the centre square of the image: the map covers that square (placed
+    as the crop was, up to rounding) and the rest of the image gets the map's minimum (0 once
+    normalised).
 
     The values are those of ``metrics.normalize_map(metrics.resize_bilinear(...))``, computed
     band by band into the float32 result: a 12 MP frame needs its 48 MB and a few more, not
     the 300 MB of whole-image float64 intermediates.
     """
-    if transform not in ("sacl", "sspl"):
-        raise bad_input("transform", "'sacl' or 'sspl'", transform)
+    transform = canonical_transform(transform)
     similarity = _finite_map(similarity)
     height, width = _image_side("height", height), _image_side("width", width)
     heatmap = np.empty((height, width), dtype=np.float32)
-    if transform == "sacl":
+    if transform == "stretch":
         _resize_into(similarity, heatmap)
     else:
         side = min(height, width)
@@ -177,7 +177,7 @@ def _box_grid(height: int, width: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def result_from_similarity(similarity: np.ndarray, height: int, width: int, transform: str = "sacl",
+def result_from_similarity(similarity: np.ndarray, height: int, width: int, transform: str = "stretch",
                            on_screen: float | None = None, window=None) -> LocalizationResult:
     """Build the typed result of one raw map [h, w] for an image of height x width pixels
     (``window``: the seconds of sound heard, see LocalizationResult).
@@ -188,6 +188,7 @@ def result_from_similarity(similarity: np.ndarray, height: int, width: int, tran
     """
     from avsdk.regions import component_box
 
+    transform = canonical_transform(transform)
     similarity = _finite_map(similarity)
     height, width = _image_side("height", height), _image_side("width", width)
     grid_height, grid_width = _box_grid(height, width)
@@ -296,7 +297,7 @@ def _warn_no_manifest(path: Path, settings: dict) -> None:
 
     warnings.warn(  # stacklevel: the caller of Localizer.load
         f"ONNX graph {str(path)!r} has no manifest {manifest_path(path).name!r}: running it with the default "
-        f"preprocessing (transform {settings.get('transform', 'sacl')!r}, 3.0 s clips, log-mel audio, "
+        f"preprocessing (transform {settings.get('transform', 'stretch')!r}, 3.0 s clips, log-mel audio, "
         f"{settings['image_size']} px frames read off the graph) and no on-screen calibration; keep the "
         ".json that avsdk.export writes beside the graph", stacklevel=4)
 
@@ -350,24 +351,26 @@ def _from_file(where: str, arguments):
 
 def _file_settings(settings: dict, where: str, transform: str | None) -> dict:
     """``settings`` read from a model file, checked as Localizer checks its arguments, an error
-    naming ``where``; ``transform``, when not None, is the caller's override (checked as theirs)."""
+    naming ``where``; the file's transform by its current name (a file written before the
+    rename holds "sacl" or "sspl"). ``transform``, when not None, is the caller's override,
+    already checked by Localizer.load."""
     from_file = set(settings)
     if transform is not None:
         settings["transform"] = transform
         from_file.discard("transform")
     with _from_file(where, from_file):
-        _check_settings(**settings)
+        if "transform" in settings:
+            settings["transform"] = canonical_transform(settings["transform"], stored=True)
+        _check_settings(**{k: v for k, v in settings.items() if k != "transform"})
     return settings
 
 
-def _check_settings(transform: str = "sacl", clip_seconds: float = 3.0, audio=None, image_size: int = 224):
+def _check_settings(clip_seconds: float = 3.0, audio=None, image_size: int = 224):
     """The model's preprocessing settings, checked; returns the AudioSpec (the default one for None)."""
     from avsdk.audio import clip_samples
     from avsdk.audio_input import AudioSpec
     from avsdk.melspec import MIN_SAMPLES_EXAMPLE, SAMPLE_RATE
 
-    if transform not in ("sacl", "sspl"):
-        raise bad_input("transform", "'sacl' or 'sspl'", transform)
     if audio is not None and not isinstance(audio, AudioSpec):
         raise bad_input("audio", "None or an avsdk.audio_input.AudioSpec", audio)
     audio = audio or AudioSpec()
@@ -483,7 +486,8 @@ class Localizer:
 
     Args:
         backend: ``(frames [B, 3, S, S], log_mel [B, N, 1, 96, 64]) -> maps [B, h, w]``.
-        transform: the frame test transform the model expects, "sacl" or "sspl".
+        transform: the frame transform the model expects: "stretch" (the whole frame resized to
+            S x S) or "centre_crop" (the centre square of the frame, resized to S x S).
         clip_seconds: audio length the model was trained on (3 s; docs/method.md, "Inputs").
         frontend: log-mel implementation, "auto" (compiled when built, else numpy),
             "compiled" or "numpy" (see avsdk.frontend).
@@ -498,12 +502,13 @@ class Localizer:
     (``source``); one given a ``backend`` names ``backend``.
     """
 
-    def __init__(self, backend: Backend, transform: str = "sacl", clip_seconds: float = 3.0,
+    def __init__(self, backend: Backend, transform: str = "stretch", clip_seconds: float = 3.0,
                  frontend: str = "auto", visibility=None, audio=None, max_pixels: int | None = MAX_PIXELS,
                  image_size: int = 224):
         if not callable(backend):
             raise bad_input("backend", "a callable (frames, log_mel) -> maps [B, h, w]", backend)
-        audio = _check_settings(transform, clip_seconds, audio, image_size)
+        transform = canonical_transform(transform)
+        audio = _check_settings(clip_seconds, audio, image_size)
         from avsdk.frontend import BACKENDS
 
         if frontend not in BACKENDS:
@@ -539,11 +544,12 @@ class Localizer:
             path: ``.pt`` (avsdk checkpoint), ``.onnx`` (avsdk.export graph) or ``.engine``
                 (TensorRT engine built by export/build_engine.py, with its manifest).
             device: torch device for a ``.pt`` checkpoint.
-            transform: override the frame transform recorded with the model.
+            transform: override the frame transform recorded with the model ("stretch" or
+                "centre_crop").
             frontend: log-mel implementation ("auto", "compiled", "numpy").
             max_pixels: the largest frame accepted (see Localizer).
         Raises:
-            InputError: missing file, unknown extension, device, frontend or max_pixels.
+            InputError: missing file, unknown extension, device, transform, frontend or max_pixels.
             CheckpointError: a bad model file: unreadable, weights that do not match its network
                 or hold NaN/Inf, settings in a checkpoint's meta or a manifest that are not
                 valid, an ONNX graph whose inputs and outputs are not those of an avsdk model
@@ -556,6 +562,8 @@ class Localizer:
         if not path.is_file():
             raise bad_input("path", "an existing .pt, .onnx or .engine file", str(path), described=True)
         max_pixels = check_max_pixels(max_pixels)
+        if transform is not None:
+            transform = canonical_transform(transform)
         suffix = path.suffix.lower()
         if suffix in (".pt", ".pth"):
             from avsdk.models import load_checkpoint
@@ -582,7 +590,7 @@ class Localizer:
         return localizer
 
     @classmethod
-    def from_model(cls, model, device: str = "cpu", transform: str = "sacl",
+    def from_model(cls, model, device: str = "cpu", transform: str = "stretch",
                    max_pixels: int | None = MAX_PIXELS) -> "Localizer":
         """Wrap an in-memory AVNet (InputError naming ``model`` when its weights hold NaN/Inf)."""
         bad = _nonfinite_weights(model)
@@ -590,6 +598,7 @@ class Localizer:
             raise bad_input("model", "a model whose weights are finite",
                             f"one with NaN or Inf in {', '.join(bad[:3])}", described=True)
         config = getattr(model, "config", None)
+        transform = canonical_transform(transform)
         return cls(TorchBackend(model, device), transform=transform, audio=getattr(model, "audio_spec", None),
                    max_pixels=max_pixels, image_size=getattr(config, "image_size", 224))
 
@@ -601,7 +610,7 @@ class Localizer:
 
         model = load_sacl_pair(frame_path, sound_path)
         _check_finite_weights(model, f"SACL weights {os.fspath(frame_path)!r} + {os.fspath(sound_path)!r}")
-        return cls(TorchBackend(model, device), transform="sacl", max_pixels=max_pixels)
+        return cls(TorchBackend(model, device), transform="stretch", max_pixels=max_pixels)
 
     @classmethod
     def load_sspl(cls, frame_path, sound_path, pcm_path=None, device: str = "cpu",
@@ -611,7 +620,7 @@ class Localizer:
 
         model = load_sspl(frame_path, sound_path, pcm_path)
         _check_finite_weights(model, f"SSPL weights {os.fspath(frame_path)!r} + {os.fspath(sound_path)!r}")
-        return cls(TorchBackend(model, device), transform="sspl", max_pixels=max_pixels)
+        return cls(TorchBackend(model, device), transform="centre_crop", max_pixels=max_pixels)
 
     # -- inference ---------------------------------------------------------------------
     def predict(self, frames, log_mel) -> np.ndarray:

@@ -77,7 +77,7 @@ def save_overlay(path: str | os.PathLike, image, heatmap: np.ndarray, box=None, 
 
     from avsdk.frames import MAX_PIXELS, load_frame
 
-    from avsdk.command_line import output_file, write_output
+    from avsdk.cli import output_file, write_output
 
     if not isinstance(path, (str, os.PathLike)):
         raise bad_input("path", "a .png file path", path)

@@ -41,27 +41,21 @@ def test_load_audio_real_recording():
     assert 0.05 < np.abs(samples).max() <= 1.0
 
 
-def test_load_audio_missing_file():
-    with pytest.raises(InputError, match=r"source: expected an existing audio file.*no such file"):
-        load_audio("/nonexistent/clip.wav")
-
-
-def test_load_audio_unreadable_file(tmp_path):
-    bogus = tmp_path / "notes.wav"
-    bogus.write_text("not audio at all")
-    with pytest.raises(InputError, match="source: expected an audio file soundfile can read"):
-        load_audio(bogus)
-    with pytest.raises(InputError, match="a directory"):
-        load_audio(tmp_path)
-    with pytest.raises(InputError, match="a path or a binary file object"):
-        load_audio(42)
-
-
-def test_load_audio_empty_file(tmp_path):
-    path = tmp_path / "empty.wav"
-    soundfile.write(path, np.zeros(0), 16_000)
-    with pytest.raises(InputError, match="at least one sample"):
-        load_audio(path)
+@pytest.mark.parametrize("source, expected", [
+    ("/nonexistent/clip.wav", r"source: expected an existing audio file.*no such file"),
+    ("TMP/notes.wav", "source: expected an audio file soundfile can read"),
+    ("TMP", "a directory"),
+    (42, "a path or a binary file object"),
+    ("TMP/empty.wav", "at least one sample"),
+], ids=["missing", "not-audio", "directory", "int", "no-samples"])
+def test_load_audio_refuses_bad_sources(source, expected, tmp_path):
+    (tmp_path / "notes.wav").write_text("not audio at all")
+    soundfile.write(tmp_path / "empty.wav", np.zeros(0), 16_000)
+    if isinstance(source, str) and source.startswith("TMP"):
+        source = Path(source.replace("TMP", str(tmp_path)))
+    with pytest.raises(InputError, match=expected) as caught:
+        load_audio(source)
+    assert caught.value.argument == "source"
 
 
 # ---- prepare_waveform --------------------------------------------------------------------------

@@ -366,11 +366,11 @@ def test_a_big_jpeg_is_decoded_small_with_its_orientation(tmp_path, monkeypatch)
     original = frames._from_pil
     monkeypatch.setattr(frames, "_from_pil", lambda image, argument: decoded.append(image.size)
                         or original(image, argument))
-    for transform in ("sacl", "sspl"):
+    for transform in ("stretch", "centre_crop"):
         tensor, size = frames.frame_input(path, transform)
         assert size == (1800, 1000) and decoded[-1] == (500, 900)  # 1/2 scale: >= 448 on each side
         full = frames.frame_tensor(frames.load_frame(path), transform)
-        # pixel noise is the worst case: 1.2 grey levels apart on average, at most 7 (sspl)
+        # pixel noise is the worst case: 1.2 grey levels apart on average, at most 7 (centre_crop)
         assert float((tensor - full).abs().mean()) < 0.03 and float((tensor - full).abs().max()) < 0.15
 
 
@@ -380,7 +380,7 @@ def test_heatmap_is_float32_at_the_frame_s_size_and_the_box_agrees_with_it():
     from avsdk.regions import component_box
 
     raw = np.random.default_rng(2).standard_normal((14, 14)).astype(np.float32)
-    for transform in ("sacl", "sspl"):
+    for transform in ("stretch", "centre_crop"):
         result = result_from_similarity(raw, 1500, 2600, transform)  # larger than BOX_GRID_SIDE
         assert 2600 > BOX_GRID_SIDE
         heatmap = result.heatmap
@@ -390,7 +390,7 @@ def test_heatmap_is_float32_at_the_frame_s_size_and_the_box_agrees_with_it():
         assert max(abs(a - b) for a, b in zip(box, result.box)) <= 2 * 2600 / BOX_GRID_SIDE
         assert max(abs(a - b) for a, b in zip(peak, result.peak)) <= 2 * 2600 / BOX_GRID_SIDE
         # the band-by-band float32 heatmap is the whole-image float64 one, cast
-        if transform == "sacl":
+        if transform == "stretch":
             old = metrics.normalize_map(metrics.resize_bilinear(raw, (1500, 2600)))
             np.testing.assert_allclose(heatmap_at_image_size(raw, 1500, 2600), old, rtol=0, atol=1e-6)
 
@@ -500,15 +500,17 @@ MODEL_FILES = {
                                      "ONNX graph {path} holds weights that are NaN or Inf: model.scale (1 of 1)"),
     # (b) a bad value in the meta blamed transform / clip_seconds, as if the caller had passed it
     "meta transform 'crop'": (_meta_checkpoint(transform="crop"), ".pt", "checkpoint {path} meta: transform: "
-                              "expected 'sacl' or 'sspl', received 'crop' (the value saved with the model)"),
+                              "expected 'stretch' or 'centre_crop', received 'crop' (the value saved with the "
+                              "model)"),
     "meta clip_seconds 0.5": (_meta_checkpoint(clip_seconds=0.5), ".pt", "checkpoint {path} meta: clip_seconds: "
                               "expected >= 0.975 s (one 96-frame log-mel example), received 0.5 (the value"),
     "meta clip_seconds NaN": (_meta_checkpoint(clip_seconds=float("nan")), ".pt", "checkpoint {path} meta: "
                               "clip_seconds: expected a finite number of seconds, received nan"),
     "meta clip_seconds '3'": (_meta_checkpoint(clip_seconds="3"), ".pt", "checkpoint {path} meta: clip_seconds: "
                               "expected a finite number of seconds, received '3'"),
-    "manifest transform 'crop'": (lambda p, m: _export(p, transform="crop"), ".onnx", "manifest {manifest} "
-                                  "preprocessing: transform: expected 'sacl' or 'sspl', received 'crop'"),
+    "manifest transform 'crop'": (lambda p, m: _export(p) and _edit_manifest(p, transform="crop"), ".onnx",
+                                  "manifest {manifest} preprocessing: transform: expected 'stretch' or "
+                                  "'centre_crop', received 'crop'"),
     "manifest audio 'mp3'": (lambda p, m: _export(p) and _edit_manifest(p, audio="mp3"), ".onnx",
                              "manifest {manifest} preprocessing: audio kind: expected one of"),
     # (c) a graph of other input sizes: "frame: expected [B, 3, 112, 112]" at every call
@@ -561,8 +563,8 @@ def test_settings_from_a_file_are_the_caller_s_once_overridden(edge_model, tmp_p
     from avsdk.localizer import Localizer
 
     path = _meta_checkpoint(transform="crop")(tmp_path / "crop.pt", edge_model)
-    assert Localizer.load(path, transform="sspl").transform == "sspl"
-    with pytest.raises(InputError, match="^transform: expected 'sacl' or 'sspl', received 'center'"):
+    assert Localizer.load(path, transform="centre_crop").transform == "centre_crop"
+    with pytest.raises(InputError, match="^transform: expected 'stretch' or 'centre_crop', received 'center'"):
         Localizer.load(path, transform="center")  # the caller's own value: named as theirs
 
 

@@ -14,7 +14,7 @@ import soundfile as sf
 from PIL import Image
 
 from avsdk.datasets import (ASSETS_DIR, OFFSCREEN_KINDS, ON_SCREEN_SPLITS, SPLITS, BenchmarkConfig,
-                            build_benchmark, load_split, read_manifest)
+                            build_benchmark, load_split, read_asset_manifest)
 from avsdk.datasets import compose
 from avsdk.datasets.realparts import (MIN_HEARD_LOOKS, MIN_HEARD_RECORDINGS, class_looks,
                                       class_recordings, plan_splits)
@@ -98,7 +98,7 @@ def _used(index: dict, split: str, label: str | None = None) -> tuple[set, set]:
 
 def test_samples_use_only_their_split_clips_and_cut_outs(built, splits):
     index = _index(built)
-    _, manifest, _ = read_manifest()
+    _, manifest, _ = read_asset_manifest()
     for split, samples in splits.items():
         allowed_clips = set(index["splits"][split]["clips"])
         allowed_looks = set(index["splits"][split]["cutouts"])
@@ -134,7 +134,7 @@ def test_val_recordings_are_disjoint_from_train_and_shared_looks_are_documented(
     assert not set(index["splits"]["val"]["recordings"]) & set(index["splits"]["train"]["recordings"])
     assert not _used(index, "val")[0] & _used(index, "train")[0]
     shared = set(index["classes"]["val_shares_train_looks"])
-    _, manifest, _ = read_manifest()
+    _, manifest, _ = read_asset_manifest()
     for label in index["classes"]["heard"]:
         val_looks = {c for c in index["splits"]["val"]["cutouts"] if Path(c).parts[1] == label}
         train_looks = {c for c in index["splits"]["train"]["cutouts"] if Path(c).parts[1] == label}
@@ -146,7 +146,7 @@ def test_val_recordings_are_disjoint_from_train_and_shared_looks_are_documented(
 
 def test_heard_classes_have_enough_independent_recordings_and_looks(built):
     index = _index(built)
-    _, manifest, _ = read_manifest()
+    _, manifest, _ = read_asset_manifest()
     for label in index["classes"]["heard"]:
         assert len(class_recordings(manifest, label)) >= MIN_HEARD_RECORDINGS, label
         assert len(class_looks(manifest, label)) >= MIN_HEARD_LOOKS, label
@@ -208,7 +208,7 @@ def test_offscreen_silence_and_noise_levels(splits):
 def test_offscreen_kind_proportions():
     from avsdk.datasets.realparts import _sample_plan
 
-    _, manifest, _ = read_manifest()
+    _, manifest, _ = read_asset_manifest()
     config = BenchmarkConfig(offscreen=200)
     kinds = [k for k, _ in _sample_plan(plan_splits(manifest, config), "offscreen", config, 4)]
     counts = {k: kinds.count(k) for k in OFFSCREEN_KINDS}
@@ -224,7 +224,7 @@ def test_on_screen_samples_have_a_sounding_object(splits):
 
 def test_photos_are_hand_boxed_real_photos_heard_with_test_recordings(built, splits):
     index = _index(built)
-    _, manifest, _ = read_manifest()
+    _, manifest, _ = read_asset_manifest()
     photos = splits["photos"]
     assert len(photos) == SMALL.photos and len({s.background for s in photos}) >= 8  # cycles over them
     test_recordings = set(index["splits"]["test"]["recordings"])
@@ -242,7 +242,7 @@ def test_photos_are_hand_boxed_real_photos_heard_with_test_recordings(built, spl
 
 
 def test_default_plan_has_enough_classes():
-    _, manifest, _ = read_manifest()
+    _, manifest, _ = read_asset_manifest()
     plan = plan_splits(manifest, BenchmarkConfig())
     assert len(manifest["classes"]) >= 20
     assert len(plan["heard"]) >= 15  # >= 3 independent recordings and >= 2 looks each
@@ -298,7 +298,7 @@ def test_place_pair_separates_any_feasible_sizes():
 
 
 def test_asset_pack_is_small_and_every_file_is_listed_with_a_licence():
-    folder, manifest, _ = read_manifest()
+    folder, manifest, _ = read_asset_manifest()
     on_disk = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} - {"manifest.json"}
     assert sum((folder / p).stat().st_size for p in on_disk) + (folder / "manifest.json").stat().st_size < 12e6
     assert on_disk == set(manifest["files"])

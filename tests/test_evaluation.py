@@ -61,7 +61,7 @@ def samples(tmp_path):
 def synthetic_inputs(monkeypatch):
     """Replace audio/frame loading by a frame that is the image itself (channel 0 in [0, 1])."""
 
-    def fake_inputs(sample, transform="sacl", audio=None, image_size=224):
+    def fake_inputs(sample, transform="stretch", audio=None, image_size=224):
         pixels = np.asarray(Image.open(sample.image), dtype=np.float32) / 255.0
         return torch.from_numpy(pixels).permute(2, 0, 1).contiguous(), torch.zeros(3, 1, 96, 64)
 
@@ -123,19 +123,11 @@ def test_baselines_closed_form(samples):
 def test_samples_without_distractor(tmp_path, synthetic_inputs):
     report = evaluation.evaluate(oracle, _make_samples(tmp_path, 2, with_distractor=False), progress=False)
     assert report.n_distractor == 0 and math.isnan(report.distractor_accuracy)
-    assert evaluation.format_table({"m": report}).splitlines()[-1].split("|")[-2].strip() == "-"
     assert json.loads(json.dumps(report.to_dict()))["distractor_accuracy"] is None
 
 
-def test_table_and_json(samples, synthetic_inputs):
-    reports = {"model": evaluation.evaluate(oracle, samples, progress=False),
-               **evaluation.evaluate_baselines(samples)}
-    table = evaluation.format_table(reports)
-    lines = table.splitlines()
-    assert len(lines) == 5 and lines[0].startswith("| method")
-    assert "cIoU@0.5 (>= 0.5)" in lines[0] and "AUC (top 50%)" in lines[0]
-    assert lines[2].split("|")[1].strip() == "model" and "1.000" in lines[2]
-    data = json.loads(json.dumps(reports["model"].to_dict()))
+def test_report_json(samples, synthetic_inputs):
+    data = json.loads(json.dumps(evaluation.evaluate(oracle, samples, progress=False).to_dict()))
     assert data["value"]["ciou_at_0.5"] == 1.0 and set(data["value"]["ciou"]) == {f"s{i}" for i in range(7)}
 
 
@@ -146,6 +138,9 @@ def test_bad_arguments(samples, synthetic_inputs):
         evaluation.evaluate(oracle, samples, batch_size=0, progress=False)
     with pytest.raises(InputError, match="predict"):
         evaluation.evaluate(lambda f, a: torch.zeros(1, 14, 14), samples, batch_size=2, progress=False)
+    for call in (evaluation.evaluate, evaluation.predicted_maps):
+        with pytest.raises(InputError, match="^transform: expected 'stretch' or 'centre_crop', received 'sacl2'"):
+            call(oracle, samples, transform="sacl2", progress=False)
 
 
 def test_bad_mask_is_reported(tmp_path, samples):
@@ -164,6 +159,16 @@ def test_real_input_pipeline(samples):
     assert log_mel.shape == (3, 1, 96, 64) and log_mel.dtype == torch.float32
     report = evaluation.evaluate(lambda f, a: torch.rand(f.shape[0], 14, 14), samples[:3], progress=False)
     assert report.n == 3
+    # the old transform names give the same inputs as the new ones, with a DeprecationWarning
+    for old, new in (("sacl", "stretch"), ("sspl", "centre_crop")):
+        with pytest.warns(DeprecationWarning, match=f"transform '{old}' is deprecated: use '{new}'") as caught:
+            by_old = evaluation.sample_inputs(samples[0], old)[0]
+        assert caught[0].filename == __file__
+        torch.testing.assert_close(by_old, evaluation.sample_inputs(samples[0], new)[0], rtol=0, atol=0)
+    with pytest.warns(DeprecationWarning, match="use 'centre_crop'"):
+        maps = evaluation.predicted_maps(lambda f, a: f[:, :1, ::16, ::16].mean(1), samples[:2], transform="sspl")
+    np.testing.assert_array_equal(maps, evaluation.predicted_maps(lambda f, a: f[:, :1, ::16, ::16].mean(1),
+                                                                  samples[:2], transform="centre_crop"))
 
 
 def test_non_callable_predict_and_non_iterable_samples_are_input_errors(samples, synthetic_inputs):

@@ -42,15 +42,33 @@ def fp32_run(checkpoint, tmp_path_factory):
     return _run("--checkpoint", checkpoint, "--fp32", "--out", out, "--max-batch", "4"), out
 
 
-def test_help_says_engines_are_not_portable():
-    result = _run("--help")
-    assert result.returncode == 0
-    text = " ".join(result.stdout.split())
-    assert "NOT portable" in text and "TensorRT version" in text and "GPU" in text
-    assert "11.x (on Jetson: 11.4.1+ with JetPack 7.2.2+" in text  # 11.0-11.4.0: no JetPack
-    for flag in ("--checkpoint", "--onnx", "--int8", "--fp16", "--fp32", "--calib-size",
-                 "--calib-method", "--opset", "--batch", "--out", "--workspace"):
-        assert flag in result.stdout
+def test_flags_are_parsed_into_their_values_and_defaults():
+    from avsdk.export.build_engine import parse_args
+
+    args = parse_args(["--onnx", "m.onnx", "--int8", "--calib-data", "bench", "--calib-size", "64",
+                       "--calib-method", "minmax", "--opset", "18", "--batch", "2", "--out", "o",
+                       "--workspace", "512"])
+    assert (args.onnx, args.checkpoint, args.precision) == (Path("m.onnx"), None, "int8")
+    assert (args.calib_data, args.calib_size, args.calib_method) == (Path("bench"), 64, "minmax")
+    assert (args.opset, args.batch, args.out, args.workspace) == (18, 2, Path("o"), 512)
+    for flag in ("--fp32", "--fp16"):
+        assert parse_args(["--checkpoint", "c.pt", flag]).precision == flag[2:]
+    defaults = parse_args(["--checkpoint", "c.pt"])
+    assert defaults.precision is None  # fp32 from a checkpoint, the file's own from --onnx
+    assert (defaults.calib_size, defaults.calib_method, defaults.calib_data) == (512, "percentile", None)
+    assert (defaults.opset, defaults.batch, defaults.out, defaults.workspace) == (None, None, None, 1024)
+
+
+@pytest.mark.parametrize("argv", [[], ["--checkpoint", "c.pt", "--onnx", "m.onnx"],
+                                  ["--checkpoint", "c.pt", "--int8", "--fp16"]],
+                         ids=["no-source", "two-sources", "two-precisions"])
+def test_one_source_and_at_most_one_precision(argv, capsys):
+    from avsdk.export.build_engine import parse_args
+
+    with pytest.raises(SystemExit) as done:
+        parse_args(argv)
+    assert done.value.code == 2
+    capsys.readouterr()  # argparse's usage and error
 
 
 def test_without_tensorrt_writes_onnx_then_fails_with_trtexec_command(fp32_run, checkpoint):

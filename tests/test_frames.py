@@ -1,11 +1,12 @@
-"""Visual input: any picture to RGB uint8, the SACL/SSPL test transforms, and their errors."""
+"""Visual input: any picture to RGB uint8, the "stretch" / "centre_crop" frame transforms, and their errors."""
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from avsdk.errors import InputError
-from avsdk.frames import IMAGENET_MEAN, IMAGENET_STD, frame_tensor, load_frame
+from avsdk.frames import (IMAGENET_MEAN, IMAGENET_STD, TRANSFORMS, canonical_transform, frame_input, frame_tensor,
+                          load_frame)
 
 
 def gradient(height=30, width=50):
@@ -128,16 +129,16 @@ def test_unreadable_image_file(tmp_path):
 
 
 # ---- frame_tensor ------------------------------------------------------------------------------
-def test_sacl_resizes_without_crop():
+def test_stretch_resizes_without_crop():
     pixels = gradient(300, 500)
-    out = frame_tensor(pixels, transform="sacl")
+    out = frame_tensor(pixels, transform="stretch")
     expected = np.asarray(Image.fromarray(pixels).resize((224, 224), Image.BICUBIC))
     assert out.dtype == torch.float32 and out.shape == (3, 224, 224)
     torch.testing.assert_close(out, normalise(expected), rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("height, width", [(300, 500), (500, 300), (224, 224), (100, 130)])
-def test_sspl_resizes_shorter_side_then_centre_crops(height, width):
+def test_centre_crop_resizes_shorter_side_then_centre_crops(height, width):
     pixels = gradient(height, width)
     short, long = min(height, width), max(height, width)
     new_long = int(224 * long / short)
@@ -146,7 +147,7 @@ def test_sspl_resizes_shorter_side_then_centre_crops(height, width):
     top = int(round((resized.shape[0] - 224) / 2))
     left = int(round((resized.shape[1] - 224) / 2))
     expected = resized[top : top + 224, left : left + 224]
-    torch.testing.assert_close(frame_tensor(pixels, transform="sspl"), normalise(expected), rtol=0, atol=1e-6)
+    torch.testing.assert_close(frame_tensor(pixels, transform="centre_crop"), normalise(expected), rtol=0, atol=1e-6)
 
 
 def test_normalisation_of_a_flat_frame():
@@ -156,8 +157,42 @@ def test_normalisation_of_a_flat_frame():
 
 
 def test_frame_tensor_argument_errors():
-    with pytest.raises(InputError, match="transform"):
+    expected = "^transform: expected 'stretch' or 'centre_crop', received 'center'$"
+    with pytest.raises(InputError, match=expected) as caught:
         frame_tensor(gradient(), transform="center")
+    assert caught.value.argument == "transform"
+    for bad in (None, 1, ("stretch",), "Stretch"):
+        with pytest.raises(InputError, match="^transform: "):
+            frame_tensor(gradient(), transform=bad)
     for bad in (0, -3, 2.5, True):
         with pytest.raises(InputError, match="size"):
             frame_tensor(gradient(), size=bad)
+
+
+# ---- transform names: the old ones ("sacl", "sspl") still work ----------------------------------
+@pytest.mark.parametrize("old, new", [("sacl", "stretch"), ("sspl", "centre_crop")])
+def test_old_transform_names_give_the_same_tensors_with_a_deprecation_warning(old, new):
+    pixels = gradient(300, 500)
+    with pytest.warns(DeprecationWarning, match=f"transform '{old}' is deprecated: use '{new}'") as caught:
+        by_old = frame_tensor(pixels, transform=old)
+    assert caught[0].filename == __file__  # attributed to the caller
+    torch.testing.assert_close(by_old, frame_tensor(pixels, transform=new), rtol=0, atol=0)
+    with pytest.warns(DeprecationWarning, match=f"use '{new}'"):
+        tensor, size = frame_input(pixels, old)
+    torch.testing.assert_close(tensor, frame_tensor(pixels, transform=new), rtol=0, atol=0)
+
+
+def test_canonical_transform():
+    import warnings
+
+    assert TRANSFORMS == ("stretch", "centre_crop")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new names, and old ones read from a file: no warning
+        assert [canonical_transform(name) for name in TRANSFORMS] == list(TRANSFORMS)
+        assert canonical_transform("sacl", stored=True) == "stretch"
+        assert canonical_transform("sspl", stored=True) == "centre_crop"
+    with pytest.warns(DeprecationWarning, match="--transform 'sspl' is deprecated: use 'centre_crop'"):
+        assert canonical_transform("sspl", "--transform") == "centre_crop"
+    for stored in (False, True):
+        with pytest.raises(InputError, match="^--transform: expected 'stretch' or 'centre_crop', received 'crop'$"):
+            canonical_transform("crop", "--transform", stored=stored)

@@ -48,7 +48,7 @@ def test_result_from_similarity_at_original_size():
     raw = np.full((14, 14), -0.2, np.float32)
     raw[2:5, 9:12] = 0.8  # one hot region at the top right
     raw[11, 1] = 0.5  # a weaker, separate blob
-    result = result_from_similarity(raw, 300, 500, "sacl")
+    result = result_from_similarity(raw, 300, 500, "stretch")
     assert isinstance(result, LocalizationResult)
     assert result.heatmap.shape == (300, 500) and result.heatmap.dtype == np.float32
     assert result.heatmap.min() == 0.0 and result.heatmap.max() == 1.0
@@ -65,10 +65,10 @@ def test_result_from_similarity_at_original_size():
         result.score = 1.0  # frozen
 
 
-def test_sspl_transform_maps_the_centre_square_only():
+def test_centre_crop_transform_maps_the_centre_square_only():
     raw = np.zeros((14, 14), np.float32)
     raw[:, :7] = 1.0
-    result = result_from_similarity(raw, 100, 200, "sspl")
+    result = result_from_similarity(raw, 100, 200, "centre_crop")
     assert result.heatmap[:, :50].max() == 0.0 and result.heatmap[:, 150:].max() == 0.0
     assert result.box[0] == 50 and result.box[2] < 110
 
@@ -114,7 +114,7 @@ def checkpoint(tiny_model, tmp_path_factory):
     from avsdk.models import save_checkpoint
 
     path = tmp_path_factory.mktemp("ckpt") / "edge.pt"
-    save_checkpoint(path, tiny_model, transform="sacl")
+    save_checkpoint(path, tiny_model, transform="stretch")
     return path
 
 
@@ -147,7 +147,7 @@ def test_predict_matches_the_model(tiny_model):
 def test_checkpoint_localizer_end_to_end(checkpoint, tiny_model, picture, sound, tmp_path):
     _needs_inputs()
     loc = Localizer.load(checkpoint)
-    assert loc.backend_name == "torch" and loc.transform == "sacl"
+    assert loc.backend_name == "torch" and loc.transform == "stretch"
     result = loc(picture, sound)
     assert result.heatmap.shape == (180, 240) and result.similarity.shape == (14, 14)
     assert -1.0 <= result.score <= 1.0
@@ -190,8 +190,12 @@ def test_bad_inputs_name_the_argument(checkpoint, picture, sound, tmp_path):
     (tmp_path / "model.h5").write_bytes(b"x")
     with pytest.raises(InputError, match="path"):
         Localizer.load(tmp_path / "model.h5")
-    with pytest.raises(InputError, match="transform"):
+    with pytest.raises(InputError, match="^transform: expected 'stretch' or 'centre_crop', received 'crop'"):
         Localizer(lambda f, a: None, transform="crop")
+    with pytest.raises(InputError, match="^transform: expected 'stretch' or 'centre_crop', received 'crop'"):
+        Localizer.load(checkpoint, transform="crop")
+    with pytest.raises(InputError, match="^transform: expected 'stretch' or 'centre_crop'"):
+        result_from_similarity(np.zeros((14, 14)), 64, 80, "center")
 
 
 def test_call_errors_name_frame_and_audio_not_the_readers_source(checkpoint, picture, sound, tmp_path):
@@ -349,9 +353,60 @@ def test_released_pairs_are_wired_to_the_model_loaders(tiny_model, monkeypatch):
     monkeypatch.setattr(avsdk.models, "load_sspl", fake_pair)
     sacl = Localizer.load_sacl("frame_best.pth", "sound_best.pth")
     assert seen["paths"] == ("frame_best.pth", "sound_best.pth")
-    assert sacl.transform == "sacl" and sacl.backend_name == "torch"
+    assert sacl.transform == "stretch" and sacl.backend_name == "torch"
     sspl = Localizer.load_sspl("frame.pth", "sound.pth", "pcm.pth")
-    assert seen["paths"] == ("frame.pth", "sound.pth", "pcm.pth") and sspl.transform == "sspl"
+    assert seen["paths"] == ("frame.pth", "sound.pth", "pcm.pth") and sspl.transform == "centre_crop"
+
+
+# ------------------------------------------------------------------ old transform names
+
+
+def test_files_written_with_the_old_transform_names_load_silently(tiny_model, tmp_path):
+    import json
+    import warnings
+
+    from avsdk.models import load_checkpoint, save_checkpoint
+
+    for old, new in (("sacl", "stretch"), ("sspl", "centre_crop")):
+        path = tmp_path / f"{old}.pt"
+        save_checkpoint(path, tiny_model, transform=old)  # a checkpoint's meta as training wrote it before the rename
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert Localizer.load(path).transform == new
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is not installed")
+    from avsdk.export.onnx_export import export_onnx, preprocessing_from_meta
+
+    meta = load_checkpoint(path)[1]  # "sspl"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        onnx_path = export_onnx(tiny_model, tmp_path / "old.onnx", exporter="torchscript", verify=False,
+                                checkpoint=path, preprocessing=preprocessing_from_meta(meta))
+    manifest = tmp_path / "old.onnx.json"
+    data = json.loads(manifest.read_text())
+    assert data["preprocessing"]["transform"] == "centre_crop"  # a new manifest: the new name
+    data["preprocessing"]["transform"] = "sspl"  # a manifest written before the rename
+    manifest.write_text(json.dumps(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        assert Localizer.load(onnx_path).transform == "centre_crop"
+
+
+@pytest.mark.parametrize("old, new", [("sacl", "stretch"), ("sspl", "centre_crop")])
+def test_old_transform_names_as_arguments_work_and_warn(tiny_model, checkpoint, old, new):
+    with pytest.warns(DeprecationWarning, match=f"transform '{old}' is deprecated: use '{new}'") as caught:
+        assert Localizer(lambda f, a: None, transform=old).transform == new
+    assert caught[0].filename == __file__
+    with pytest.warns(DeprecationWarning, match=f"use '{new}'") as caught:
+        assert Localizer.load(checkpoint, transform=old).transform == new
+    assert caught[0].filename == __file__
+    with pytest.warns(DeprecationWarning, match=f"use '{new}'"):
+        assert Localizer.from_model(tiny_model, transform=old).transform == new
+    raw = np.random.default_rng(0).normal(size=(14, 14)).astype(np.float32)
+    with pytest.warns(DeprecationWarning, match=f"use '{new}'"):
+        by_old = result_from_similarity(raw, 100, 200, old)
+    by_new = result_from_similarity(raw, 100, 200, new)
+    np.testing.assert_array_equal(by_old.heatmap, by_new.heatmap)
+    assert by_old.box == by_new.box
 
 
 def test_load_reports_unreadable_onnx_and_bad_path_types(tmp_path):
@@ -383,7 +438,7 @@ def test_visibility_travels_with_checkpoint_and_onnx(tiny_model, calibration, pi
     from avsdk.visibility import audio_level_db, map_features
 
     path = tmp_path / "calibrated.pt"
-    save_checkpoint(path, tiny_model, transform="sacl", visibility=calibration.to_json())
+    save_checkpoint(path, tiny_model, transform="stretch", visibility=calibration.to_json())
     loc = Localizer.load(path)
     assert loc.visibility == calibration
     result = loc(picture, sound)
@@ -412,7 +467,7 @@ def test_a_damaged_calibration_is_named(tiny_model, tmp_path):
     from avsdk.models import save_checkpoint
 
     path = tmp_path / "bad.pt"
-    save_checkpoint(path, tiny_model, transform="sacl", visibility={"format": "avsdk.visibility"})
+    save_checkpoint(path, tiny_model, transform="stretch", visibility={"format": "avsdk.visibility"})
     with pytest.raises(InputError, match="meta visibility"):
         Localizer.load(path)
     with pytest.raises(InputError, match="visibility"):

@@ -64,7 +64,6 @@ def test_main_job_runs_end_to_end_on_a_tiny_benchmark(tmp_path):
     assert torch_ciou.auc == pytest.approx(onnx_ciou.auc, abs=1e-9)
     manifest = json.loads((out / "export/edge.onnx.json").read_text())
     assert manifest["build"]["opset"] == 17
-    assert "| edge model (PyTorch)" in (out / "results.md").read_text()
     # the visibility answer: calibrated on val, stored with the model, measured on offscreen
     assert manifest["visibility"]["format"] == "avsdk.visibility"
     from avsdk.localizer import Localizer
@@ -72,4 +71,3 @@ def test_main_job_runs_end_to_end_on_a_tiny_benchmark(tmp_path):
     assert Localizer.load(out / "train/best.pt").visibility is not None
     visibility = json.loads((out / "visibility.json").read_text())
     assert visibility["n_on"] == 8 and visibility["n_off"] == 8 and 0.0 <= visibility["auroc"] <= 1.0
-    assert "AUROC on_screen" in (out / "results.md").read_text()

@@ -240,6 +240,6 @@ def test_an_onnx_graph_without_its_manifest_warns_at_load(tmp_path):
         Localizer.load(path)  # with its manifest: silent
     manifest_path(path).unlink()
     with pytest.warns(UserWarning, match=r"'.*edge\.onnx' has no manifest 'edge\.onnx\.json': running it with "
-                      r"the default preprocessing \(transform 'sacl', 3\.0 s clips, log-mel audio, 224 px"):
+                      r"the default preprocessing \(transform 'stretch', 3\.0 s clips, log-mel audio, 224 px"):
         loc = Localizer.load(path)
     assert loc.clip_seconds == 3.0 and loc.visibility is None

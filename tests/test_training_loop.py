@@ -141,8 +141,8 @@ def test_three_steps_write_a_checkpoint(tiny_benchmark, tmp_path, mode, scheme, 
     assert summary["steps"] == 3
     model, meta = load_checkpoint(tmp_path / "best.pt")
     assert meta["scheme"] == scheme and meta["mode"] == mode and model.config.pcm == pcm
-    # served with its scheme's test transform (SSPL centre-crops, SACL squashes)
-    assert meta["transform"] == scheme
+    # served with its scheme's test transform (SSPL keeps the centre square, SACL stretches the frame)
+    assert meta["transform"] == {"sspl": "centre_crop", "sacl": "stretch"}[scheme]
     if pcm:  # the PCM trained: its rates moved from their initial values
         assert any(not torch.all(r == 1.0) for r in model.pcm.a0)
     history = json.loads((tmp_path / "history.json").read_text())

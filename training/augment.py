@@ -167,7 +167,8 @@ def train_views(
 
 
 def eval_view(frame: Image.Image, labels: np.ndarray | None = None, size: int = CROP):
-    """The SACL test transform (resize to size x size, bicubic), applied to labels with nearest."""
+    """The "stretch" frame transform (the whole frame resized to size x size, bicubic; SACL's
+    test transform), applied to labels with nearest."""
     image = frame.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
     view_labels = None
     if labels is not None:

@@ -16,10 +16,11 @@ import os
 import sys
 from pathlib import Path
 
-from avsdk.command_line import command, flags, output_file, write_output
+from avsdk.cli import command, flags, output_file, write_output
+from avsdk.datasets import ON_SCREEN_SPLITS as SPLITS  # the splits with a box to score
 from avsdk.errors import bad_input
+from avsdk.frames import TRANSFORMS, canonical_transform
 
-SPLITS = ("train", "val", "test", "unheard", "photos")
 
 
 def run_evaluation(checkpoint: str | os.PathLike, data: str | os.PathLike, split: str = "test",
@@ -27,12 +28,17 @@ def run_evaluation(checkpoint: str | os.PathLike, data: str | os.PathLike, split
                    progress: bool = True) -> dict:
     """Score ``checkpoint`` and the baselines on ``split`` of the benchmark at ``data``.
 
+    ``transform``, when given, overrides the frame transform recorded with the model:
+    "stretch" or "centre_crop".
+
     Returns:
         {"model": EvalReport, "all-ones": EvalReport, "centre box": EvalReport}.
     Raises:
-        InputError: a bad limit or batch size, no benchmark at ``data``, no model file at
-            ``checkpoint``; all before the slow part.
+        InputError: a bad limit, batch size or transform, no benchmark at ``data``, no model
+            file at ``checkpoint``; all before the slow part.
     """
+    if transform is not None:
+        transform = canonical_transform(transform)
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise bad_input("limit", "an int >= 1 (None: all samples)", limit)
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -58,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", choices=SPLITS, help="split to score (default: test)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--limit", type=int, default=None, help="score only the first N samples")
-    parser.add_argument("--transform", choices=("sacl", "sspl"), default=None,
-                        help="override the frame transform recorded with the model")
+    parser.add_argument("--transform", default=None, metavar="{" + ",".join(TRANSFORMS) + "}",
+                        help="override the frame transform recorded with the model: stretch (the whole "
+                        "frame resized to the model's square input) or centre_crop (its centre square)")
     parser.add_argument("--json", type=Path, default=None, help="also write the reports (per image) here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -72,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.json is not None:
         output_file("--json", args.json)
+    transform = None if args.transform is None else canonical_transform(args.transform, "--transform")
     with flags({"limit": "--limit", "batch_size": "--batch-size", "root": "--data", "path": "--checkpoint"}):
         reports = run_evaluation(args.checkpoint, args.data, args.split, args.batch_size, args.limit,
-                                 args.transform, progress=not args.no_progress)
+                                 transform, progress=not args.no_progress)
     name = Path(args.checkpoint).name
     print(f"{name} on {args.split} ({reports['model'].n} images)")
     print(format_table(reports))

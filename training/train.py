@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from avsdk._atomic import write_atomic
-from avsdk.command_line import command, flags, output_folder
+from avsdk.cli import command, flags, output_folder
 from avsdk.errors import bad_input
 from avsdk.models import ModelConfig, build_model, save_checkpoint
 
@@ -53,9 +53,10 @@ def _distributed(config: TrainConfig):
 
 def deployed_transform(config: TrainConfig) -> str:
     """The frame transform a model of ``config.scheme`` is tested and deployed with, as in each
-    reference: SACL squashes the frame to 224x224, SSPL resizes and centre-crops it. (Fast mode
-    validates on the cached evaluation view, SACL's squash; on square frames they agree.)"""
-    return "sspl" if config.scheme == "sspl" else "sacl"
+    reference: SACL stretches the whole frame to 224x224 ("stretch"), SSPL resizes it and keeps
+    the centre square ("centre_crop"). (Fast mode validates on the cached evaluation view, the
+    stretched one; on square frames they agree.)"""
+    return "centre_crop" if config.scheme == "sspl" else "stretch"
 
 
 def synchronised_batchnorm(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:

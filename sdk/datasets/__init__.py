@@ -18,8 +18,8 @@ from .realparts import (
     Sample,
     build_benchmark,
     load_split,
-    read_manifest,
+    read_asset_manifest,
 )
 
 __all__ = ["ASSETS_DIR", "OFFSCREEN_KINDS", "ON_SCREEN_SPLITS", "SPLITS", "BenchmarkConfig", "Sample", "build_benchmark", "load_split",
-           "read_manifest"]
+           "read_asset_manifest"]

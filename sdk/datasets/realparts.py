@@ -158,7 +158,7 @@ class Sample:
 
 
 # ----------------------------------------------------------------------------- assets
-def read_manifest(assets: str | os.PathLike | None = None) -> tuple[Path, dict, str]:
+def read_asset_manifest(assets: str | os.PathLike | None = None) -> tuple[Path, dict, str]:
     """(folder, manifest dict, sha256 of manifest.json) of an asset pack (default: committed)."""
     folder = Path(assets) if assets is not None else ASSETS_DIR
     path = folder / "manifest.json"
@@ -303,7 +303,7 @@ def build_benchmark(out_dir: str | os.PathLike, config: BenchmarkConfig = Benchm
     if not isinstance(config, BenchmarkConfig):
         raise bad_input("config", "a BenchmarkConfig", config)
     root = Path(out_dir)
-    folder, manifest, manifest_hash = read_manifest(assets)
+    folder, manifest, manifest_hash = read_asset_manifest(assets)
     stamp = {"format": INDEX_FORMAT, "version": INDEX_VERSION, "config": _config_json(config),
              "assets_manifest_sha256": manifest_hash}
     index_path = root / INDEX_NAME

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..frames import IMAGENET_MEAN, IMAGENET_STD
+
 # (repeats, kernel, stride, expand ratio, in channels, out channels) per stage (Lite0).
 STAGES = (
     (1, 3, 1, 1, 32, 16),
@@ -35,10 +37,8 @@ BN_MOMENTUM = 0.01  # PyTorch convention for TensorFlow's 0.99
 # The weights come from TensorFlow's EfficientNet-Lite, whose input pipeline feeds
 # (pixel - 127) / 128 (pixel in 0..255), not ImageNet mean / std. avsdk's frames are
 # ImageNet-normalised for every trunk, so the trunk maps them back: x_lite = x * scale + shift.
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-LITE_SCALE = tuple(s * 255.0 / 128.0 for s in _IMAGENET_STD)
-LITE_SHIFT = tuple((m * 255.0 - 127.0) / 128.0 for m in _IMAGENET_MEAN)
+LITE_SCALE = tuple(s * 255.0 / 128.0 for s in IMAGENET_STD)
+LITE_SHIFT = tuple((m * 255.0 - 127.0) / 128.0 for m in IMAGENET_MEAN)
 
 
 def _same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""avsdk.command_line: one line and exit status 2 for user errors, flag names, path checks."""
+"""avsdk.cli, the part every command-line tool shares: one line and exit status 2 for user errors, flag names, path checks."""
 import errno
 import io
 import os
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from avsdk.command_line import (command, flags, input_file, output_file, output_folder, quiet_broken_pipe,
+from avsdk.cli import (command, flags, input_file, output_file, output_folder, quiet_broken_pipe,
                                 write_output)
 from avsdk.errors import InputError, bad_input
 
