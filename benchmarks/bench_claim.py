@@ -1,13 +1,12 @@
 """The SACL paper's claim on our real-parts benchmark: does removing false negatives help?
 
-    python benchmarks/bench_claim.py --out runs/claim --seeds 0 --variants a b c d   # ~75 min on 2 CPU cores
-    python benchmarks/bench_claim.py --out runs/claim --seeds 1 2 --variants a b d   # ~25 min
+    python benchmarks/bench_claim.py --out runs/claim --seeds 0 1 2 --variants a b   # ~1 h on 2 CPU cores
+    python benchmarks/bench_claim.py --out runs/claim --seeds 0 --variants c d       # ~70 min
 
 (the PCM run alone takes about an hour: its 3x3 convolutions at 512 channels run 5 times per view).
 
-Trains models from the same frozen, pretrained visual trunk (EfficientNet-Lite0, the only
-pretrained trunk available offline) and the same small audio CNN, on batches that hold 4
-clips of each class (the false-negative situation SACL was designed for):
+Trains from the same frozen, pretrained visual trunk (EfficientNet-Lite0) on batches that hold
+4 clips of each class (the false-negative situation SACL was designed for):
 
     (a) SACL, false negatives removed (rank-based, keep the 75% least similar)
     (b) SACL, false-negative removal off (plain InfoNCE over every other clip)
@@ -19,26 +18,30 @@ and scores each on the test split and on the unheard classes beside the baseline
 benchmark is the same for every run (``--data-seed``); ``--seeds`` are training seeds.
 Checkpoints are selected on the val split only.
 
+(a) and (b) are the main job's training (``PipelineConfig.train_config``: ModelConfig.edge(),
+frozen SoundNet-8 with a trained head, fast mode, tau 0.07, binarised-map positive region,
+selection on val AUC) with false-negative removal on or off: the false negatives are ranked
+by the frozen SoundNet embedding, which the run does not train (as SACL ranks by pretrained
+VGGish). (c) and (d) keep the earlier recipe, the small log-mel CNN trained from scratch (the
+PCM predicts its pooled vector), at the edge lr and tau; SSPL trains the parameter groups of
+docs/method.md, "SSPL loss".
+
 Each (variant, seed) writes ``OUT/runs/<variant>-seed<seed>/result.json`` when it is done and is
 skipped when that file exists with the same settings, so an interrupted run resumes, and
 runs made by several commands (as above) add up. ``OUT/claim.md`` reports every finished
 run in OUT: mean and spread over seeds, and the per-seed difference (a) - (b).
-
-Everything uses the main job's edge settings (fast mode, tau 0.07, binarised-map positive
-region, nonnegative embeddings; see avsdk.training.pipeline), so the SACL comparison isolates
-the false-negative handling. SSPL trains the parameter groups of docs/method.md, "SSPL loss",
-at the edge lr.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from pathlib import Path
 
 import numpy as np
 
-from avsdk.command_line import command, flags, output_folder
+from avsdk.cli import command, flags, output_folder
 from avsdk.errors import bad_input
 
 VARIANTS = {
@@ -63,7 +66,7 @@ def _metric(report: dict, path: tuple) -> float:
 def _settings(args) -> dict:
     """What makes two runs comparable; a result written under other settings is redone."""
     return {"epochs": args.epochs, "data_seed": args.data_seed, "split_sizes": args.split_sizes,
-            "nonnegative": args.nonnegative}
+            "nonnegative": args.nonnegative, "sacl_model": "edge"}  # (a), (b): ModelConfig.edge() since 2026-12
 
 
 def run_one(key: str, seed: int, args, data: Path, splits: dict, out: Path, caches: dict) -> dict:
@@ -72,18 +75,23 @@ def run_one(key: str, seed: int, args, data: Path, splits: dict, out: Path, cach
     from avsdk.localizer import Localizer
     from avsdk.models import ModelConfig
     from avsdk.training.config import TrainConfig
-    from avsdk.training.pipeline import EDGE_LR, EDGE_TAU
+    from avsdk.training.pipeline import EDGE_LR, EDGE_TAU, PipelineConfig
     from avsdk.training.train import train
 
     name, options, model_options = VARIANTS[key]
-    sspl = options["scheme"] == "sspl"
-    config = TrainConfig(data=str(data), out=str(out), mode="fast", epochs=args.epochs, seed=seed, tau=EDGE_TAU,
-                         lr=EDGE_LR, positive_region="map", fast_views=4,
-                         model=ModelConfig(nonnegative=args.nonnegative, **model_options),
-                         progress=not args.no_progress, overwrite=True, **options,  # a run not
-                         # finished when the command was interrupted starts over
-                         # SSPL trains with the method's per-group rates, scaled like the edge lr
-                         **({"lr_audio": EDGE_LR, "lr_pcm": EDGE_LR, "lr_head": EDGE_LR} if sspl else {}))
+    if options["scheme"] == "sacl":  # the main job's training, false-negative removal on or off
+        config = PipelineConfig(epochs=args.epochs, seed=seed, progress=not args.no_progress).train_config(
+            data, out, **options)
+        if args.nonnegative is not None:
+            config = dataclasses.replace(config, model=dataclasses.replace(config.model, nonnegative=args.nonnegative))
+    else:  # SSPL: the earlier recipe (small log-mel CNN from scratch) at the edge lr and tau
+        config = TrainConfig(data=str(data), out=str(out), mode="fast", epochs=args.epochs, seed=seed,
+                             tau=EDGE_TAU, lr=EDGE_LR, positive_region="map", fast_views=4,
+                             model=ModelConfig(nonnegative=args.nonnegative, **model_options),
+                             progress=not args.no_progress, overwrite=True, **options,  # a run not
+                             # finished when the command was interrupted starts over; SSPL trains
+                             # with the method's per-group rates, scaled like the edge lr
+                             lr_audio=EDGE_LR, lr_pcm=EDGE_LR, lr_head=EDGE_LR)
     summary = train(config, caches)
     localizer = Localizer.load(summary["checkpoint"])
     result = {"variant": key, "name": name, "seed": seed, "settings": _settings(args),

@@ -28,9 +28,13 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from avsdk.command_line import command, flags, output_folder, write_output
+from avsdk.cli import command, flags, output_folder, write_output
 from avsdk.errors import bad_input
+
+if TYPE_CHECKING:
+    from avsdk.training.config import TrainConfig
 
 # The default run: sized to train in a few minutes on 2 CPU cores (docs/results.md).
 DEFAULT_EPOCHS = 12
@@ -88,6 +92,19 @@ class PipelineConfig:
 
         return BenchmarkConfig(seed=self.seed, **dict(zip(SPLITS, self.split_sizes)))
 
+    def train_config(self, data, out, **changes) -> TrainConfig:
+        """The TrainConfig step 2 trains with (the edge model's SACL, fast mode, selection on
+        val AUC), with ``changes`` (TrainConfig fields) on top; benchmarks/bench_claim.py
+        trains its SACL variants from it, so they differ from the main job only as they say."""
+        from avsdk.models import ModelConfig
+        from avsdk.training.config import TrainConfig
+
+        settings = dict(data=str(data), out=str(out), scheme="sacl", mode="fast", model=ModelConfig.edge(self.audio),
+                        epochs=self.epochs, batch_size=self.batch_size, seed=self.seed, tau=self.tau, lr=self.lr,
+                        positive_region="map", fast_views=self.views, progress=self.progress, select="auc",
+                        overwrite=True)  # a rerun starts over
+        return TrainConfig(**{**settings, **changes})
+
 
 def _stage(title: str) -> float:
     print(f"\n== {title}", flush=True)
@@ -111,8 +128,7 @@ def run(config: PipelineConfig) -> dict:
     from avsdk.evaluation import evaluate_baselines, format_table
     from avsdk.export import export_onnx
     from avsdk.localizer import Localizer
-    from avsdk.models import ModelConfig, load_checkpoint, save_checkpoint
-    from avsdk.training.config import TrainConfig
+    from avsdk.models import load_checkpoint, save_checkpoint
     from avsdk.training.train import train
     from avsdk.training.visibility import calibrate, visibility_report
 
@@ -128,13 +144,7 @@ def run(config: PipelineConfig) -> dict:
     _done(t)
 
     t = _stage("2/7 train the edge model (SACL, fast mode, model selection on val)")
-    train_config = TrainConfig(data=str(data), out=str(out / "train"), scheme="sacl", mode="fast",
-                               model=ModelConfig.edge(config.audio),
-                               epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
-                               tau=config.tau, lr=config.lr, positive_region="map",
-                               fast_views=config.views, progress=config.progress, select="auc",
-                               overwrite=True)  # a rerun of the main job starts over
-    summary = train(train_config)
+    summary = train(config.train_config(data, out / "train"))
     checkpoint = Path(summary["checkpoint"])
     seconds["train"] = time.perf_counter() - t
     _done(t)
