@@ -16,6 +16,7 @@ Markdown to --out (default: print only).
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -46,14 +47,20 @@ def _prototypes(model, bench, train_clips: int):
     return names, torch.stack([train_audio[torch.from_numpy(labels == n)].mean(0) for n in names])
 
 
+@functools.lru_cache(maxsize=2)
+def _model_and_prototypes(checkpoint, bench, train_clips: int):
+    """(model, class names, prototypes), made once per command for all its splits."""
+    from avsdk.models import load_checkpoint
+
+    model, _ = load_checkpoint(checkpoint)
+    return (model, *_prototypes(model, bench, train_clips))
+
+
 def headroom(checkpoint, bench, split: str = "val", train_clips: int = 800) -> dict:
     """{"model": (AUC, pointing, distractor), "prototype": (...), "audio_accuracy": float, "n": int}."""
     from avsdk.datasets import load_split
     from avsdk.evaluation import load_target, report_from_maps
-    from avsdk.models import load_checkpoint
-
-    model, _ = load_checkpoint(checkpoint)
-    names, prototypes = _prototypes(model, bench, train_clips)
+    model, names, prototypes = _model_and_prototypes(checkpoint, bench, train_clips)
     samples = load_split(bench, split)
     visual, audio = _encode(model, samples, model.audio_spec)
     targets = [load_target(s) for s in samples]
@@ -75,11 +82,9 @@ def offscreen_headroom(checkpoint, bench, train_clips: int = 800) -> dict:
     vectors and with the class prototypes: how far better hearing could take the visibility
     answer. {"model": auroc, "prototype": auroc, "on": n, "off": {kind: n}, "by_kind": {...}}."""
     from avsdk.datasets import load_split
-    from avsdk.models import load_checkpoint
     from avsdk.visibility import auroc
 
-    model, _ = load_checkpoint(checkpoint)
-    names, prototypes = _prototypes(model, bench, train_clips)
+    model, names, prototypes = _model_and_prototypes(checkpoint, bench, train_clips)
     on = load_split(bench, "test")
     off = [s for s in load_split(bench, "offscreen") if s.label in names]  # silence and noise have no class
     samples = on + off
