@@ -50,20 +50,20 @@ def time_rounds(fn, calls: int) -> tuple[list[float], list[float]]:
 
 
 def compare(name: str, make_call, rounds: int, calls: int) -> dict:
-    fns = {backend: make_call(backend) for backend in ("numpy", "compiled")}
+    fns = {implementation: make_call(implementation) for implementation in ("numpy", "compiled")}
     for fn in fns.values():  # warm up (tables, caches, lazy imports)
         fn()
-    samples = {backend: {"cpu": [], "wall": []} for backend in fns}
+    samples = {implementation: {"cpu": [], "wall": []} for implementation in fns}
     for _ in range(rounds):
-        for backend, fn in fns.items():
+        for implementation, fn in fns.items():
             cpu, wall = time_rounds(fn, calls)
-            samples[backend]["cpu"].append(cpu)
-            samples[backend]["wall"].append(wall)
+            samples[implementation]["cpu"].append(cpu)
+            samples[implementation]["wall"].append(wall)
     row = {"path": name}
-    for backend, s in samples.items():
-        row[backend] = min(s["cpu"])
-        row[backend + "_median"] = statistics.median(s["cpu"])
-        row[backend + "_wall"] = min(s["wall"])
+    for implementation, s in samples.items():
+        row[implementation] = min(s["cpu"])
+        row[implementation + "_median"] = statistics.median(s["cpu"])
+        row[implementation + "_wall"] = min(s["wall"])
     row["ratio"] = row["numpy"] / row["compiled"]
     return row
 
@@ -83,7 +83,7 @@ def main() -> int:
     if args.cpu is not None and allowed is not None and args.cpu not in allowed:
         raise bad_input("--cpu", f"one of the cores this process may use, {sorted(allowed)}", args.cpu)
 
-    if frontend.active_backend() != "compiled":
+    if frontend.active_implementation() != "compiled":
         print("avsdk._frontend is not built: pip install -e . --no-build-isolation", file=sys.stderr)
         return 1
     if allowed is not None:
@@ -93,11 +93,11 @@ def main() -> int:
     stereo44k = clip(44_100, channels=2)
     cases = [
         ("log-mel examples of a 3 s 16 kHz waveform (log_mel_examples)",
-         lambda b: (lambda: frontend.log_mel_examples(mono16k, backend=b))),
+         lambda i: (lambda: frontend.log_mel_examples(mono16k, implementation=i))),
         ("3 s mono 16 kHz clip, full path (audio_to_examples)",
-         lambda b: (lambda: frontend.audio_to_examples(mono16k, 16_000, backend=b))),
+         lambda i: (lambda: frontend.audio_to_examples(mono16k, 16_000, implementation=i))),
         ("3 s stereo 44.1 kHz clip, full path incl. soxr resampling in both",
-         lambda b: (lambda: frontend.audio_to_examples(stereo44k, 44_100, backend=b))),
+         lambda i: (lambda: frontend.audio_to_examples(stereo44k, 44_100, implementation=i))),
     ]
     rows = [compare(name, make, args.rounds, args.calls) for name, make in cases]
 

@@ -3,8 +3,8 @@
 For each op, dtype and batch size: forward, backward and forward+backward times
 (``triton.testing.do_bench`` median with the 20th and 80th percentiles) and the peak memory of
 forward+backward above the inputs. Rows are appended to a CSV with the device, versions and
-commit. The "triton" provider forces the kernels (``backend="triton"``) whatever
-``backend="auto"`` would pick. ``--sweep`` also times other tile sets of masked_infonce (block
+commit. The "triton" provider forces the kernels (``kernel="triton"``) whatever
+``kernel="auto"`` would pick. ``--sweep`` also times other tile sets of masked_infonce (block
 sizes without register spills, and for float32 the float16-piece dots on the tensor cores),
 each checked against the default ones. ``--profile`` times each kernel of each tile set alone,
 and forward + backward inside a CUDA graph (GPU time, no host overhead).
@@ -66,12 +66,12 @@ def _providers(op: str, compile_ops):
     if op == "av_similarity":
         ref = reference.av_similarity
         fns = {"eager": ref,
-               "triton": lambda v, a: kernels.av_similarity(v, a, backend="triton")}
+               "triton": lambda v, a: kernels.av_similarity(v, a, kernel="triton")}
     else:
         ref = reference.masked_infonce
         fns = {"eager": lambda v, a, m, k: ref(v, m, a, k, 0.005),
                "triton": lambda v, a, m, k: kernels.masked_infonce(v, m, a, k, 0.005,
-                                                                  backend="triton")}
+                                                                  kernel="triton")}
     if op in compile_ops:
         fns["compile"] = torch.compile(fns["eager"], dynamic=False)
     return fns

@@ -3,16 +3,18 @@
     av_similarity(visual, audio)                          cosine map, attention, pooled feature
     masked_infonce(visual_hat, mask, audio_hat, keep, tau)  SACL masked InfoNCE
 
-``backend="auto"`` runs Triton exactly when every tensor is on CUDA, Triton imports, the dtypes
+``kernel="auto"`` runs Triton exactly when every tensor is on CUDA, Triton imports, the dtypes
 are ones the kernels take, no ONNX export is tracing, and the kernel was measured faster than
 the twin there (``masked_infonce``: half precision only, see ``infonce_triton_pays``);
 otherwise the reference in ``reference.py`` runs (the CPU path and the export path).
-``backend="triton"`` forces the kernels (on CPU tensors too, under ``TRITON_INTERPRET=1``);
-``backend="torch"`` forces the twin.
+``kernel="triton"`` forces the kernels (on CPU tensors too, under ``TRITON_INTERPRET=1``);
+``kernel="torch"`` forces the twin.
 Triton is imported only when a kernel is about to run: ``import avsdk.kernels`` never pulls it in.
 The kernels' gradients are first-order: differentiating them again (``create_graph=True``, then
-a gradient of the gradient) raises, and ``backend="torch"`` serves that. NaN inputs give NaN
+a gradient of the gradient) raises, and ``kernel="torch"`` serves that. NaN inputs give NaN
 results as in the twins.
+``kernel=`` was called ``backend=`` before; the old keyword still works for one release, with a
+DeprecationWarning (and ``BACKENDS`` for ``KERNELS``).
 """
 from __future__ import annotations
 
@@ -20,16 +22,17 @@ import functools
 import importlib
 import math
 import os
+import warnings
 from numbers import Real
 
 import torch
 
-from ..errors import bad_input, require
+from ..errors import bad_input, renamed_keyword, require
 from . import reference
 
 __all__ = ["av_similarity", "masked_infonce", "infonce_triton_pays", "reference"]
 
-BACKENDS = ("auto", "triton", "torch")
+KERNELS = ("auto", "triton", "torch")
 KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 FLOAT32_MAX = torch.finfo(torch.float32).max
 MAX_C = 16384  # av_similarity holds every channel of a block of positions in registers
@@ -37,10 +40,20 @@ HALF_DTYPES = (torch.float16, torch.bfloat16)
 # eager masked_infonce's peak memory per element of its [B, B, HW] products, float32:
 # 1960 MB at B = 1024, HW = 196 (benchmarks/results/kernels_h100.md)
 EAGER_INFONCE_BYTES = 10
+# the old name of the ``kernel`` keyword, kept for one release
+_kernel_keyword = renamed_keyword("backend", "kernel")
+
+
+def __getattr__(name: str):
+    if name == "BACKENDS":  # KERNELS by its old name, kept for one release
+        warnings.warn(f"{__name__}.BACKENDS is deprecated, use KERNELS", DeprecationWarning,
+                      stacklevel=2)
+        return KERNELS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def infonce_triton_pays(dtype: torch.dtype, B: int, HW: int, device_bytes: int) -> bool:
-    """Whether ``backend="auto"`` runs the fused masked_infonce on a CUDA device: never where a
+    """Whether ``kernel="auto"`` runs the fused masked_infonce on a CUDA device: never where a
     checked-in measurement shows it slower than the twin, unless memory demands it.
 
     From benchmarks/results/kernels_h100.md (H100, forward + backward, C = 512, HW = 196): in
@@ -76,26 +89,26 @@ def _device_bytes(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).total_memory
 
 
-def _use_triton(backend: str, tensors, kernel_takes: bool, why_not: str,
+def _use_triton(kernel: str, tensors, kernel_takes: bool, why_not: str,
                 pays=lambda: True) -> bool:
-    """The one dispatch predicate; with backend="triton" it raises instead of answering False.
+    """The one dispatch predicate; with kernel="triton" it raises instead of answering False.
 
     ``pays()``, asked last and only on CUDA, is the op's rule from the measurements.
     """
-    if backend not in BACKENDS:
-        raise bad_input("backend", " or ".join(repr(b) for b in BACKENDS), backend)
-    if backend == "torch":
+    if kernel not in KERNELS:
+        raise bad_input("kernel", " or ".join(repr(k) for k in KERNELS), kernel)
+    if kernel == "torch":
         return False
     on_cuda = all(t.is_cuda for t in tensors)
-    if backend == "auto":
+    if kernel == "auto":
         return (on_cuda and kernel_takes and _triton_importable()
                 and not torch.onnx.is_in_onnx_export() and pays())
     if not kernel_takes:
-        raise bad_input("backend", f"'torch' or 'auto' for these inputs ({why_not})", "'triton'",
+        raise bad_input("kernel", f"'torch' or 'auto' for these inputs ({why_not})", "'triton'",
                         described=True)
     on_cpu = all(t.device.type == "cpu" for t in tensors)
     if not (on_cuda or (on_cpu and _interpreting())):
-        raise bad_input("backend", "'triton' only with CUDA tensors, or CPU tensors under "
+        raise bad_input("kernel", "'triton' only with CUDA tensors, or CPU tensors under "
                         "TRITON_INTERPRET=1 (set before avsdk.kernels runs a kernel)",
                         f"'triton' with tensors on {tensors[0].device}", described=True)
     require("triton", "train", "the fused kernels")
@@ -123,7 +136,8 @@ def _check_same_device(**tensors) -> None:
                             f"a tensor on {dev}", described=True)
 
 
-def av_similarity(visual: torch.Tensor, audio: torch.Tensor, backend: str = "auto"):
+@_kernel_keyword
+def av_similarity(visual: torch.Tensor, audio: torch.Tensor, kernel: str = "auto"):
     """Cosine similarity map, min-max attention and attention-pooled feature.
 
     docs/method.md, "Similarity map".
@@ -131,13 +145,14 @@ def av_similarity(visual: torch.Tensor, audio: torch.Tensor, backend: str = "aut
     Args:
         visual: visual feature map, [B, C, H, W] or [B, C, HW] (not normalised).
         audio: audio vectors, [B, C] (not normalised).
-        backend: "auto", "triton" or "torch" (see the module docstring).
+        kernel: "auto", "triton" or "torch" (see the module docstring; ``backend=``, its old
+            name, still works with a DeprecationWarning).
 
     Returns:
         (S, A, f): S and A [B, H, W] or [B, HW], f [B, C]; see ``reference.av_similarity``.
 
     Raises:
-        InputError: wrong types, ranks, shapes, devices, or a backend that cannot run them.
+        InputError: wrong types, ranks, shapes, devices, or a kernel that cannot run them.
     """
     _check_tensor("visual", visual, (3, 4))
     _check_tensor("audio", audio, (2,))
@@ -147,7 +162,7 @@ def av_similarity(visual: torch.Tensor, audio: torch.Tensor, backend: str = "aut
     _check_same_device(visual=visual, audio=audio)
     takes = visual.dtype in KERNEL_DTYPES and audio.dtype in KERNEL_DTYPES and C <= MAX_C
     why = f"dtypes in {KERNEL_DTYPES} and C <= {MAX_C}"
-    if not _use_triton(backend, (visual, audio), takes, why):
+    if not _use_triton(kernel, (visual, audio), takes, why):
         return reference.av_similarity(visual, audio)
     from .fused_similarity import AVSimilarity
 
@@ -156,8 +171,9 @@ def av_similarity(visual: torch.Tensor, audio: torch.Tensor, backend: str = "aut
     return sim.reshape(B, *spatial), att.reshape(B, *spatial), pooled
 
 
+@_kernel_keyword
 def masked_infonce(visual_hat: torch.Tensor, mask: torch.Tensor, audio_hat: torch.Tensor,
-                   keep: torch.Tensor, tau: float = 0.005, backend: str = "auto") -> torch.Tensor:
+                   keep: torch.Tensor, tau: float = 0.005, kernel: str = "auto") -> torch.Tensor:
     """SACL masked InfoNCE for one view (docs/method.md, "SACL loss", step 3), a float32 scalar.
 
     Args:
@@ -166,16 +182,17 @@ def masked_infonce(visual_hat: torch.Tensor, mask: torch.Tensor, audio_hat: torc
         audio_hat: L2-normalised audio vectors, [B, C].
         keep: [B, B] bool, True where pair (i, j) keeps its own logit (see the reference).
         tau: temperature, > 0 (0.005 in SACL).
-        backend: "auto", "triton" or "torch" (see the module docstring); on CUDA "auto" runs
+        kernel: "auto", "triton" or "torch" (see the module docstring); on CUDA "auto" runs
             the kernel for float16 / bfloat16 inputs and the twin for float32, where the
             kernel was measured slower, unless eager's products could not fit on the device
-            (``infonce_triton_pays``).
+            (``infonce_triton_pays``). ``backend=``, its old name, still works with a
+            DeprecationWarning.
 
     Returns:
         The loss, a float32 scalar; gradients flow to visual_hat and audio_hat only.
 
     Raises:
-        InputError: wrong types, ranks, shapes, devices, tau, or a backend that cannot run them.
+        InputError: wrong types, ranks, shapes, devices, tau, or a kernel that cannot run them.
     """
     _check_tensor("visual_hat", visual_hat, (3,))
     B, C, HW = visual_hat.shape
@@ -203,7 +220,7 @@ def masked_infonce(visual_hat: torch.Tensor, mask: torch.Tensor, audio_hat: torc
     def pays():
         return infonce_triton_pays(dots, B, HW, _device_bytes(visual_hat.device))
 
-    if not _use_triton(backend, (visual_hat, mask, audio_hat, keep), takes, why, pays):
+    if not _use_triton(kernel, (visual_hat, mask, audio_hat, keep), takes, why, pays):
         return reference.masked_infonce(visual_hat, mask, audio_hat, keep, float(tau))
     from .fused_infonce import MaskedInfoNCE
 

@@ -5,7 +5,7 @@ A Triton backward computes its gradients outside autograd, so they carry no grap
 would then silently see them as constants and return a wrong answer. ``first_order`` hands
 back the same values, but tied to the tensors they depend on through a node whose backward
 raises, so that only a second differentiation fails, and with a message that names the op
-and the way out (``backend="torch"``). Plain ``backward()`` calls skip all of this.
+and the way out (``kernel="torch"``). Plain ``backward()`` calls skip all of this.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class _SecondOrderRefused(torch.autograd.Function):
         raise RuntimeError(
             f"{ctx.op}: the Triton kernel's gradient cannot be differentiated again (double "
             f"backward, e.g. create_graph=True followed by a gradient of the gradient); "
-            f"call it with backend='torch' for that")
+            f"call it with kernel='torch' for that")
 
 
 def first_order(op: str, grads, depends_on):

@@ -21,7 +21,7 @@ dots with exact products; in the backward the float32 one-hot weight is split in
 half-precision terms (hi + lo, ~16 significant bits). float32 inputs use float32 FMA dots
 ("ieee"): on the H100 that beat 3-pass TF32 by 1.5x, and TF32 alone would put errors of ~1e-3
 on logits scaled by 1 / tau = 200; it is still slower than eager
-(benchmarks/results/kernels_h100.md), so ``backend="auto"`` runs the twin for float32.
+(benchmarks/results/kernels_h100.md), so ``kernel="auto"`` runs the twin for float32.
 ``Tiles(fp32_dot="f16x3")`` is the candidate for that case, not timed yet: float32 data split
 into float16 pieces (_split_f16: ~22 significant bits, exact products), the forward as three
 and dL/dv as two float16 tensor-core dots per tile (the one-hot is exactly 0 / 1 there);

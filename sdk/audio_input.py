@@ -68,14 +68,16 @@ def audio_input(audio, sample_rate, spec: AudioSpec = AudioSpec(), clip_seconds:
         sample_rate: rate of ``audio`` in Hz.
         spec: the model's AudioSpec.
         clip_seconds: clip length.
-        frontend: log-mel implementation ("auto", "numpy", "compiled"; log_mel only).
+        frontend: the log-mel implementation ("auto", "compiled", "numpy"; log_mel only), see
+            avsdk.frontend.
     Raises:
         InputError: see avsdk.audio.prepare_waveform.
     """
     if spec.kind == "log_mel":
         from .frontend import audio_to_examples
 
-        return np.asarray(audio_to_examples(audio, sample_rate, clip_seconds=clip_seconds, backend=frontend),
+        return np.asarray(audio_to_examples(audio, sample_rate, clip_seconds=clip_seconds,
+                                            implementation=frontend),
                           dtype=np.float32)
     from .audio import prepare_waveform
 

@@ -1,7 +1,7 @@
 """The ``avsdk`` command.
 
     avsdk --version
-    avsdk info                                           versions, frontend backend, CUDA
+    avsdk info                                           versions, frontend implementation, CUDA
     avsdk localize MODEL FRAME AUDIO --out overlay.png   heatmap over the frame, box, peak
     avsdk localize MODEL FRAME AUDIO --start 0 --json    the first clip of AUDIO; JSON on stdout
     avsdk localize-video MODEL VIDEO [--time T] --out overlay.png
@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"avsdk {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    info = commands.add_parser("info", help="versions, audio frontend backend, CUDA")
+    info = commands.add_parser("info", help="versions, audio frontend implementation, CUDA")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(run=_info)
 

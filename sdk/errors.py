@@ -5,9 +5,12 @@ never has to read a traceback from deep inside numpy or torch to learn what went
 """
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
+import warnings
 from contextlib import contextmanager
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 
 class AvsdkError(Exception):
@@ -54,6 +57,36 @@ def bad_input(argument: str, expected: str, received: Any, *, described: bool = 
     """
     got = received if described else _describe(received)
     return InputError(f"{argument}: expected {expected}, received {got}", argument)
+
+
+def renamed_keyword(old: str, new: str) -> Callable[[Callable], Callable]:
+    """Decorator: the keyword ``old`` of the decorated function is its argument ``new``, by the
+    name it had before (kept for one release).
+
+    ``old=...`` is passed on as ``new=...`` with a DeprecationWarning naming ``new``, attributed
+    to the caller; ``old`` given together with ``new`` (by keyword or position) is an InputError
+    naming ``new``. The function's signature, seen by ``help`` and ``inspect``, is its own.
+    """
+    def decorate(function: Callable) -> Callable:
+        position = list(inspect.signature(function).parameters).index(new)
+
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            if old in kwargs:
+                value = kwargs.pop(old)
+                if new in kwargs or len(args) > position:
+                    given = kwargs[new] if new in kwargs else args[position]
+                    raise bad_input(new, f"{new}= alone ({old}= is its deprecated old name)",
+                                    f"{new}={_describe(given)} and {old}={_describe(value)}",
+                                    described=True)
+                warnings.warn(f"{function.__name__}: {old}= is deprecated, use {new}=, its new "
+                              f"name ({new}={value!r})", DeprecationWarning, stacklevel=2)
+                kwargs[new] = value
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 # How to get a dependency that no avsdk extra installs

@@ -489,8 +489,8 @@ class Localizer:
         transform: the frame transform the model expects: "stretch" (the whole frame resized to
             S x S) or "centre_crop" (the centre square of the frame, resized to S x S).
         clip_seconds: audio length the model was trained on (3 s; docs/method.md, "Inputs").
-        frontend: log-mel implementation, "auto" (compiled when built, else numpy),
-            "compiled" or "numpy" (see avsdk.frontend).
+        frontend: the log-mel implementation, "auto" (compiled when built, else numpy),
+            "compiled" or "numpy" (avsdk.frontend's ``implementation``).
         visibility: an avsdk.visibility.Calibration; results then carry ``on_screen``.
         audio: the graph's audio input (avsdk.audio_input.AudioSpec; log-mel by default).
         max_pixels: frames of more pixels (width x height) are refused with an InputError
@@ -509,10 +509,10 @@ class Localizer:
             raise bad_input("backend", "a callable (frames, log_mel) -> maps [B, h, w]", backend)
         transform = canonical_transform(transform)
         audio = _check_settings(clip_seconds, audio, image_size)
-        from avsdk.frontend import BACKENDS
+        from avsdk.frontend import IMPLEMENTATIONS
 
-        if frontend not in BACKENDS:
-            raise bad_input("frontend", f"one of {BACKENDS}", frontend)
+        if frontend not in IMPLEMENTATIONS:
+            raise bad_input("frontend", f"one of {IMPLEMENTATIONS}", frontend)
         from avsdk.visibility import Calibration
 
         if visibility is not None and not isinstance(visibility, Calibration):

@@ -22,7 +22,7 @@ def test_log_mel_is_the_frontend():
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((44100 * 2, 2)).astype(np.float32) * 0.1
-    np.testing.assert_array_equal(audio_input(x, 44100), audio_to_examples(x, 44100, backend="auto"))
+    np.testing.assert_array_equal(audio_input(x, 44100), audio_to_examples(x, 44100, implementation="auto"))
 
 
 def test_waveform_is_the_prepared_clip_resampled():

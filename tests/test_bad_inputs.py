@@ -72,7 +72,7 @@ def _prepare(audio):
 def _examples(audio):
     from avsdk.frontend import audio_to_examples
 
-    return audio_to_examples(audio, 16000, backend="numpy")
+    return audio_to_examples(audio, 16000, implementation="numpy")
 
 
 def _localizer(audio):

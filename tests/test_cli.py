@@ -224,5 +224,5 @@ def test_info_tells_a_missing_frontend_from_a_broken_one(monkeypatch):
     assert frontend.compiled_status() == "numpy (avsdk._frontend is not built)"
     monkeypatch.setattr(builtins, "__import__", real_import)
     frontend._import_compiled.cache_clear()
-    if frontend.active_backend() == "compiled":
+    if frontend.active_implementation() == "compiled":
         assert frontend.compiled_status().startswith("compiled (")

@@ -63,11 +63,11 @@ def assert_close(name: str, ref: torch.Tensor, tri: torch.Tensor, dtype: torch.d
 
 
 def run_both(op, inputs, grad_outputs=None):
-    """Run ``op`` with backend torch and triton on copies of ``inputs``; -> (ref, tri) lists."""
+    """Run ``op`` with kernel="torch" and "triton" on copies of ``inputs``; -> (ref, tri) lists."""
     results = []
-    for backend in ("torch", "triton"):
+    for kernel in ("torch", "triton"):
         leaves = [x.detach().clone().requires_grad_(x.requires_grad) for x in inputs]
-        out = op(*leaves, backend=backend)
+        out = op(*leaves, kernel=kernel)
         outs = list(out) if isinstance(out, tuple) else [out]
         grads = grad_outputs or [torch.ones_like(o) for o in outs]
         torch.autograd.backward(outs, grads)
@@ -138,14 +138,14 @@ def test_av_similarity_large_map(device):
         assert_close(name, r, t, torch.float32)
 
 
-@pytest.mark.parametrize("backend", ["torch", "triton"])
-def test_av_similarity_one_position_map_passes_the_gradient_of_s(backend, device):
+@pytest.mark.parametrize("kernel", ["torch", "triton"])
+def test_av_similarity_one_position_map_passes_the_gradient_of_s(kernel, device):
     """HW = 1: A = (S - S) / eps is 0 whatever S is, so dL/dv and dL/da are those of S alone.
     Written as two terms of size 1 / eps that cancel, they wiped out dL/dS in float32."""
     gen = torch.Generator().manual_seed(8)
     visual = torch.randn(3, 6, 1, generator=gen).to(device).requires_grad_()
     audio = torch.randn(3, 6, generator=gen).to(device).requires_grad_()
-    S, A, f = K.av_similarity(visual, audio, backend=backend)
+    S, A, f = K.av_similarity(visual, audio, kernel=kernel)
     assert torch.all(A == 0) and torch.all(f == 0)
     got = torch.autograd.grad((S * torch.arange(1.0, 4.0, device=device)[:, None]).sum()
                               + A.sum() + f.sum(), [visual, audio])
@@ -168,8 +168,8 @@ def test_av_similarity_propagates_nan_as_the_reference(where, device):
         audio[1, 3] = float("nan")
     else:
         visual[1, :, 2 if where == "visual-first-block" else 10] = float("nan")
-    ref = K.av_similarity(visual, audio, backend="torch")
-    tri = K.av_similarity(visual.to(device), audio.to(device), backend="triton")
+    ref = K.av_similarity(visual, audio, kernel="torch")
+    tri = K.av_similarity(visual.to(device), audio.to(device), kernel="triton")
     for name, r, t in zip("SAf", ref, tri):
         assert torch.equal(t.isnan().cpu(), r.isnan()), name
         assert r.isnan().any() and not r[0].isnan().any()  # clip 1 alone
@@ -189,7 +189,7 @@ def test_av_similarity_pooled_feature_in_a_narrow_band_matches_float64(device):
     visual = (a_hat.unsqueeze(2) + noise) * (1 + torch.rand(B, 1, HW, generator=gen))
     exact = K.reference.av_similarity(visual.double(), a_hat.double())
     assert 0.94 < exact[0].min() and exact[0].max() < 0.97
-    tri = K.av_similarity(visual.to(device), a_hat.to(device), backend="triton")
+    tri = K.av_similarity(visual.to(device), a_hat.to(device), kernel="triton")
     for name, e, t, limit in zip("SAf", exact, tri, [1e-6, 3e-5, 1.5e-5]):
         rms = ((t.double().cpu() - e).pow(2).mean().sqrt() / e.pow(2).mean().sqrt()).item()
         assert rms <= limit, f"{name}: relative RMS error to float64 {rms:.1e} > {limit:.1e}"
@@ -199,8 +199,8 @@ def test_av_similarity_refuses_triton_beyond_the_channel_limit(device):
     visual = torch.zeros(1, K.MAX_C + 1, 2, device=device)
     audio = torch.zeros(1, K.MAX_C + 1, device=device)
     with pytest.raises(InputError, match="C <="):
-        K.av_similarity(visual, audio, backend="triton")
-    S, A, f = K.av_similarity(visual, audio, backend="auto")  # the reference serves
+        K.av_similarity(visual, audio, kernel="triton")
+    S, A, f = K.av_similarity(visual, audio, kernel="auto")  # the reference serves
     assert f.shape == (1, K.MAX_C + 1)
 
 
@@ -240,7 +240,7 @@ def _case_id(case):
 def test_masked_infonce_matches_reference(case, dtype, device):
     B, C, HW, masks, diag = case
     visual, mask, audio, keep = _infonce_inputs(B, C, HW, dtype, device, masks, B + C, diag)
-    ref, tri = run_both(lambda v, a, backend: K.masked_infonce(v, mask, a, keep, 0.005, backend),
+    ref, tri = run_both(lambda v, a, kernel: K.masked_infonce(v, mask, a, keep, 0.005, kernel),
                         [visual, audio])
     # The loss sums logits s / tau of size ~200, whose float32 rounding is ~1e-5 however small
     # the loss (B = 1: exactly 0 in the reference, ~1e-6 from the GPU's division): floor 1.
@@ -257,12 +257,12 @@ VARIANTS = {
 
 
 def _tiles_op(tiles_for):
-    """masked_infonce with (backend "triton") the Tiles ``tiles_for(visual)``, else the twin."""
+    """masked_infonce with (kernel "triton") the Tiles ``tiles_for(visual)``, else the twin."""
     from avsdk.kernels.fused_infonce import masked_infonce
 
-    def op(visual, mask, audio, keep, tau, backend):
-        if backend == "torch":
-            return K.masked_infonce(visual, mask, audio, keep, tau, backend="torch")
+    def op(visual, mask, audio, keep, tau, kernel):
+        if kernel == "torch":
+            return K.masked_infonce(visual, mask, audio, keep, tau, kernel="torch")
         return masked_infonce(visual, mask, audio, keep, tau, tiles=tiles_for(visual))
 
     return op
@@ -284,7 +284,7 @@ def test_masked_infonce_variants_match_reference(case, dtype, variant, device):
     B, C, HW, masks, diag = case
     visual, mask, audio, keep = _infonce_inputs(B, C, HW, dtype, device, masks, B + C, diag)
     op = _variant_op(variant, device)
-    ref, tri = run_both(lambda v, a, backend: op(v, mask, a, keep, 0.005, backend),
+    ref, tri = run_both(lambda v, a, kernel: op(v, mask, a, keep, 0.005, kernel),
                         [visual, audio])
     assert_close("loss", ref[0], tri[0], torch.float32, floor=1.0)
     for name, r, t in zip(["grad visual", "grad audio"], ref[1:], tri[1:]):
@@ -301,7 +301,7 @@ def test_masked_infonce_variants_mixed_dtypes_and_large_tau(variant, device):
     mask = (torch.rand(B, HW, generator=gen) > 0.4).to(device)
     keep = torch.ones(B, B, dtype=torch.bool, device=device)
     op = _variant_op(variant, device)
-    ref, tri = run_both(lambda v, a, backend: op(v, mask, a, keep, 1.0, backend),
+    ref, tri = run_both(lambda v, a, kernel: op(v, mask, a, keep, 1.0, kernel),
                         [visual.requires_grad_(), audio.requires_grad_()])
     for name, r, t, dt in zip(["loss", "grad visual", "grad audio"], ref, tri,
                               [torch.float32, torch.float32, torch.float16]):
@@ -345,7 +345,7 @@ def test_unknown_tiles_options_are_refused():
 
 def test_masked_infonce_zero_mask_row_gets_no_gradient(device):
     visual, mask, audio, keep = _infonce_inputs(4, 16, 12, torch.float32, device, "zero-row", 3)
-    loss = K.masked_infonce(visual, mask, audio, keep, backend="triton")
+    loss = K.masked_infonce(visual, mask, audio, keep, kernel="triton")
     loss.backward()
     assert torch.all(visual.grad[2] == 0)  # row B // 2 has an empty mask
     assert torch.all(visual.grad * (1 - mask).unsqueeze(1) == 0)  # nor does any masked position
@@ -358,7 +358,7 @@ def test_masked_infonce_non_contiguous_mixed_dtypes_and_bool_mask(device):
     audio = F.normalize(torch.randn(B, C, generator=gen), dim=1).to(device, torch.float16)
     mask = (torch.rand(HW, B, generator=gen) > 0.4).to(device).t()  # bool, strided
     keep = torch.ones(B, B, dtype=torch.bool, device=device)
-    ref, tri = run_both(lambda v, a, backend: K.masked_infonce(v, mask, a, keep, 0.01, backend),
+    ref, tri = run_both(lambda v, a, kernel: K.masked_infonce(v, mask, a, keep, 0.01, kernel),
                         [visual.requires_grad_(), audio.requires_grad_()])
     for name, r, t, dt in zip(["loss", "grad visual", "grad audio"], ref, tri,
                               [torch.float32, torch.float32, torch.float16]):
@@ -373,7 +373,7 @@ def test_masked_infonce_closed_form(device):
     visual[torch.arange(B), torch.arange(B), 0] = 1.0
     mask = torch.ones(B, HW, device=device)
     keep = torch.ones(B, B, dtype=torch.bool, device=device)
-    loss = K.masked_infonce(visual, mask, audio, keep, tau, backend="triton")
+    loss = K.masked_infonce(visual, mask, audio, keep, tau, kernel="triton")
     expected = torch.log(torch.tensor(1.0 + (B - 1) * torch.exp(torch.tensor(-1.0 / tau)).item()))
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
@@ -391,17 +391,17 @@ def test_masked_infonce_propagates_nan_as_the_reference(where, variant, device):
     else:
         visual[1, :, 1 if where == "visual-first-tile" else 69] = float("nan")
     op = _variant_op(variant, device) if variant != "default" else K.masked_infonce
-    assert K.masked_infonce(visual, mask, audio, keep, 0.07, backend="torch").isnan()
-    assert op(visual, mask, audio, keep, 0.07, backend="triton").isnan()
+    assert K.masked_infonce(visual, mask, audio, keep, 0.07, kernel="torch").isnan()
+    assert op(visual, mask, audio, keep, 0.07, kernel="triton").isnan()
 
 
 def test_masked_infonce_gives_the_mask_no_gradient(device):
     """Both twins treat the mask as a constant, also when it is a float tensor needing grad."""
     visual, mask, audio, keep = _infonce_inputs(4, 16, 12, torch.float32, device, "random", 5)
-    for backend in ("torch", "triton"):
+    for kernel in ("torch", "triton"):
         m = mask.clone().requires_grad_()
-        loss = K.masked_infonce(visual, m, audio, keep, backend=backend)
-        assert torch.autograd.grad(loss, [m], allow_unused=True) == (None,), backend
+        loss = K.masked_infonce(visual, m, audio, keep, kernel=kernel)
+        assert torch.autograd.grad(loss, [m], allow_unused=True) == (None,), kernel
 
 
 @pytest.mark.parametrize("op", ["masked_infonce", "av_similarity"])
@@ -410,22 +410,22 @@ def test_kernel_gradients_refuse_a_second_differentiation(op, device):
     again raises (the kernels' gradients carry no graph: it would silently be wrong)."""
     visual, mask, audio, keep = _infonce_inputs(4, 16, 12, torch.float32, device, "random", 5)
 
-    def loss_of(v, a, backend):
+    def loss_of(v, a, kernel):
         if op == "masked_infonce":
-            return K.masked_infonce(v, mask, a, keep, 0.07, backend=backend)
-        S, A, f = K.av_similarity(v, a, backend=backend)
+            return K.masked_infonce(v, mask, a, keep, 0.07, kernel=kernel)
+        S, A, f = K.av_similarity(v, a, kernel=kernel)
         return S.sum() + (A * S).sum() + f.pow(2).sum()
 
     plain = torch.autograd.grad(loss_of(visual, audio, "triton"), [visual, audio])
     grads = {}
-    for backend in ("torch", "triton"):
-        grads[backend] = torch.autograd.grad(loss_of(visual, audio, backend), [visual, audio],
+    for kernel in ("torch", "triton"):
+        grads[kernel] = torch.autograd.grad(loss_of(visual, audio, kernel), [visual, audio],
                                              create_graph=True)
-        assert all(g.requires_grad for g in grads[backend])
+        assert all(g.requires_grad for g in grads[kernel])
     for name, p, g in zip(["grad visual", "grad audio"], plain, grads["triton"]):
         torch.testing.assert_close(g, p, rtol=0, atol=0, msg=name)
     torch.autograd.grad(grads["torch"][0].pow(2).sum(), [visual])  # the twin can
-    with pytest.raises(RuntimeError, match=f"{op}.*backend='torch'"):
+    with pytest.raises(RuntimeError, match=f"{op}.*kernel='torch'"):
         torch.autograd.grad(grads["triton"][0].pow(2).sum(), [visual])
 
 
@@ -438,12 +438,12 @@ class TinyAV(torch.nn.Module):
         self.visual = torch.nn.Conv1d(c_in, c, 1)
         self.audio = torch.nn.Linear(c_in, c)
 
-    def forward(self, frames, sounds, mask, keep, backend):
+    def forward(self, frames, sounds, mask, keep, kernel):
         v = self.visual(frames)  # [B, C, HW]
         a = self.audio(sounds)  # [B, C]
-        sim, att, pooled = K.av_similarity(v, a, backend=backend)
+        sim, att, pooled = K.av_similarity(v, a, kernel=kernel)
         contrast = K.masked_infonce(F.normalize(v, dim=1), mask, F.normalize(a, dim=1), keep,
-                                    tau=0.07, backend=backend)
+                                    tau=0.07, kernel=kernel)
         return contrast + 0.1 * (att * sim).mean() + 1e-3 * pooled.pow(2).mean()
 
 
@@ -455,18 +455,18 @@ def test_sgd_steps_give_the_same_losses(device):
     mask = (torch.rand(B, HW, generator=gen) > 0.5).float().to(device)
     keep = torch.ones(B, B, dtype=torch.bool, device=device)
     losses = {}
-    for backend in ("torch", "triton"):
+    for kernel in ("torch", "triton"):
         torch.manual_seed(0)
         model = TinyAV().to(device)
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         history = []
         for _ in range(6):
             opt.zero_grad()
-            loss = model(frames, sounds, mask, keep, backend)
+            loss = model(frames, sounds, mask, keep, kernel)
             loss.backward()
             opt.step()
             history.append(loss.item())
-        losses[backend] = history
+        losses[kernel] = history
     assert losses["torch"][-1] < 0.2 * losses["torch"][0]  # it does train
     assert losses["triton"] == pytest.approx(losses["torch"], rel=1e-4, abs=1e-5)
 
@@ -540,7 +540,7 @@ def test_auto_dispatch_on_cuda(monkeypatch):
     K.masked_infonce(visual.float(), mask, audio.float(), keep)
     K.masked_infonce(visual, mask, audio.half(), keep)
     assert calls == [1]  # the twin ran
-    K.masked_infonce(visual.float(), mask, audio.float(), keep, backend="triton")
+    K.masked_infonce(visual.float(), mask, audio.float(), keep, kernel="triton")
     assert calls == [1, 1]  # forcing still reaches the kernel
     monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
     K.masked_infonce(visual, mask, audio, keep)
@@ -550,12 +550,12 @@ def test_auto_dispatch_on_cuda(monkeypatch):
 def test_forcing_triton_without_a_gpu_or_interpreter_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     visual, mask, audio, keep = _infonce_inputs(2, 4, 3, torch.float32, "cpu")
-    with pytest.raises(InputError, match="backend"):
-        K.masked_infonce(visual, mask, audio, keep, backend="triton")
+    with pytest.raises(InputError, match="^kernel:"):
+        K.masked_infonce(visual, mask, audio, keep, kernel="triton")
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(backend="cuda"), "backend"),
+    (dict(kernel="cuda"), "^kernel:"),
     (dict(tau=0.0), "tau"),
     (dict(tau=float("nan")), "tau"),
     (dict(mask=torch.ones(3, 4)), "mask"),
@@ -563,19 +563,19 @@ def test_forcing_triton_without_a_gpu_or_interpreter_is_a_clear_error(monkeypatc
     (dict(keep=torch.ones(2, 3, dtype=torch.bool)), "keep"),
     (dict(visual_hat=torch.ones(3, 8)), "visual_hat"),
     (dict(visual_hat=torch.ones(3, 8, 5, dtype=torch.int64)), "visual_hat"),
-    (dict(visual_hat=torch.ones(3, 8, 5, dtype=torch.float64), backend="triton"), "backend"),
+    (dict(visual_hat=torch.ones(3, 8, 5, dtype=torch.float64), kernel="triton"), "^kernel:"),
     (dict(tau=1e-40), "tau"),
     (dict(keep=torch.ones(3, 3, dtype=torch.complex64)), "keep.*complex64"),
     (dict(mask=torch.ones(3, 5, dtype=torch.complex64)), "mask.*complex64"),
     ({name: torch.ones(shape, device="meta") for name, shape in [
         ("visual_hat", (3, 8, 5)), ("mask", (3, 5)), ("audio_hat", (3, 8)), ("keep", (3, 3))]}
-     | dict(backend="triton"), "backend.*meta"),
-], ids=["backend", "tau-zero", "tau-nan", "mask-shape", "audio-shape", "keep-shape",
+     | dict(kernel="triton"), "^kernel:.*meta"),
+], ids=["kernel", "tau-zero", "tau-nan", "mask-shape", "audio-shape", "keep-shape",
         "visual-rank", "visual-int", "fp64-triton", "tau-below-float32", "keep-complex",
         "mask-complex", "triton-on-meta"])
 def test_masked_infonce_rejects_bad_arguments(bad, match):
     args = dict(visual_hat=torch.ones(3, 8, 5), mask=torch.ones(3, 5), audio_hat=torch.ones(3, 8),
-                keep=torch.ones(3, 3, dtype=torch.bool), tau=0.005, backend="auto")
+                keep=torch.ones(3, 3, dtype=torch.bool), tau=0.005, kernel="auto")
     args.update(bad)
     with pytest.raises(InputError, match=match):
         K.masked_infonce(**args)
@@ -592,6 +592,46 @@ def test_av_similarity_rejects_bad_arguments(visual, audio, match):
         K.av_similarity(visual, audio)
 
 
+# ---- the old name of ``kernel``: ``backend`` (deprecated, kept for one release) -----------------
+def _old_keyword_calls():
+    visual, mask, audio, keep = _infonce_inputs(3, 8, 5, torch.float32, "cpu")
+    return {
+        "av_similarity": lambda *args, **kw: K.av_similarity(visual, audio, *args, **kw),
+        "masked_infonce": lambda *args, **kw: K.masked_infonce(visual, mask, audio, keep, 0.005,
+                                                               *args, **kw),
+    }
+
+
+@pytest.mark.parametrize("op", ["av_similarity", "masked_infonce"])
+def test_old_backend_keyword_warns_and_gives_the_same_result(op):
+    call = _old_keyword_calls()[op]
+    new = call(kernel="torch")
+    with pytest.warns(DeprecationWarning, match="backend= is deprecated, use kernel=") as caught:
+        old = call(backend="torch")
+    assert caught[0].filename == __file__  # attributed to the caller
+    for o, n in zip(old if isinstance(old, tuple) else (old,), new if isinstance(new, tuple) else (new,)):
+        torch.testing.assert_close(o, n, rtol=0, atol=0)
+    with pytest.warns(DeprecationWarning), pytest.raises(InputError, match="^kernel: "):
+        call(backend="cuda")  # the old keyword goes through the same check
+
+
+@pytest.mark.parametrize("op", ["av_similarity", "masked_infonce"])
+def test_old_and_new_keyword_together_is_an_input_error(op):
+    call = _old_keyword_calls()[op]
+    for args, kwargs in [((), dict(kernel="torch", backend="torch")), (("torch",), dict(backend="auto"))]:
+        with pytest.raises(InputError, match="^kernel: expected kernel= alone .*received kernel='torch' "
+                                             "and backend=") as caught:
+            call(*args, **kwargs)
+        assert caught.value.argument == "kernel"
+
+
+def test_old_constant_name_warns_and_is_the_new_one():
+    with pytest.warns(DeprecationWarning, match="BACKENDS is deprecated, use KERNELS"):
+        assert K.BACKENDS is K.KERNELS == ("auto", "triton", "torch")
+    with pytest.raises(AttributeError):
+        K.no_such_name
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: SHORT[d])
 def test_masked_infonce_gpu_tile_sets_match_reference(dtype, device, bench_kernels):
@@ -605,7 +645,7 @@ def test_masked_infonce_gpu_tile_sets_match_reference(dtype, device, bench_kerne
     assert "tuned" in sets and ("f16x3" in sets) == (dtype == torch.float32)
     for name, tiles in sets.items():
         op = _tiles_op(lambda visual, tiles=tiles: tiles)
-        ref, tri = run_both(lambda v, a, backend: op(v, mask, a, keep, 0.005, backend),
+        ref, tri = run_both(lambda v, a, kernel: op(v, mask, a, keep, 0.005, kernel),
                             [visual, audio])
         assert_close(f"{name}: loss", ref[0], tri[0], torch.float32, floor=1.0)
         for what, r, t in zip(["grad visual", "grad audio"], ref[1:], tri[1:]):

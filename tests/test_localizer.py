@@ -201,7 +201,7 @@ def test_bad_inputs_name_the_argument(checkpoint, picture, sound, tmp_path):
 def test_call_errors_name_frame_and_audio_not_the_readers_source(checkpoint, picture, sound, tmp_path):
     """The readers call their argument "source"; Localizer's caller passed "frame" and "audio"."""
     _needs_inputs()
-    from avsdk.frontend import BACKENDS
+    from avsdk.frontend import IMPLEMENTATIONS
 
     loc = Localizer.load(checkpoint)
     for bad, argument in [((tmp_path / "missing.png", sound), "frame"),
@@ -214,7 +214,7 @@ def test_call_errors_name_frame_and_audio_not_the_readers_source(checkpoint, pic
         loc(picture, None, sample_rate=16000)
     noisy = np.zeros(16000, np.float32)
     noisy[100] = np.nan
-    for frontend in [b for b in BACKENDS if b != "auto"]:
+    for frontend in [b for b in IMPLEMENTATIONS if b != "auto"]:
         try:
             with_frontend = Localizer.load(checkpoint, frontend=frontend)
             with pytest.raises(InputError, match="^audio: ") as caught:

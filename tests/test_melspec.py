@@ -1,5 +1,5 @@
 """The numpy VGGish frontend (avsdk.melspec) against an independent float64 re-statement of
-Google's mel_features.py, plus hand-made cases, and the backend dispatch of avsdk.frontend."""
+Google's mel_features.py, plus hand-made cases, and the implementation dispatch of avsdk.frontend."""
 import math
 
 import numpy as np
@@ -142,23 +142,69 @@ def test_examples_need_one_whole_example():
 
 
 # ---- dispatch (no extension needed) -----------------------------------------------------------
-def test_numpy_backend_is_the_reference():
+def test_numpy_implementation_is_the_reference():
     x = chirp()
-    np.testing.assert_array_equal(frontend.log_mel_examples(x, backend="numpy"), melspec.log_mel_examples(x))
+    np.testing.assert_array_equal(frontend.log_mel_examples(x, implementation="numpy"),
+                                  melspec.log_mel_examples(x))
 
 
-def test_unknown_backend_is_refused():
-    with pytest.raises(InputError, match="backend"):
-        frontend.log_mel_examples(chirp(), backend="cuda")
+def test_unknown_implementation_is_refused():
+    with pytest.raises(InputError, match="^implementation: expected one of"):
+        frontend.log_mel_examples(chirp(), implementation="cuda")
 
 
-def test_compiled_backend_missing_is_a_clear_error(monkeypatch):
+def test_compiled_implementation_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(frontend, "_compiled_module", lambda: None)
-    assert frontend.active_backend() == "numpy"
+    assert frontend.active_implementation() == "numpy"
     with pytest.raises(MissingDependencyError, match="avsdk._frontend is not built"):
-        frontend.log_mel_examples(chirp(), backend="compiled")
+        frontend.log_mel_examples(chirp(), implementation="compiled")
     # "auto" falls back to numpy
     np.testing.assert_array_equal(frontend.log_mel_examples(chirp()), melspec.log_mel_examples(chirp()))
+
+
+# ---- the old name of ``implementation``: ``backend`` (deprecated, kept for one release) ---------
+OLD_KEYWORD_CALLS = {
+    "log_mel_examples": lambda **kw: frontend.log_mel_examples(chirp(), **kw),
+    "audio_to_examples": lambda **kw: frontend.audio_to_examples(chirp(), SR, **kw),
+}
+
+
+@pytest.mark.parametrize("call", OLD_KEYWORD_CALLS.values(), ids=OLD_KEYWORD_CALLS.keys())
+def test_old_backend_keyword_warns_and_gives_the_same_result(call):
+    new = call(implementation="numpy")
+    with pytest.warns(DeprecationWarning, match="backend= is deprecated, use implementation=") as caught:
+        old = call(backend="numpy")
+    assert caught[0].filename == __file__  # attributed to the caller
+    np.testing.assert_array_equal(old, new)
+    with pytest.warns(DeprecationWarning), pytest.raises(InputError, match="^implementation: "):
+        call(backend="cuda")  # the old keyword goes through the same check
+
+
+@pytest.mark.parametrize("call", OLD_KEYWORD_CALLS.values(), ids=OLD_KEYWORD_CALLS.keys())
+def test_old_and_new_keyword_together_is_an_input_error(call):
+    with pytest.raises(InputError, match="^implementation: expected implementation= alone") as caught:
+        call(implementation="numpy", backend="numpy")
+    assert caught.value.argument == "implementation"
+
+
+def test_old_and_new_keyword_together_positionally_is_an_input_error():
+    with pytest.raises(InputError, match="^implementation: .*received implementation='numpy' and "
+                                         "backend='compiled'"):
+        frontend.log_mel_examples(chirp(), "numpy", backend="compiled")
+    with pytest.raises(InputError, match="^implementation: "):
+        frontend.audio_to_examples(chirp(), SR, 3.0, "numpy", backend="numpy")
+
+
+def test_old_module_names_warn_and_are_the_new_ones():
+    with pytest.warns(DeprecationWarning, match="active_backend is deprecated, use active_implementation"):
+        active_backend = frontend.active_backend
+    assert active_backend is frontend.active_implementation
+    assert active_backend() in ("compiled", "numpy")
+    with pytest.warns(DeprecationWarning, match="BACKENDS is deprecated, use IMPLEMENTATIONS"):
+        from avsdk.frontend import BACKENDS
+    assert BACKENDS == frontend.IMPLEMENTATIONS == ("auto", "compiled", "numpy")
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        frontend.no_such_name
 
 
 def test_audio_to_examples_numpy_is_prepare_then_log_mel():
@@ -167,10 +213,10 @@ def test_audio_to_examples_numpy_is_prepare_then_log_mel():
     rng = np.random.default_rng(3)
     stereo = rng.standard_normal((50_000, 2)).astype(np.float32)
     expected = melspec.log_mel_examples(prepare_waveform(stereo, 22_050))
-    np.testing.assert_array_equal(frontend.audio_to_examples(stereo, 22_050, backend="numpy"), expected)
+    np.testing.assert_array_equal(frontend.audio_to_examples(stereo, 22_050, implementation="numpy"), expected)
     assert expected.shape == (3, 1, 96, 64)
 
 
 def test_audio_to_examples_rejects_clips_shorter_than_an_example():
     with pytest.raises(InputError, match="clip_seconds"):
-        frontend.audio_to_examples(chirp(), SR, clip_seconds=0.5, backend="numpy")
+        frontend.audio_to_examples(chirp(), SR, clip_seconds=0.5, implementation="numpy")

@@ -74,7 +74,7 @@ def test_sacl_loss_matches_reference(remove, batch, channels, hw):
     keep = false_negative_keep(torch.randn(batch, 12, generator=g)) if remove else None
     ref_keep = keep if remove else torch.ones(batch, batch, dtype=torch.bool)
     ref = sacl_by_reference(v1, v2, a, m1, m2, ref_keep, 0.005)
-    got = sacl_loss(v1, v2, a, m1, m2, keep, backend="torch")
+    got = sacl_loss(v1, v2, a, m1, m2, keep, kernel="torch")
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
 
@@ -86,10 +86,10 @@ def test_sacl_closed_form(batch):
     v = torch.ones(batch, 4, 2, 2)
     a = torch.ones(batch, 4)
     m = torch.ones(batch, 2, 2)
-    plain = sacl_loss(v, v, a, m, m, None, backend="torch")
+    plain = sacl_loss(v, v, a, m, m, None, kernel="torch")
     assert plain.item() == pytest.approx(2 * math.log(batch), rel=1e-5)
     keep = false_negative_keep(torch.randn(batch, 3, generator=torch.Generator().manual_seed(0)))
-    removed = sacl_loss(v, v, a, m, m, keep, backend="torch")
+    removed = sacl_loss(v, v, a, m, m, keep, kernel="torch")
     expected = 2 * keep.sum(dim=1).double().log().mean().item()
     assert removed.item() == pytest.approx(expected, rel=1e-5, abs=1e-6)
 
@@ -100,7 +100,21 @@ def test_sacl_aligned_pairs_give_near_zero_loss():
     a = torch.eye(batch, 8)[:batch]
     v = a[:, :, None, None].expand(batch, 8, 3, 3).clone()
     m = torch.ones(batch, 3, 3)
-    assert sacl_loss(v, v, a, m, m, backend="torch").item() < 1e-6
+    assert sacl_loss(v, v, a, m, m, kernel="torch").item() < 1e-6
+
+
+def test_sacl_loss_old_backend_keyword_warns_and_gives_the_same_result():
+    from avsdk.errors import InputError
+
+    v = torch.randn(3, 4, 2, 2, generator=torch.Generator().manual_seed(1))
+    a, m = torch.randn(3, 4), torch.ones(3, 2, 2)
+    new = sacl_loss(v, v, a, m, m, kernel="torch")
+    with pytest.warns(DeprecationWarning, match="sacl_loss: backend= is deprecated, use kernel="):
+        old = sacl_loss(v, v, a, m, m, backend="torch")
+    assert old.item() == new.item()
+    with pytest.raises(InputError, match="^kernel: expected kernel= alone") as caught:
+        sacl_loss(v, v, a, m, m, kernel="torch", backend="torch")
+    assert caught.value.argument == "kernel"
 
 
 def test_sacl_loss_gradcheck_fp64():
@@ -113,7 +127,7 @@ def test_sacl_loss_gradcheck_fp64():
     # a large tau keeps the softmax away from saturation so finite differences are meaningful
     fn = lambda v1, v2, a: sacl_by_reference(v1, v2, a, m, m, keep, 0.5)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (v1, v2, a))
-    got = lambda v1, v2, a: sacl_loss(v1, v2, a, m, m, keep, tau=0.5, backend="torch")  # noqa: E731
+    got = lambda v1, v2, a: sacl_loss(v1, v2, a, m, m, keep, tau=0.5, kernel="torch")  # noqa: E731
     assert torch.autograd.gradcheck(got, (v1, v2, a))
     grads = torch.autograd.grad(got(v1, v2, a), (v1, v2, a))
     refs = torch.autograd.grad(fn(v1, v2, a), (v1, v2, a))

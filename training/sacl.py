@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from avsdk.errors import bad_input
+from avsdk.errors import bad_input, renamed_keyword
 from avsdk.kernels import masked_infonce
 
 TAU = 0.005
@@ -46,6 +46,7 @@ def false_negative_keep(embedding: torch.Tensor, ratio: float = NEGATIVE_RATIO) 
     return keep.scatter(1, least_similar, True)
 
 
+@renamed_keyword("backend", "kernel")  # its old name, kept for one release
 def sacl_loss(
     visual1: torch.Tensor,
     visual2: torch.Tensor,
@@ -54,7 +55,7 @@ def sacl_loss(
     mask2: torch.Tensor,
     keep: torch.Tensor | None = None,
     tau: float = TAU,
-    backend: str = "auto",
+    kernel: str = "auto",
 ) -> torch.Tensor:
     """Sum over the two views of the masked InfoNCE (docs/method.md, "SACL loss", step 3), float32.
 
@@ -65,7 +66,8 @@ def sacl_loss(
         mask1, mask2: positive-region masks [B, H, W] or [B, HW].
         keep: [B, B] bool from ``false_negative_keep``; None keeps every pair (plain InfoNCE).
         tau: temperature.
-        backend: "auto" | "triton" | "torch", passed to the kernel dispatcher when present.
+        kernel: "auto" | "triton" | "torch", passed to ``masked_infonce`` (``backend=``, its
+            old name, still works with a DeprecationWarning).
 
     Returns:
         scalar float32 loss.
@@ -87,5 +89,5 @@ def sacl_loss(
     for visual, mask in ((visual1, mask1), (visual2, mask2)):
         visual_hat = F.normalize(visual.flatten(2).to(dtype), p=2, dim=1)  # [B, C, HW]
         loss = loss + masked_infonce(visual_hat, mask.reshape(batch, -1).to(dtype), audio_hat,
-                                     keep.bool(), tau=tau, backend=backend)
+                                     keep.bool(), tau=tau, kernel=kernel)
     return loss
