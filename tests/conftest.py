@@ -21,17 +21,23 @@ if not _HAS_CUDA:
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
-@pytest.fixture(scope="session")
-def bench_kernels():
-    """benchmarks/bench_kernels.py as a module (benchmarks/ is not a package)."""
+def load_script(relative: str):
+    """A script of the repository (benchmarks/ and export/ scripts are not importable by
+    name) loaded as a module, e.g. ``load_script("benchmarks/bench_kernels.py")``."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_kernels.py"
-    spec = importlib.util.spec_from_file_location("bench_kernels", path)
+    path = Path(__file__).resolve().parents[1] / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def bench_kernels():
+    """benchmarks/bench_kernels.py as a module (benchmarks/ is not a package)."""
+    return load_script("benchmarks/bench_kernels.py")
 
 
 @pytest.fixture

@@ -2,21 +2,16 @@
 measured from the same model, the prototypes made once per command."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+
+from conftest import load_script
 
 torch = pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
 def headroom_module():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_headroom.py"
-    spec = importlib.util.spec_from_file_location("bench_headroom", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bench_headroom.py")
 
 
 def test_headroom_and_offscreen(headroom_module, tiny_benchmark, tmp_path):
