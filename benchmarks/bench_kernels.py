@@ -94,16 +94,16 @@ def _measure(fn, leaves, extra, warmup_ms: int, rep_ms: int):
     def both():
         torch.autograd.backward(_outputs(fn, leaves, extra), grads)
 
-    outs = _outputs(fn, leaves, extra)
+    outs = _outputs(fn, leaves, extra)  # one graph that bwd runs backward through again and again
 
-    def bwd():  # reads the cell "outs", which the del below empties (frees the graph)
+    def bwd():
         torch.autograd.backward(outs, grads, retain_graph=True)
 
     timings = {}
     for mode, call in (("fwd", fwd), ("bwd", bwd), ("fwd+bwd", both)):
         timings[mode] = do_bench(call, warmup=warmup_ms, rep=rep_ms, quantiles=quantiles,
                                  grad_to_none=leaves)
-    del outs
+    outs.clear()  # frees that graph before the memory of one step is measured
     for leaf in leaves:
         leaf.grad = None
     torch.cuda.synchronize()

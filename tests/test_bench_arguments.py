@@ -1,10 +1,11 @@
 """The benchmark scripts reject bad arguments in one line, with exit status 2, before their work."""
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from conftest import load_script
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -15,10 +16,7 @@ def _script(*args):
 
 @pytest.fixture(scope="module")
 def edge_ablation():
-    spec = importlib.util.spec_from_file_location("bench_edge_ablation", BENCHMARKS / "bench_edge_ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bench_edge_ablation.py")
 
 
 @pytest.mark.parametrize("argv,flag", [(["--epochs", "0"], "--epochs"), (["--out", "DIR"], "--out")])
@@ -39,10 +37,7 @@ def test_frontend_bench_checks_arguments(argv, flag):
 @pytest.fixture(scope="module")
 def int8_bench():
     pytest.importorskip("onnxruntime", reason="bench_int8.py needs the export extra")
-    spec = importlib.util.spec_from_file_location("bench_int8", BENCHMARKS / "bench_int8.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bench_int8.py")
 
 
 @pytest.mark.parametrize("argv,flag", [

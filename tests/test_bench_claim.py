@@ -1,18 +1,12 @@
 """benchmarks/bench_claim.py's report: mean ± spread over seeds and the paired (a) - (b) rows."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_claim.py"
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_claim", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bench_claim.py")
 
 
 def _report(ciou, auc, pointing, distractor):

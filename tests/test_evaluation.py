@@ -1,6 +1,8 @@
 """evaluate(), baselines and the table, on tiny synthetic samples written to a tmp dir."""
+import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,23 +133,53 @@ def test_report_json(samples, synthetic_inputs):
     assert data["value"]["ciou_at_0.5"] == 1.0 and set(data["value"]["ciou"]) == {f"s{i}" for i in range(7)}
 
 
-def test_bad_arguments(samples, synthetic_inputs):
-    with pytest.raises(InputError, match="samples"):
-        evaluation.evaluate(oracle, [], progress=False)
-    with pytest.raises(InputError, match="batch_size"):
-        evaluation.evaluate(oracle, samples, batch_size=0, progress=False)
-    with pytest.raises(InputError, match="predict"):
-        evaluation.evaluate(lambda f, a: torch.zeros(1, 14, 14), samples, batch_size=2, progress=False)
-    for call in (evaluation.evaluate, evaluation.predicted_maps):
-        with pytest.raises(InputError, match="^transform: expected 'stretch' or 'centre_crop', received 'sacl2'"):
-            call(oracle, samples, transform="sacl2", progress=False)
+def _with_small_mask(sample):
+    """``sample`` with a 10x10 mask where evaluation reads 224x224 ones."""
+    small = sample.mask.with_name("small.png")
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(small)
+    return dataclasses.replace(sample, id="x", box=(0, 0, 5, 5), mask=small, distractor_mask=None)
 
 
-def test_bad_mask_is_reported(tmp_path, samples):
-    Image.fromarray(np.zeros((10, 10), np.uint8)).save(tmp_path / "small.png")
-    broken = FakeSample("x", samples[0].image, samples[0].audio, (0, 0, 5, 5), tmp_path / "small.png", None)
-    with pytest.raises(InputError, match="sample.mask"):
-        evaluation.load_target(broken)
+def _three_maps_for_two_targets(samples):
+    targets = [evaluation.load_target(s) for s in samples[:2]]
+    return [np.random.default_rng(i).random((14, 14)) for i in range(3)], targets
+
+
+# call(samples) (seven of them), the argument its InputError names, a regex the message holds
+# after "<argument>: expected "
+REFUSALS = {
+    "evaluate no samples": (lambda s: evaluation.evaluate(oracle, [], progress=False), "samples",
+                            r"at least one sample, received \[\]"),
+    "evaluate samples None": (lambda s: evaluation.evaluate(oracle, None, progress=False), "samples",
+                              "a sequence of avsdk.datasets.Sample, received None"),
+    "evaluate batch_size 0": (lambda s: evaluation.evaluate(oracle, s, batch_size=0, progress=False), "batch_size",
+                              "a positive int, received 0"),
+    "evaluate predict None": (lambda s: evaluation.evaluate(None, s, progress=False), "predict",
+                              "a callable .*, received None"),
+    "evaluate predict of one map for two": (
+        lambda s: evaluation.evaluate(lambda f, a: torch.zeros(1, 14, 14), s, batch_size=2, progress=False),
+        "predict", r"maps of shape \[2, h, w\], received ndarray of shape \(1, 14, 14\)"),
+    "evaluate predict of a string": (lambda s: evaluation.evaluate(lambda f, a: "not a map", s, progress=False),
+                                     "predict", r"maps of shape \[7, h, w\], received 'not a map'"),
+    "evaluate transform 'sacl2'": (lambda s: evaluation.evaluate(oracle, s, transform="sacl2", progress=False),
+                                   "transform", "'stretch' or 'centre_crop', received 'sacl2'"),
+    "predicted_maps transform 'sacl2'": (
+        lambda s: evaluation.predicted_maps(oracle, s, transform="sacl2", progress=False), "transform",
+        "'stretch' or 'centre_crop', received 'sacl2'"),
+    "load_target 10x10 mask": (lambda s: evaluation.load_target(_with_small_mask(s[0])), "sample.mask",
+                               r"a 224x224 mask, received .*small.png of shape \(10, 10\)"),
+    "report_from_maps extra maps": (lambda s: evaluation.report_from_maps(*_three_maps_for_two_targets(s)), "maps",
+                                    "one map for each of the 2 targets, received 3 maps"),
+}
+
+
+@pytest.mark.parametrize("call, argument, expected", REFUSALS.values(), ids=REFUSALS.keys())
+def test_bad_arguments_are_input_errors_naming_them(samples, synthetic_inputs, call, argument, expected):
+    with pytest.raises(InputError) as caught:
+        call(samples)
+    message = str(caught.value)
+    assert caught.value.argument == argument and message.startswith(f"{argument}: expected "), message
+    assert re.search(expected, message[len(f"{argument}: expected "):]), message
 
 
 def test_real_input_pipeline(samples):
@@ -169,22 +201,6 @@ def test_real_input_pipeline(samples):
         maps = evaluation.predicted_maps(lambda f, a: f[:, :1, ::16, ::16].mean(1), samples[:2], transform="sspl")
     np.testing.assert_array_equal(maps, evaluation.predicted_maps(lambda f, a: f[:, :1, ::16, ::16].mean(1),
                                                                   samples[:2], transform="centre_crop"))
-
-
-def test_non_callable_predict_and_non_iterable_samples_are_input_errors(samples, synthetic_inputs):
-    with pytest.raises(InputError, match="predict"):
-        evaluation.evaluate(None, samples, progress=False)
-    with pytest.raises(InputError, match="samples"):
-        evaluation.evaluate(oracle, None, progress=False)
-    with pytest.raises(InputError, match="predict"):
-        evaluation.evaluate(lambda f, a: "not a map", samples, progress=False)
-
-
-def test_report_from_maps_rejects_extra_maps(samples):
-    targets = [evaluation.load_target(s) for s in samples[:2]]
-    maps = [np.random.default_rng(i).random((14, 14)) for i in range(3)]
-    with pytest.raises(InputError, match="maps"):
-        evaluation.report_from_maps(maps, targets)
 
 
 def test_report_from_maps_takes_the_torch_maps_evaluate_takes(samples):

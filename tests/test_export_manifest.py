@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -89,38 +90,54 @@ def test_write_is_atomic_and_leaves_no_temporary(artifact):
     assert sorted(p.name for p in artifact.parent.iterdir()) == ["edge.int8.onnx", "edge.int8.onnx.json"]
 
 
-def test_missing_or_foreign_manifest_is_refused(artifact):
-    with pytest.raises(InputError, match="manifest"):
-        read_manifest(artifact)
-    manifest_path(artifact).write_text("{ not json")
-    with pytest.raises(InputError, match="JSON"):
-        read_manifest(artifact)
-    manifest_path(artifact).write_text(json.dumps({"format": "something else"}))
-    with pytest.raises(InputError, match="avsdk.export-manifest"):
-        read_manifest(artifact)
-    manifest_path(artifact).write_text(json.dumps({"format": "avsdk.export-manifest", "version": 99}))
-    with pytest.raises(InputError, match="version"):
-        read_manifest(artifact)
+def _beside(artifact, text: str):
+    """``artifact``, with ``text`` written as its manifest."""
+    manifest_path(artifact).write_text(text)
+    return artifact
 
 
-def test_bad_fields_are_refused(artifact):
-    with pytest.raises(InputError, match="precision"):
-        _manifest(artifact, precision="int4")
-    with pytest.raises(InputError, match="kind"):
-        _manifest(artifact, kind="tflite")
-
-
-def test_replaced_artifact_is_detected(artifact):
+def _replaced(artifact) -> Manifest:
+    """The manifest of ``artifact``, whose file is then overwritten by another model."""
     manifest = _manifest(artifact)
-    verify_artifact(manifest, artifact)
     artifact.write_bytes(b"another model")
-    with pytest.raises(InputError, match="re-export"):
-        verify_artifact(manifest, artifact)
+    return manifest
+
+
+# call(artifact), the argument its InputError names ({manifest}, {artifact}: the paths), a regex
+# the message holds after "<argument>: expected "
+REFUSALS = {
+    "read_manifest missing": (lambda a: read_manifest(a), "manifest", "a manifest file beside the artifact"),
+    "read_manifest not JSON": (lambda a: read_manifest(_beside(a, "{ not json")), "manifest", "readable JSON at"),
+    "read_manifest foreign format": (
+        lambda a: read_manifest(_beside(a, json.dumps({"format": "something else"}))), "manifest {manifest}",
+        "a JSON object with format 'avsdk.export-manifest', received 'something else'"),
+    "read_manifest version 99": (
+        lambda a: read_manifest(_beside(a, json.dumps({"format": "avsdk.export-manifest", "version": 99}))),
+        "manifest {manifest} version", "1, received 99$"),
+    "Manifest precision int4": (lambda a: _manifest(a, precision="int4"), "precision", "one of .*, received 'int4'"),
+    "Manifest kind tflite": (lambda a: _manifest(a, kind="tflite"), "kind", "one of .*, received 'tflite'"),
+    "Manifest.output unknown name": (lambda a: _manifest(a).output("audio_embedding"), "manifest outputs",
+                                     r"one of \['similarity'\], received 'audio_embedding'"),
+    "verify_artifact replaced file": (lambda a: verify_artifact(_replaced(a), a), "artifact {artifact}",
+                                      "the file its manifest describes .*: re-export it"),
+}
+
+
+@pytest.mark.parametrize("call, argument, expected", REFUSALS.values(), ids=REFUSALS.keys())
+def test_bad_arguments_are_input_errors_naming_them(artifact, call, argument, expected):
+    argument = argument.format(manifest=manifest_path(artifact), artifact=artifact)
+    with pytest.raises(InputError) as caught:
+        call(artifact)
+    message = str(caught.value)
+    assert caught.value.argument == argument and message.startswith(f"{argument}: expected "), message
+    assert re.search(expected, message[len(f"{argument}: expected "):]), message
+
+
+def test_an_unchanged_artifact_is_verified(artifact):
+    verify_artifact(_manifest(artifact), artifact)
 
 
 def test_lookup_by_name(artifact):
     manifest = _manifest(artifact)
     assert manifest.input("log_mel").shape == ("batch", 3, 1, 96, 64)
     assert manifest.output("similarity").dtype == "float32"
-    with pytest.raises(InputError, match="audio_embedding"):
-        manifest.output("audio_embedding")

@@ -1,4 +1,7 @@
 """Localizer on every backend that runs here, its typed result, the region box and the overlay."""
+import importlib.util
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -6,6 +9,7 @@ from PIL import Image
 
 from avsdk import overlay
 from avsdk.errors import InputError
+from avsdk.frontend import IMPLEMENTATIONS
 from avsdk.localizer import LocalizationResult, Localizer, result_from_similarity
 from avsdk.regions import component_box
 
@@ -118,19 +122,19 @@ def checkpoint(tiny_model, tmp_path_factory):
     return path
 
 
-@pytest.fixture
-def picture(tmp_path):
+@pytest.fixture(scope="module")
+def picture(tmp_path_factory):
     rng = np.random.default_rng(0)
-    path = tmp_path / "frame.png"
+    path = tmp_path_factory.mktemp("picture") / "frame.png"
     Image.fromarray(rng.integers(0, 255, (180, 240, 3), dtype=np.uint8)).save(path)
     return path
 
 
-@pytest.fixture
-def sound(tmp_path):
+@pytest.fixture(scope="module")
+def sound(tmp_path_factory):
     import soundfile
 
-    path = tmp_path / "clip.wav"
+    path = tmp_path_factory.mktemp("sound") / "clip.wav"
     t = np.arange(2 * 22050) / 22050
     soundfile.write(path, (0.4 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 22050)
     return path
@@ -176,99 +180,12 @@ def test_onnx_localizer_matches_checkpoint(checkpoint, tiny_model, tmp_path):
     np.testing.assert_allclose(Localizer.load(fixed).predict(frames.numpy(), log_mel.numpy()), ref, atol=1e-4)
 
 
-def test_bad_inputs_name_the_argument(checkpoint, picture, sound, tmp_path):
-    _needs_inputs()
-    loc = Localizer.load(checkpoint)
-    with pytest.raises(InputError, match="sample_rate"):
-        loc(picture, np.zeros(16000, np.float32))
-    with pytest.raises(InputError, match="sample_rate"):
-        loc(picture, sound, sample_rate=16000)
-    with pytest.raises(InputError):
-        loc(tmp_path / "missing.png", sound)
-    with pytest.raises(InputError, match="path"):
-        Localizer.load(tmp_path / "missing.pt")
-    (tmp_path / "model.h5").write_bytes(b"x")
-    with pytest.raises(InputError, match="path"):
-        Localizer.load(tmp_path / "model.h5")
-    with pytest.raises(InputError, match="^transform: expected 'stretch' or 'centre_crop', received 'crop'"):
-        Localizer(lambda f, a: None, transform="crop")
-    with pytest.raises(InputError, match="^transform: expected 'stretch' or 'centre_crop', received 'crop'"):
-        Localizer.load(checkpoint, transform="crop")
-    with pytest.raises(InputError, match="^transform: expected 'stretch' or 'centre_crop'"):
-        result_from_similarity(np.zeros((14, 14)), 64, 80, "center")
-
-
-def test_call_errors_name_frame_and_audio_not_the_readers_source(checkpoint, picture, sound, tmp_path):
-    """The readers call their argument "source"; Localizer's caller passed "frame" and "audio"."""
-    _needs_inputs()
-    from avsdk.frontend import IMPLEMENTATIONS
-
-    loc = Localizer.load(checkpoint)
-    for bad, argument in [((tmp_path / "missing.png", sound), "frame"),
-                          ((np.zeros((5, 5, 2), np.uint8), sound), "frame"),
-                          ((picture, tmp_path / "missing.wav"), "audio")]:
-        with pytest.raises(InputError, match=f"^{argument}: ") as caught:
-            loc(*bad)
-        assert caught.value.argument == argument
-    with pytest.raises(InputError, match="^audio: expected a sound file path"):
-        loc(picture, None, sample_rate=16000)
-    noisy = np.zeros(16000, np.float32)
-    noisy[100] = np.nan
-    for frontend in [b for b in IMPLEMENTATIONS if b != "auto"]:
-        try:
-            with_frontend = Localizer.load(checkpoint, frontend=frontend)
-            with pytest.raises(InputError, match="^audio: ") as caught:
-                with_frontend(picture, noisy, sample_rate=16000)
-        except ImportError:
-            continue  # the compiled frontend is not built here
-        assert caught.value.argument == "audio", frontend
-
-
 def test_audio_file_objects_are_read_like_paths(checkpoint, picture, sound):
     _needs_inputs()
     loc = Localizer.load(checkpoint)
     with open(sound, "rb") as handle:
         from_object = loc(picture, handle)
     np.testing.assert_array_equal(from_object.similarity, loc(picture, sound).similarity)
-
-
-def test_save_overlay_checks_its_path_and_image_first(checkpoint, picture, sound, tmp_path):
-    _needs_inputs()
-    result = Localizer.load(checkpoint)(picture, sound)
-    (tmp_path / "folder.png").mkdir()
-    (tmp_path / "file").write_text("x")
-    for path in (tmp_path / "folder.png", tmp_path / "file" / "o.png", None):
-        with pytest.raises(InputError, match="^path: "):
-            result.save_overlay(path, picture)
-    small = tmp_path / "small.png"
-    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(small)
-    with pytest.raises(InputError, match=r"^image: expected the localized frame.*\(180, 240\).*\(10, 10\)"):
-        result.save_overlay(tmp_path / "o.png", small)
-    with pytest.raises(InputError, match="^alpha: "):
-        result.save_overlay(tmp_path / "o.png", picture, alpha="a")
-    assert not (tmp_path / "o.png").exists()
-
-
-def test_predict_needs_batches_of_one_size(checkpoint):
-    with pytest.raises(InputError, match="^log_mel: expected a batch of 1 to match frames"):
-        Localizer.load(checkpoint).predict(torch.zeros(1, 3, 224, 224), torch.zeros(2, 3, 1, 96, 64))
-
-
-def test_localize_video_needs_a_path(checkpoint):
-    with pytest.raises(InputError, match="^path: expected a video file path"):
-        Localizer.load(checkpoint).localize_video(None)
-
-
-def test_frontend_and_device_are_checked_at_load(checkpoint):
-    with pytest.raises(InputError, match="^frontend: expected one of"):
-        Localizer.load(checkpoint, frontend="bogus")
-    with pytest.raises(InputError, match="^frontend: expected one of"):
-        Localizer(lambda f, a: None, frontend="bogus")
-    with pytest.raises(InputError, match="^device: expected a torch device"):
-        Localizer.load(checkpoint, device="foo")
-    absent = "cuda:7" if torch.cuda.is_available() else "cuda"
-    with pytest.raises(InputError, match="^device: expected 'cpu' or a CUDA device"):
-        Localizer.load(checkpoint, device=absent)
 
 
 def test_package_docstring_example_runs(tiny_model, tmp_path, monkeypatch):
@@ -289,12 +206,8 @@ def test_package_docstring_example_runs(tiny_model, tmp_path, monkeypatch):
 
 def test_engine_needs_tensorrt(tmp_path):
     pytest.importorskip("avsdk.export.tensorrt_runtime", reason="the TensorRT runner has not landed")
-    try:
-        import tensorrt  # noqa: F401
-
+    if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT is installed: the missing-dependency path cannot be checked")
-    except ImportError:
-        pass
     (tmp_path / "m.engine").write_bytes(b"not an engine")
     with pytest.raises((ImportError, InputError)):
         Localizer.load(tmp_path / "m.engine")
@@ -409,16 +322,13 @@ def test_old_transform_names_as_arguments_work_and_warn(tiny_model, checkpoint, 
     assert by_old.box == by_new.box
 
 
-def test_load_reports_unreadable_onnx_and_bad_path_types(tmp_path):
+def test_load_names_an_unreadable_onnx_file(tmp_path):
     from avsdk.errors import AvsdkError
 
     pytest.importorskip("onnxruntime")
     (tmp_path / "broken.onnx").write_bytes(b"not a protobuf")
     with pytest.raises(AvsdkError, match="broken.onnx"):
         Localizer.load(tmp_path / "broken.onnx")
-    for bad in (None, 3):
-        with pytest.raises(InputError, match="path"):
-            Localizer.load(bad)
 
 
 # ------------------------------------------------------------------ visibility
@@ -470,5 +380,109 @@ def test_a_damaged_calibration_is_named(tiny_model, tmp_path):
     save_checkpoint(path, tiny_model, transform="stretch", visibility={"format": "avsdk.visibility"})
     with pytest.raises(InputError, match="meta visibility"):
         Localizer.load(path)
-    with pytest.raises(InputError, match="visibility"):
-        Localizer(lambda f, a: None, visibility={"weights": [1, 2, 3]})
+
+
+# ------------------------------------------------------------------ refusals
+
+
+def _unused_backend(frames, log_mel):
+    raise AssertionError("a refused Localizer never runs its backend")
+
+
+@pytest.fixture(scope="module")
+def given(checkpoint, picture, sound, tmp_path_factory):
+    """What the refusal table's calls take: the checkpoint, a picture (240x180) and a sound file,
+    a Localizer of the checkpoint and its result, and a folder holding model.h5 (no model),
+    small.png (10x10), a folder named folder.png and a file named file."""
+    from types import SimpleNamespace
+
+    folder = tmp_path_factory.mktemp("refusals")
+    (folder / "model.h5").write_bytes(b"x")
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(folder / "small.png")
+    (folder / "folder.png").mkdir()
+    (folder / "file").write_text("x")
+    localizer = Localizer.load(checkpoint)
+    return SimpleNamespace(checkpoint=checkpoint, picture=picture, sound=sound, folder=folder,
+                           localizer=localizer, result=localizer(picture, sound))
+
+
+_ANY_TRANSFORM = "'stretch' or 'centre_crop', received"
+_ABSENT_CUDA = "cuda:7" if torch.cuda.is_available() else "cuda"
+
+# call(given), the argument its InputError names, a regex the message holds after
+# "<argument>: expected "
+REFUSALS = {
+    "Localizer transform 'crop'": (lambda g: Localizer(_unused_backend, transform="crop"), "transform",
+                                   f"{_ANY_TRANSFORM} 'crop'"),
+    "Localizer frontend 'bogus'": (lambda g: Localizer(_unused_backend, frontend="bogus"), "frontend",
+                                   "one of .*, received 'bogus'"),
+    "Localizer visibility dict": (lambda g: Localizer(_unused_backend, visibility={"weights": [1, 2, 3]}),
+                                  "visibility", "None or an avsdk.visibility.Calibration"),
+    "load missing file": (lambda g: Localizer.load(g.folder / "missing.pt"), "path",
+                          "an existing .pt, .onnx or .engine file, received .*missing.pt"),
+    "load .h5 file": (lambda g: Localizer.load(g.folder / "model.h5"), "path",
+                      "a file ending in .pt, .onnx or .engine, received .*model.h5"),
+    "load None": (lambda g: Localizer.load(None), "path", "a str or os.PathLike .*, received None"),
+    "load 3": (lambda g: Localizer.load(3), "path", "a str or os.PathLike .*, received 3"),
+    "load transform 'crop'": (lambda g: Localizer.load(g.checkpoint, transform="crop"), "transform",
+                              f"{_ANY_TRANSFORM} 'crop'"),
+    "load frontend 'bogus'": (lambda g: Localizer.load(g.checkpoint, frontend="bogus"), "frontend",
+                              "one of .*, received 'bogus'"),
+    "load device 'foo'": (lambda g: Localizer.load(g.checkpoint, device="foo"), "device",
+                          "a torch device .*, received 'foo'"),
+    "load device of an absent GPU": (lambda g: Localizer.load(g.checkpoint, device=_ABSENT_CUDA), "device",
+                                     f"'cpu' or a CUDA device .*, received '{_ABSENT_CUDA}'"),
+    "call array without sample_rate": (lambda g: g.localizer(g.picture, np.zeros(16000, np.float32)),
+                                       "sample_rate", "the rate in Hz of the audio array"),
+    "call file with sample_rate": (lambda g: g.localizer(g.picture, g.sound, sample_rate=16000), "sample_rate",
+                                   "None when audio is a file"),
+    # the readers call their argument "source"; the Localizer's caller passed "frame" and "audio"
+    "call missing frame file": (lambda g: g.localizer(g.folder / "missing.png", g.sound), "frame",
+                                "an existing image file, received .*missing.png"),
+    "call 2-channel frame": (lambda g: g.localizer(np.zeros((5, 5, 2), np.uint8), g.sound), "frame",
+                             r"an image array .*, received ndarray of shape \(5, 5, 2\)"),
+    "call missing audio file": (lambda g: g.localizer(g.picture, g.folder / "missing.wav"), "audio",
+                                "an existing audio file, received .*missing.wav"),
+    "call audio None": (lambda g: g.localizer(g.picture, None, sample_rate=16000), "audio",
+                        "a sound file path .*, received None"),
+    "predict batches of two sizes": (
+        lambda g: g.localizer.predict(torch.zeros(1, 3, 224, 224), torch.zeros(2, 3, 1, 96, 64)), "log_mel",
+        r"a batch of 1 to match frames, received Tensor of shape \(2, 3, 1, 96, 64\)"),
+    "localize_video None": (lambda g: g.localizer.localize_video(None), "path", "a video file path, received None"),
+    "result_from_similarity transform 'center'": (
+        lambda g: result_from_similarity(np.zeros((14, 14)), 64, 80, "center"), "transform",
+        f"{_ANY_TRANSFORM} 'center'"),
+    "save_overlay to a folder": (lambda g: g.result.save_overlay(g.folder / "folder.png", g.picture), "path",
+                                 "a file to write, received .*folder.png', an existing folder"),
+    "save_overlay under a file": (lambda g: g.result.save_overlay(g.folder / "file" / "o.png", g.picture), "path",
+                                  "a path under a folder, received .*o.png' .*is a file"),
+    "save_overlay to None": (lambda g: g.result.save_overlay(None, g.picture), "path", "a .png file path"),
+    "save_overlay of another frame": (lambda g: g.result.save_overlay(g.folder / "o.png", g.folder / "small.png"),
+                                      "image", r"the localized frame.*\(180, 240\).*\(10, 10\)"),
+    "save_overlay alpha 'a'": (lambda g: g.result.save_overlay(g.folder / "o.png", g.picture, alpha="a"), "alpha",
+                               r"a number in \[0, 1\], received 'a'"),
+}
+
+
+@pytest.mark.parametrize("call, argument, expected", REFUSALS.values(), ids=REFUSALS.keys())
+def test_bad_arguments_are_input_errors_naming_them(given, call, argument, expected):
+    before = sorted(given.folder.rglob("*"))
+    with pytest.raises(InputError) as caught:
+        call(given)
+    message = str(caught.value)
+    assert caught.value.argument == argument and message.startswith(f"{argument}: expected "), message
+    assert re.search(expected, message[len(f"{argument}: expected "):]), message
+    assert sorted(given.folder.rglob("*")) == before  # a refused call writes nothing
+
+
+@pytest.mark.parametrize("frontend", [name for name in IMPLEMENTATIONS if name != "auto"])
+def test_every_frontend_names_non_finite_audio_audio(checkpoint, picture, frontend):
+    try:
+        localizer = Localizer.load(checkpoint, frontend=frontend)
+    except ImportError:
+        pytest.skip(f"the {frontend} audio frontend is not built here")
+    noisy = np.zeros(16000, np.float32)
+    noisy[100] = np.nan
+    with pytest.raises(InputError, match="^audio: expected finite samples") as caught:
+        localizer(picture, noisy, sample_rate=16000)
+    assert caught.value.argument == "audio"

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from avsdk._atomic import write_atomic
 from avsdk.errors import InputError
+
+from conftest import load_script
 
 
 def _files(folder) -> dict:
@@ -26,7 +27,7 @@ def _one_line(err: str, start: str) -> None:
     assert err.startswith(start) and err.count("\n") == 1 and "Traceback" not in err, err
 
 
-# ------------------------------------------------------------------ export/build_engine.py (item 8)
+# ------------------------------------------------------------------ export/build_engine.py
 
 OLD_SET = ("edge.onnx", "edge.onnx.json", "edge.int8.onnx", "edge.int8.onnx.json")
 
@@ -35,11 +36,7 @@ OLD_SET = ("edge.onnx", "edge.onnx.json", "edge.int8.onnx", "edge.int8.onnx.json
 def build_engine():
     """export/build_engine.py as a module of its own: importing it as avsdk.export.build_engine
     would replace the package's build_engine function with the script for the whole session."""
-    path = Path(__file__).resolve().parents[1] / "export" / "build_engine.py"
-    spec = importlib.util.spec_from_file_location("build_engine_script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("export/build_engine.py")
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +166,7 @@ def test_export_onnx_writes_nothing_when_onnx_runtime_disagrees(tmp_path):
     assert _files(tmp_path) == {}
 
 
-# ------------------------------------------------------------------ training CLI (item 10)
+# ------------------------------------------------------------------ training CLI
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ def test_coloured_noise_has_its_slope(slope):
     noise = coloured_noise(1 << 16, slope, np.random.default_rng(0))
     assert np.sqrt(np.mean(noise ** 2)) == pytest.approx(1.0)
     power = np.abs(np.fft.rfft(noise)) ** 2
-    f = np.arange(power.size)
     bands = [(100, 200), (1600, 3200)]  # 4 octaves apart
     ratio = np.mean(power[slice(*bands[0])]) / np.mean(power[slice(*bands[1])])
     assert np.log2(ratio) == pytest.approx(4 * slope, abs=0.5)  # power ~ 1 / f**slope
