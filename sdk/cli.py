@@ -4,7 +4,10 @@
     avsdk info                                           versions, frontend implementation, CUDA
     avsdk localize MODEL FRAME AUDIO --out overlay.png   heatmap over the frame, box, peak
     avsdk localize MODEL FRAME AUDIO --start 0 --json    the first clip of AUDIO; JSON on stdout
-    avsdk localize-video MODEL VIDEO [--time T] --out overlay.png
+    avsdk localize-video MODEL VIDEO [--time T] --out overlay.png   one frame (the middle by default)
+    avsdk localize-video MODEL VIDEO --out overlay.mp4   every frame, annotated, with the sound
+    avsdk stream MODEL SOURCE [--out overlay.mp4]         a file or live source; JSON lines
+    avsdk train|evaluate|export|pipeline ARGS...          python -m avsdk.training.train ARGS... etc.
 
 The rest of this module is what all of avsdk's command-line tools share (``avsdk``, the
 training, export and benchmark scripts): a user error is one line and exit status 2.
@@ -19,7 +22,8 @@ training, export and benchmark scripts): a user error is one line and exit statu
         write_output("--json", args.json, text.encode())   # atomically; OSError -> one line
 
 avsdk's own errors (bad input, bad checkpoint, missing optional dependency) print
-``error: <message>`` on stderr and exit with status 2; anything else is a bug and keeps its
+``error: <message>`` on stderr and exit with status 2; Ctrl-C that the tool does not handle
+itself prints ``interrupted`` and exits with status 130; anything else is a bug and keeps its
 traceback. Paths are checked up front so that a run does not fail after its slow part, and
 every file a tool writes goes through write_output: a failure midway (a full disk) leaves the
 previous file whole and is reported as one line naming the flag. A tool whose output is read
@@ -43,8 +47,13 @@ from avsdk._atomic import write_atomic
 from avsdk.errors import AvsdkError, InputError, bad_input, renamed
 
 
+EXIT_INTERRUPTED = 130  # Ctrl-C, as the shell reports a process ended by SIGINT
+
+
 def command(main: Callable[..., int]) -> Callable[..., int]:
-    """Decorate a CLI's ``main``: an AvsdkError becomes ``error: <message>`` on stderr, exit 2."""
+    """Decorate a CLI's ``main``: an AvsdkError becomes ``error: <message>`` on stderr, exit 2;
+    Ctrl-C becomes ``interrupted`` on stderr, exit 130 (a tool that can say what it left behind
+    catches KeyboardInterrupt itself, as train and build_engine do)."""
 
     @functools.wraps(main)
     def run(*args, **kwargs) -> int:
@@ -53,6 +62,9 @@ def command(main: Callable[..., int]) -> Callable[..., int]:
         except AvsdkError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
 
     return run
 
@@ -235,13 +247,18 @@ def _report(result, out, image, as_json: bool = False) -> None:
         print(f"overlay written to {written}")
 
 
-def _load(args):
+def _load(args, suffixes: dict[str, str] | None = None):
     """The localizer of ``args.model``, after the checks that need no model (so that a bad
-    ``--out`` is reported before inference, not after)."""
+    ``--out`` is reported before inference, not after); ``suffixes``: what ``--out`` may end in
+    ({suffix: what it holds}), a .png by default."""
     from avsdk.localizer import Localizer
 
     if args.out is not None:
-        output_file("--out", args.out, suffix=".png")
+        suffixes = suffixes or {".png": "the overlay"}
+        if Path(args.out).suffix.lower() not in suffixes:
+            kinds = " or ".join(f"{suffix} ({what})" for suffix, what in suffixes.items())
+            raise bad_input("--out", f"a file name ending in {kinds}", str(args.out))
+        output_file("--out", args.out)
     with flags({"path": "model", "device": "--device", "frontend": "--frontend", "max_pixels": "--max-pixels"}):
         return Localizer.load(args.model, device=args.device, frontend=args.frontend,
                               max_pixels=args.max_pixels or None)
@@ -269,10 +286,22 @@ def _localize(args) -> int:
 
 
 def _localize_video(args) -> int:
-    from avsdk.video import read_clip
+    from avsdk.video import VIDEO_FORMATS, read_clip
 
     input_file("video", args.video)
-    localizer = _load(args)
+    if args.out is not None and Path(args.out).suffix.lower() in VIDEO_FORMATS:
+        if args.time is not None:
+            raise bad_input("--time", "no --time with a video --out (it holds every frame; a .png --out holds "
+                            "the frame at --time)", args.time)
+        from avsdk.cli_video import annotate_video
+
+        return annotate_video(args)
+    for flag, value, default in (("--every", args.every, None), ("--smoothing", args.smoothing, None),
+                                 ("--batch-size", args.batch_size, 1)):
+        if value != default:
+            raise bad_input(flag, f"no {flag} without a video --out (.mp4, .mov, .mkv): one frame is localized",
+                            value)
+    localizer = _load(args, {".png": "the frame at --time", **{s: "the whole video" for s in VIDEO_FORMATS}})
     with flags({"time": "--time", "path": "video"}):
         clip = read_clip(args.video, time=args.time, clip_seconds=localizer.clip_seconds)
     with _pixel_limit_flag():
@@ -292,6 +321,7 @@ def _max_pixels_flag(parser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from avsdk import __version__
+    from avsdk.cli_video import add_stream_command, stream_options
 
     parser = argparse.ArgumentParser(prog="avsdk", description="Audio-visual sound source localization.")
     parser.add_argument("--version", action="version", version=f"avsdk {__version__}")
@@ -316,22 +346,63 @@ def build_parser() -> argparse.ArgumentParser:
     _max_pixels_flag(localize)
     localize.set_defaults(run=_localize)
 
-    video = commands.add_parser("localize-video", help="localize in one frame of a video")
+    video = commands.add_parser(
+        "localize-video", help="localize in one frame of a video, or in all of them",
+        description="Without --out or with a .png --out: localize in the frame at --time (default: the middle). "
+                    "With a .mp4, .mov or .mkv --out: localize in every frame (or one per --every) and write "
+                    "them, heatmap, box and peak drawn, with the video's sound re-encoded to AAC, in H.264.")
     video.add_argument("model", help="model file: .pt, .onnx or .engine")
     video.add_argument("video", help="video file with a sound track")
-    video.add_argument("--time", type=float, default=None, help="seconds (default: the middle)")
-    video.add_argument("--out", default=None, help="write the overlay PNG here")
+    video.add_argument("--time", type=float, default=None, help="seconds (default: the middle); one frame, .png")
+    video.add_argument("--out", default=None,
+                       help="overlay.png: the frame at --time; overlay.mp4 (.mov, .mkv): the whole video")
+    stream_options(video, live=False)
+    video.add_argument("--no-progress", action="store_true", help="no progress bar (whole video)")
     video.add_argument("--device", default="cpu", help="torch device for a .pt model")
     video.add_argument("--frontend", default="auto", choices=("auto", "compiled", "numpy"),
                         help="log-mel implementation (default: compiled when built)")
     _max_pixels_flag(video)
     video.set_defaults(run=_localize_video)
+
+    add_stream_command(commands)
+
+    for name, (module, text) in TOOLS.items():
+        tool = commands.add_parser(name, help=f"{text} (python -m {module})", add_help=False,
+                                   description=f"avsdk {name} ARGS... runs python -m {module} ARGS...")
+        tool.add_argument("args", nargs=argparse.REMAINDER, help=f"its arguments (avsdk {name} --help)")
+        tool.set_defaults(run=lambda args, name=name: _tool(name).main(args.args))
     return parser
+
+
+# avsdk TOOL ARGS... is that tool's own command line: ARGS go to its main unchanged
+TOOLS = {
+    "train": ("avsdk.training.train", "train a model"),
+    "evaluate": ("avsdk.training.evaluate", "score a model on a benchmark split"),
+    "export": ("avsdk.export.build_engine", "ONNX, INT8 and the TensorRT engine"),
+    "pipeline": ("avsdk.training.pipeline", "the main job: benchmark, train, calibrate, score, export"),
+}
+
+
+def _tool(name: str):
+    module = TOOLS[name][0]
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        if (exc.name or "avsdk").startswith("avsdk"):
+            raise  # a bug, not a missing package
+        from avsdk.errors import MissingDependencyError
+
+        extra = "export" if module.startswith("avsdk.export") else "train"
+        raise MissingDependencyError(f"avsdk {name} needs {exc.name}, which is not installed: "
+                                     f"pip install 'avsdk[{extra}]'") from exc
 
 
 @quiet_broken_pipe
 @command
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in TOOLS:  # before argparse, which would take the tool's flags for its own
+        return _tool(argv[0]).main(argv[1:])
     args = build_parser().parse_args(argv)
     return args.run(args)
 

@@ -94,6 +94,8 @@ INSTALL_HINTS = {
     "tensorrt": "TensorRT is not on PyPI for Jetson: it comes with JetPack (the apt package "
                 "python3-libnvinfer); on an x86-64 GPU machine install NVIDIA's TensorRT for its "
                 "CUDA version",
+    "cuda.cudart": "pip install cuda-python, the release of this device's CUDA major version (JetPack 5, "
+                   "CUDA 11.4: 'cuda-python==11.8.*'; JetPack 6: '==12.*'; JetPack 7: '==13.*')",
 }
 
 

@@ -96,19 +96,21 @@ def load_target(sample) -> Target:
 
 
 def sample_inputs(sample, transform: str = "stretch", audio=None, image_size: int = 224):
-    """Model inputs of one sample: (frame [3, image_size, image_size] float32, the graph's
-    audio input float32: log_mel [N, 1, 96, 64], or the waveform [T] when ``audio`` (an
-    avsdk.audio_input.AudioSpec) says so)."""
+    """Model inputs of one sample as torch tensors, made by avsdk.preprocess as the Localizer
+    makes them: (frame [3, image_size, image_size] float32, the graph's audio input float32:
+    log_mel [N, 1, 96, 64], or the waveform [T] when ``audio`` (an avsdk.audio_input.AudioSpec)
+    says so)."""
     import torch
 
-    from avsdk.audio import load_audio
-    from avsdk.audio_input import AudioSpec, audio_input
-    from avsdk.frames import frame_tensor, load_frame
+    from avsdk.audio_input import AudioSpec
+    from avsdk.preprocess import Preprocessing, model_inputs
 
-    transform = canonical_transform(transform)
-    frame = frame_tensor(load_frame(sample.image), transform=transform, size=image_size)
-    heard = torch.as_tensor(audio_input(*load_audio(sample.audio), spec=audio or AudioSpec()))
-    return frame, heard
+    transform = canonical_transform(transform)  # a deprecated name's warning points at the caller
+    audio = audio or AudioSpec()
+    preprocessing = Preprocessing(sample_rate=audio.sample_rate, audio=audio.kind, image_size=image_size,
+                                  transform=transform)
+    x = model_inputs(sample.image, sample.audio, preprocessing=preprocessing, max_pixels=None)
+    return torch.from_numpy(x.frame), torch.from_numpy(x.audio)
 
 
 def _unique(ids) -> list[str]:

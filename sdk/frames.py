@@ -2,7 +2,7 @@
 
     frame = load_frame("street.jpg")              # path, binary file object, PIL image or numpy array
     x = frame_tensor(frame, transform="stretch")  # torch.float32 [3, 224, 224]
-    x, (height, width) = frame_input("street.jpg")  # the same input, a big JPEG decoded small
+    x, (height, width) = frame_input("street.jpg")  # the same values in numpy, a big JPEG decoded small
 
 Pillow does all resizing (bicubic, as torchvision's PIL path does); no torchvision needed.
 
@@ -30,7 +30,7 @@ import warnings
 
 import numpy as np
 
-from .errors import InputError, bad_input
+from .errors import InputError, bad_input, renamed
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -120,12 +120,16 @@ def frame_tensor(frame, transform: str = "stretch", size: int = 224, max_pixels:
     Returns:
         torch.float32 [3, size, size].
     """
+    import torch
+
     transform = _check_transform(transform, size)
-    return _tensor(load_frame(frame, max_pixels), transform, size)
+    with renamed({"source": "frame"}):  # the reader's argument is "source", ours "frame"
+        pixels = load_frame(frame, max_pixels)
+    return torch.from_numpy(_normalised(pixels, transform, size))
 
 
 def frame_input(frame, transform: str = "stretch", size: int = 224, max_pixels: int | None = MAX_PIXELS):
-    """The network's input of a frame and the frame's size, decoding no more than it needs.
+    """The network's input of a frame, in numpy, and the frame's size, decoding no more than it needs.
 
     A JPEG file (its format allows it: libjpeg's DCT scaling, PIL's ``Image.draft``) is
     decoded at the smallest of 1/2, 1/4 and 1/8 of its size that keeps ``DRAFT_MARGIN`` times
@@ -138,17 +142,18 @@ def frame_input(frame, transform: str = "stretch", size: int = 224, max_pixels: 
         frame, transform, size, max_pixels: as :func:`frame_tensor`.
 
     Returns:
-        (torch.float32 [3, size, size], (height, width) of the frame as :func:`load_frame`
-        reads it, EXIF orientation applied).
+        (numpy float32 [3, size, size], the values of :func:`frame_tensor`, and (height, width)
+        of the frame as :func:`load_frame` reads it, EXIF orientation applied).
     """
     transform = _check_transform(transform, size)
     max_pixels = check_max_pixels(max_pixels)
-    if _is_file(frame):
-        margin = DRAFT_MARGIN * size
-        image, frame_size = _open(frame, max_pixels, draft=(margin, margin))
-        return _tensor(_from_pil(image, "source"), transform, size), frame_size
-    pixels = load_frame(frame, max_pixels)
-    return _tensor(pixels, transform, size), pixels.shape[:2]
+    with renamed({"source": "frame"}):  # the readers' argument is "source", ours "frame"
+        if _is_file(frame):
+            margin = DRAFT_MARGIN * size
+            image, frame_size = _open(frame, max_pixels, draft=(margin, margin))
+            return _normalised(_from_pil(image, "source"), transform, size), frame_size
+        pixels = load_frame(frame, max_pixels)
+    return _normalised(pixels, transform, size), pixels.shape[:2]
 
 
 def _is_file(source) -> bool:
@@ -175,9 +180,8 @@ def _check_transform(transform, size) -> str:
     return transform
 
 
-def _tensor(pixels: np.ndarray, transform: str, size: int):
-    """RGB uint8 [H, W, 3] -> the normalised torch.float32 [3, size, size]."""
-    import torch
+def _normalised(pixels: np.ndarray, transform: str, size: int) -> np.ndarray:
+    """RGB uint8 [H, W, 3] -> the normalised float32 [3, size, size] (C-contiguous)."""
     from PIL import Image
 
     image = Image.fromarray(pixels)
@@ -189,7 +193,7 @@ def _tensor(pixels: np.ndarray, transform: str, size: int):
     pixels = np.asarray(image, dtype=np.float32) / 255.0  # [size, size, 3]
     mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)
     std = np.asarray(IMAGENET_STD, dtype=np.float32)
-    return torch.from_numpy(np.ascontiguousarray(((pixels - mean) / std).transpose(2, 0, 1)))
+    return np.ascontiguousarray(((pixels - mean) / std).transpose(2, 0, 1))
 
 
 def _resize_shorter_side(image, size: int):

@@ -22,10 +22,13 @@ from typing import Callable
 import numpy as np
 
 from avsdk import metrics
-from avsdk.errors import AvsdkError, CheckpointError, InputError, _describe, bad_input, renamed
+from avsdk.errors import AvsdkError, CheckpointError, InputError, _describe, bad_input
 from avsdk.frames import MAX_PIXELS, canonical_transform, check_max_pixels
 
 Backend = Callable[..., np.ndarray]
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")  # what runs a model file (Localizer.load)
+SUFFIXES = {".pt": "torch", ".pth": "torch", ".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt",
+            ".trt": "tensorrt"}
 
 THRESHOLD = 0.5  # the region of the box: normalised heatmap >= 0.5 (the value rule of docs/method.md, "Evaluation")
 #: the box and the peak are found on the heatmap of a grid at most this many pixels on its
@@ -268,12 +271,14 @@ def _numpy(value) -> np.ndarray:
     return np.asarray(value, dtype=np.float32)
 
 
-def _onnx_backend(path: Path, transform: str | None) -> tuple[RunnerBackend, dict]:
-    from avsdk.export.manifest import manifest_path
-    from avsdk.export.onnx_runtime import OnnxRunner
+def _onnx_backend(path: Path, transform: str | None, device: str = "cpu",
+                  provider: str | None = None) -> tuple[RunnerBackend, dict]:
+    from avsdk.manifest import manifest_path
+    from avsdk.onnx_runtime import OnnxRunner, providers_for
 
+    providers = providers_for(device, provider)
     try:
-        runner = OnnxRunner(path)
+        runner = OnnxRunner(path, providers)
     except AvsdkError:
         raise
     except Exception as exc:  # ONNX Runtime's own errors (InvalidProtobuf, Fail, ...) share no base
@@ -293,7 +298,7 @@ def _onnx_backend(path: Path, transform: str | None) -> tuple[RunnerBackend, dic
 def _warn_no_manifest(path: Path, settings: dict) -> None:
     """A graph without its manifest runs with the default preprocessing: say so, as a graph
     trained on other clips or frames would give maps that look plausible and are wrong."""
-    from avsdk.export.manifest import manifest_path
+    from avsdk.manifest import manifest_path
 
     warnings.warn(  # stacklevel: the caller of Localizer.load
         f"ONNX graph {str(path)!r} has no manifest {manifest_path(path).name!r}: running it with the default "
@@ -302,17 +307,38 @@ def _warn_no_manifest(path: Path, settings: dict) -> None:
         ".json that avsdk.export writes beside the graph", stacklevel=4)
 
 
-def _engine_backend(path: Path, transform: str | None) -> tuple[RunnerBackend, dict]:
-    from avsdk.export.tensorrt_runtime import TensorRTRunner  # imports TensorRT lazily
+def _engine_backend(path: Path, transform: str | None, gpu: int = 0) -> tuple[RunnerBackend, dict]:
+    from avsdk.tensorrt_runtime import TensorRTRunner  # imports TensorRT lazily
 
-    return RunnerBackend(TensorRTRunner(path), "tensorrt"), _preprocessing(path, transform)
+    return RunnerBackend(TensorRTRunner(path, device=gpu), "tensorrt"), _preprocessing(path, transform)
+
+
+def default_engine_cache() -> Path:
+    """Where Localizer.load(..., backend="tensorrt") keeps the engines it builds from ONNX
+    files: $AVSDK_ENGINE_CACHE, else $XDG_CACHE_HOME/avsdk/engines (~/.cache/avsdk/engines)."""
+    if os.environ.get("AVSDK_ENGINE_CACHE"):
+        return Path(os.environ["AVSDK_ENGINE_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "avsdk" / "engines"
+
+
+def _onnx_engine(path: Path, cache_dir) -> Path:
+    """The TensorRT engine of an ONNX file on this GPU, built on first use and reused after
+    (avsdk.export.tensorrt_build.cached_engine: the cache name holds the TensorRT version,
+    the GPU and the file's hash): int8 for a Q/DQ graph, fp16 otherwise."""
+    from avsdk.errors import require
+    from avsdk.export.tensorrt_build import EngineConfig, cached_engine, onnx_precision
+
+    require("tensorrt", "export", "building a TensorRT engine from an ONNX file")
+    precision = "int8" if onnx_precision(path) == "int8" else "fp16"
+    return cached_engine(path, Path(cache_dir) if cache_dir is not None else default_engine_cache(),
+                         EngineConfig(precision))
 
 
 def _preprocessing(artifact: Path, transform: str | None = None) -> dict:
     """transform, clip length, audio input, image size and visibility calibration from the
     artifact's sidecar manifest, if it has one, checked (CheckpointError naming the manifest);
     ``transform``, when given, is the caller's override of the manifest's."""
-    from avsdk.export.manifest import manifest_path, read_manifest
+    from avsdk.manifest import manifest_path, read_manifest
 
     if not manifest_path(artifact).is_file():
         return {} if transform is None else {"transform": transform}
@@ -386,7 +412,7 @@ def _check_graph_inputs(runner, path: Path, settings: dict) -> None:
     (the defaults without one): else a CheckpointError now, not an error naming ``frame`` or
     ``log_mel`` at every call."""
     from avsdk.audio_input import AudioSpec
-    from avsdk.export.manifest import manifest_path
+    from avsdk.manifest import manifest_path
 
     spec = settings.get("audio") or AudioSpec()
     size = settings["image_size"]
@@ -457,18 +483,6 @@ def _check_finite_weights(model, where: str) -> None:
         raise CheckpointError(f"{where} {_nonfinite_message(bad)}")
 
 
-def _as_array(value, argument: str) -> np.ndarray:
-    """np.asarray of an array-like (a torch tensor on any device too); InputError naming
-    ``argument`` for what numpy cannot read as one array (a ragged list)."""
-    if hasattr(value, "detach") and hasattr(value, "cpu"):
-        value = value.detach().cpu().numpy()
-    try:
-        return np.asarray(value)
-    except (ValueError, TypeError) as exc:
-        raise bad_input(argument, "an array of numbers", f"{type(value).__name__} that is not one array "
-                        f"({str(exc).splitlines()[0][:100]})", described=True) from None
-
-
 def _all_finite(value) -> bool:
     if hasattr(value, "detach"):
         import torch
@@ -536,25 +550,37 @@ class Localizer:
 
     # -- construction ------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str = "cpu", transform: str | None = None,
-             frontend: str = "auto", max_pixels: int | None = MAX_PIXELS) -> "Localizer":
-        """Load a model file by its extension.
+    def load(cls, path: str | os.PathLike, device: str | None = None, transform: str | None = None,
+             frontend: str = "auto", max_pixels: int | None = MAX_PIXELS, backend: str = "auto",
+             provider: str | None = None, cache_dir: str | os.PathLike | None = None) -> "Localizer":
+        """Load a model file and run it on ``device`` with ``backend``.
 
         Args:
             path: ``.pt`` (avsdk checkpoint), ``.onnx`` (avsdk.export graph) or ``.engine``
                 (TensorRT engine built by export/build_engine.py, with its manifest).
-            device: torch device for a ``.pt`` checkpoint.
+            device: "cpu", "cuda" or "cuda:N"; None: the CPU, or GPU 0 for an engine. A
+                ``.pt`` runs there with torch, an ``.onnx`` with ONNX Runtime's provider for it
+                (CUDA on a GPU), an engine on that GPU. A device whose provider or library is
+                missing is refused: nothing falls back to the CPU silently.
             transform: override the frame transform recorded with the model ("stretch" or
                 "centre_crop").
             frontend: log-mel implementation ("auto", "compiled", "numpy").
             max_pixels: the largest frame accepted (see Localizer).
+            backend: "auto" (by the file's extension), or "tensorrt" for an ``.onnx`` file:
+                build its engine for this GPU on first use (int8 for a Q/DQ graph, else fp16)
+                and reuse it after, from ``cache_dir``; "torch" / "onnxruntime" must match the file.
+            provider: for an ``.onnx`` on a GPU, ONNX Runtime's "cuda" (default) or "tensorrt"
+                execution provider.
+            cache_dir: where backend="tensorrt" keeps engines (default: default_engine_cache()).
         Raises:
-            InputError: missing file, unknown extension, device, transform, frontend or max_pixels.
+            InputError: missing file, unknown extension, device, backend, transform, frontend
+                or max_pixels; an ONNX Runtime session that did not start on the device's provider.
             CheckpointError: a bad model file: unreadable, weights that do not match its network
                 or hold NaN/Inf, settings in a checkpoint's meta or a manifest that are not
                 valid, an ONNX graph whose inputs and outputs are not those of an avsdk model
                 (non-float inputs, shapes its preprocessing does not give).
-            MissingDependencyError: onnxruntime / TensorRT not installed for that file.
+            MissingDependencyError: torch, onnxruntime (or its GPU build), TensorRT or
+                cuda-python not installed for that file and device.
         """
         if not isinstance(path, (str, os.PathLike)):
             raise bad_input("path", "a str or os.PathLike to a .pt, .onnx or .engine file", path)
@@ -564,8 +590,28 @@ class Localizer:
         max_pixels = check_max_pixels(max_pixels)
         if transform is not None:
             transform = canonical_transform(transform)
-        suffix = path.suffix.lower()
-        if suffix in (".pt", ".pth"):
+        if backend not in BACKENDS:
+            raise bad_input("backend", f"one of {BACKENDS}", backend)
+        natural = SUFFIXES.get(path.suffix.lower())
+        if natural is None:
+            raise bad_input("path", "a file ending in .pt, .onnx or .engine", str(path), described=True)
+        if backend not in ("auto", natural) and not (natural == "onnxruntime" and backend == "tensorrt"):
+            raise bad_input("backend", f"'auto' or {natural!r} for a {path.suffix} file"
+                            + (" ('tensorrt' builds an engine from an .onnx file)" if natural == "torch" else ""),
+                            backend)
+        backend = natural if backend == "auto" else backend
+        if provider is not None and backend != "onnxruntime":
+            raise bad_input("provider", "None except for an .onnx file run by ONNX Runtime", provider)
+        if backend == "tensorrt":
+            from avsdk.onnx_runtime import parse_device
+
+            kind, gpu = parse_device("cuda" if device is None else device)
+            if kind != "cuda":
+                raise bad_input("device", "'cuda' or 'cuda:N' (TensorRT runs on a GPU)", device)
+        if natural == "torch":
+            from avsdk.errors import require
+
+            require("torch", "torch", "running a .pt checkpoint (export it to ONNX for a device without torch)")
             from avsdk.models import load_checkpoint
 
             model, meta = load_checkpoint(path, map_location="cpu")
@@ -576,16 +622,15 @@ class Localizer:
             settings["image_size"] = model.config.image_size
             settings = _file_settings(settings, f"{source} meta", transform)
             settings["visibility"] = _calibration(meta.get("visibility"), f"{path}: meta visibility")
-            backend = TorchBackend(model, device)
-        elif suffix == ".onnx":
+            runner = TorchBackend(model, "cpu" if device is None else device)
+        elif backend == "onnxruntime":
             source = f"ONNX graph {str(path)!r}"
-            backend, settings = _onnx_backend(path, transform)
-        elif suffix in (".engine", ".plan", ".trt"):
-            source = f"TensorRT engine {str(path)!r}"
-            backend, settings = _engine_backend(path, transform)
+            runner, settings = _onnx_backend(path, transform, "cpu" if device is None else device, provider)
         else:
-            raise bad_input("path", "a file ending in .pt, .onnx or .engine", str(path), described=True)
-        localizer = cls(backend, frontend=frontend, max_pixels=max_pixels, **settings)
+            engine = _onnx_engine(path, cache_dir) if natural == "onnxruntime" else path
+            source = f"TensorRT engine {str(engine)!r}"
+            runner, settings = _engine_backend(engine, transform, gpu)
+        localizer = cls(runner, frontend=frontend, max_pixels=max_pixels, **settings)
         localizer.source = source
         return localizer
 
@@ -653,61 +698,25 @@ class Localizer:
         return CheckpointError(f"{self.source} returned {got}, expected {expected}: it is not an avsdk "
                                "localization model, or a broken one")
 
+    @property
+    def preprocessing(self):
+        """The model's preprocessing (avsdk.manifest.Preprocessing, as an export's manifest
+        records it): transform, image size, audio input, clip length."""
+        from avsdk.manifest import Preprocessing
+
+        examples = self.audio.item_shape(self.clip_seconds)[0] if self.audio.kind == "log_mel" else 3
+        return Preprocessing(sample_rate=self.audio.sample_rate, clip_seconds=self.clip_seconds,
+                             examples=examples, audio=self.audio.kind, image_size=self.image_size,
+                             transform=self.transform)
+
     def inputs(self, frame, audio, sample_rate: int | None = None, start: float | None = None):
-        """(RGB uint8 [H, W, 3], frame tensor [1, 3, S, S], the graph's audio input [1, ...]
-        (log_mel [1, N, 1, 96, 64] or waveform [1, T], see avsdk.audio_input), the heard
-        window's level in dBFS or None when the model has no visibility calibration)."""
-        from avsdk.frames import frame_tensor, load_frame
+        """The model's inputs of (frame, audio), an avsdk.preprocess.ModelInputs: ``frame``
+        float32 [3, S, S], ``audio`` the graph's audio input (log_mel [N, 1, 96, 64] or waveform
+        [T], see avsdk.audio_input), the frame's ``size``, the heard ``window`` and its ``clip``
+        (``level_db()``, the visibility cue); arguments as ``__call__``."""
+        from avsdk.preprocess import model_inputs
 
-        with renamed({"source": "frame"}):  # the readers' own argument is "source"
-            image = load_frame(frame, self.max_pixels)
-        heard, level, _ = self._audio(audio, sample_rate, start)
-        return image, frame_tensor(image, self.transform, self.image_size, max_pixels=None)[None], heard, level
-
-    def _inputs(self, frame, audio, sample_rate, start):
-        """As ``inputs`` with the frame's (height, width) in place of its pixels (a big JPEG is
-        decoded at a reduced size, avsdk.frames.frame_input), and the heard window last."""
-        from avsdk.frames import frame_input
-
-        with renamed({"source": "frame"}):
-            tensor, size = frame_input(frame, self.transform, self.image_size, self.max_pixels)
-        heard, level, window = self._audio(audio, sample_rate, start)
-        return size, tensor[None], heard, level, window
-
-    def _audio(self, audio, sample_rate, start):
-        """(the graph's audio input [1, ...], the heard window's level or None, the window
-        (start, end) in seconds)."""
-        import torch
-
-        from avsdk.audio import SAMPLE_RATE, heard_window, load_audio
-        from avsdk.audio_input import audio_input
-
-        if isinstance(audio, (str, os.PathLike)) or hasattr(audio, "read"):  # a file, or file object
-            if sample_rate is not None:
-                raise bad_input("sample_rate", "None when audio is a file (the file gives its rate)",
-                                sample_rate)
-            with renamed({"source": "audio"}):
-                audio, sample_rate = load_audio(audio)
-        else:
-            expected = "a sound file path or binary file object, or a waveform array [T] / [T, channels]"
-            if isinstance(audio, (bytes, bytearray, memoryview)):
-                raise bad_input("audio", expected, f"{type(audio).__name__} of length {len(audio)} (an encoded "
-                                "file in memory? pass io.BytesIO(data))", described=True)
-            if not (isinstance(audio, (np.ndarray, list, tuple)) or hasattr(audio, "__array__")
-                    or hasattr(audio, "__array_interface__")):
-                raise bad_input("audio", expected, audio)
-            if sample_rate is None:
-                raise bad_input("sample_rate", "the rate in Hz of the audio array (required for arrays)", None)
-            audio = _as_array(audio, "audio")
-        # cut once, at 16 kHz: a clip of exactly clip_seconds is its own centre for audio_input and the level
-        clip, window = heard_window(audio, sample_rate, self.clip_seconds, start)
-        heard = torch.as_tensor(audio_input(clip, SAMPLE_RATE, self.audio, self.clip_seconds, self.frontend))[None]
-        level = None
-        if self.visibility is not None:
-            from avsdk.visibility import audio_level_db
-
-            level = audio_level_db(clip, SAMPLE_RATE, self.clip_seconds)
-        return heard, level, window
+        return model_inputs(frame, audio, sample_rate, self.preprocessing, start, self.frontend, self.max_pixels)
 
     def __call__(self, frame, audio, sample_rate: int | None = None, start: float | None = None
                  ) -> LocalizationResult:
@@ -733,15 +742,15 @@ class Localizer:
 
     def _localize(self, frame, audio, sample_rate, start, offset: float = 0.0) -> LocalizationResult:
         """__call__, the window reported ``offset`` seconds later (where ``audio`` begins in a video)."""
-        (height, width), frames, log_mel, level, window = self._inputs(frame, audio, sample_rate, start)
-        similarity = self.predict(frames, log_mel)[0]
+        x = self.inputs(frame, audio, sample_rate, start)
+        similarity = self.predict(x.frame[None], x.audio[None])[0]
         on_screen = None
         if self.visibility is not None:
             from avsdk.visibility import map_features
 
-            on_screen = self.visibility.probability(map_features(similarity, level))
-        window = (offset + window[0], offset + window[1])
-        return result_from_similarity(similarity, height, width, self.transform, on_screen, window)
+            on_screen = self.visibility.probability(map_features(similarity, x.level_db()))
+        window = (offset + x.window[0], offset + x.window[1])
+        return result_from_similarity(similarity, x.size[0], x.size[1], self.transform, on_screen, window)
 
     def localize_video(self, path: str | os.PathLike, time: float | None = None) -> LocalizationResult:
         """Localize in the frame of a video at ``time`` seconds (default: the middle), with the
@@ -758,3 +767,15 @@ class Localizer:
         seconds of the video."""
         sound_begins = max(0.0, clip.time - self.clip_seconds / 2.0)  # as read_clip cuts it
         return self._localize(clip.frame, clip.audio, clip.sample_rate, None, offset=sound_begins)
+
+    def stream(self, source, *, audio=None, format: str | None = None, options: dict | None = None,
+               every: float | None = None, fps: float | None = None, batch_size: int = 1,
+               smoothing: float | None = None):
+        """Localize in the frames of a video file, a live source (camera, URL) or an
+        avsdk.stream.PushSource as they come: an iterator of avsdk.stream.StreamResult (its
+        ``time``, ``result`` and ``dropped``). Arguments and rules: avsdk.stream.stream and
+        docs/streams.md."""
+        from avsdk.stream import stream
+
+        return stream(self, source, audio=audio, format=format, options=options, every=every, fps=fps,
+                      batch_size=batch_size, smoothing=smoothing)

@@ -6,9 +6,51 @@ from pathlib import Path
 
 import numpy as np
 
-from avsdk.errors import CheckpointError, bad_input, require
+from avsdk.errors import CheckpointError, MissingDependencyError, bad_input, require
 
-from .runner_inputs import graph_inputs
+from avsdk.runner_inputs import graph_inputs
+
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+             "tensorrt": "TensorrtExecutionProvider"}
+PROVIDER_HINTS = {
+    "CUDAExecutionProvider": "pip install onnxruntime-gpu (in place of onnxruntime; on a Jetson, the "
+                             "onnxruntime-gpu wheel built for its JetPack)",
+    "TensorrtExecutionProvider": "it needs onnxruntime-gpu and TensorRT's libraries on the library path",
+}
+
+
+def _provider_name(provider) -> str:
+    return provider[0] if isinstance(provider, (tuple, list)) else str(provider)
+
+
+def parse_device(device) -> tuple[str, int]:
+    """("cpu", 0) or ("cuda", index) of a device string, without torch; InputError naming
+    ``device`` for anything else."""
+    if isinstance(device, str):
+        kind, _, index = device.strip().lower().partition(":")
+        if kind == "cpu" and not index:
+            return "cpu", 0
+        if kind == "cuda" and (not index or index.isdigit()):
+            return "cuda", int(index or 0)
+    raise bad_input("device", "'cpu', 'cuda' or 'cuda:N'", device)
+
+
+def providers_for(device: str = "cpu", provider: str | None = None) -> list:
+    """ONNX Runtime providers that run a graph on ``device``: the CPU's, or on "cuda:N" the
+    CUDA provider (``provider`` "tensorrt": TensorRT's, then CUDA's for what TensorRT does not
+    take), with the CPU's last for the few nodes a GPU provider leaves (shape arithmetic)."""
+    kind, index = parse_device(device)
+    if kind == "cpu":
+        if provider not in (None, "cpu"):
+            raise bad_input("provider", "None or 'cpu' on device 'cpu'", provider)
+        return [PROVIDERS["cpu"]]
+    if provider not in (None, "cuda", "tensorrt"):
+        raise bad_input("provider", "None, 'cuda' or 'tensorrt' on a CUDA device", provider)
+    gpu = [(PROVIDERS["cuda"], {"device_id": index})]
+    if provider == "tensorrt":
+        gpu.insert(0, (PROVIDERS["tensorrt"], {"device_id": index}))
+    return gpu + [PROVIDERS["cpu"]]
 
 
 class OnnxRunner:
@@ -16,8 +58,15 @@ class OnnxRunner:
 
     Args:
         path: an .onnx file written by ``avsdk.export`` (inputs "frame", "log_mel").
-        providers: ONNX Runtime execution providers, CPU by default.
+        providers: ONNX Runtime execution providers in order of preference, each a name or a
+            (name, options) pair; CPU by default. ``providers_for(device)`` gives those of a device.
         threads: intra-op threads (None: ONNX Runtime's default, one per core).
+
+    Raises:
+        MissingDependencyError: onnxruntime is not installed, or this build of it lacks the
+            first provider asked for (onnxruntime has no CUDA: install onnxruntime-gpu).
+        InputError: the session did not come up on the first provider asked for (ONNX Runtime
+            would otherwise fall back to the CPU without a word).
     """
 
     backend = "onnxruntime"
@@ -30,7 +79,19 @@ class OnnxRunner:
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = int(threads)
-        self.session = ort.InferenceSession(str(self.path), options, providers=list(providers))
+        providers = list(providers)
+        wanted = _provider_name(providers[0])
+        available = ort.get_available_providers()
+        if wanted not in available:
+            raise MissingDependencyError(
+                f"ONNX Runtime {ort.__version__} here has no {wanted} (it has {', '.join(available)}): "
+                + PROVIDER_HINTS.get(wanted, "install an onnxruntime build that has it"))
+        self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        if self.session.get_providers()[0] != wanted:  # ONNX Runtime fell back (a CUDA library missing)
+            raise bad_input("providers", f"a session on {wanted}",
+                            f"ONNX Runtime ran it on {self.session.get_providers()[0]} (see its log above "
+                            "for why the provider did not start)", described=True)
+        self.providers = self.session.get_providers()
         names = [i.name for i in self.session.get_inputs()]
         if names not in (["frame", "log_mel"], ["frame", "waveform"]):
             raise bad_input(str(self.path), "an avsdk graph with inputs ['frame', 'log_mel'] or "

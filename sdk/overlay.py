@@ -73,7 +73,7 @@ def save_overlay(path: str | os.PathLike, image, heatmap: np.ndarray, box=None, 
         InputError: a bad argument, or ``path`` that cannot be written (an OSError such as a full
             disk; the file is written atomically, so a previous one is then left as it was).
     """
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     from avsdk.frames import MAX_PIXELS, load_frame
 
@@ -91,7 +91,23 @@ def save_overlay(path: str | os.PathLike, image, heatmap: np.ndarray, box=None, 
     if frame.shape[:2] != np.shape(heatmap):
         raise bad_input("image", f"the localized frame, of the heatmap's size {np.shape(heatmap)[:2]}",
                         f"an image of size {frame.shape[:2]}", described=True)
-    picture = Image.fromarray(blend(frame, heatmap, alpha))
+    picture = Image.fromarray(draw_overlay(frame, heatmap, box, peak, alpha))
+    # atomically: a failure midway (a full disk) leaves the previous file whole; InputError naming path
+    return write_output("path", path, lambda handle: picture.save(handle, format="PNG"))
+
+
+def draw_overlay(image: np.ndarray, heatmap: np.ndarray, box=None, peak=None, alpha: float = 0.5) -> np.ndarray:
+    """The heatmap blended over ``image``, with the box and peak in white (what save_overlay
+    writes; a video's frames are drawn with it too).
+
+    Args:
+        image: uint8 [H, W, 3]; heatmap: [H, W] in [0, 1]; box, peak, alpha: as save_overlay.
+    Returns:
+        uint8 [H, W, 3].
+    """
+    from PIL import Image, ImageDraw
+
+    picture = Image.fromarray(blend(image, heatmap, alpha))
     draw = ImageDraw.Draw(picture)
     width = max(1, round(min(picture.size) / 150))
     if box is not None:
@@ -102,5 +118,4 @@ def save_overlay(path: str | os.PathLike, image, heatmap: np.ndarray, box=None, 
         arm = 3 * width + 2
         draw.line([x - arm, y, x + arm, y], fill=(255, 255, 255), width=width)
         draw.line([x, y - arm, x, y + arm], fill=(255, 255, 255), width=width)
-    # atomically: a failure midway (a full disk) leaves the previous file whole; InputError naming path
-    return write_output("path", path, lambda handle: picture.save(handle, format="PNG"))
+    return np.asarray(picture)

@@ -1,7 +1,11 @@
-"""One frame of a video and the sound around it, with PyAV (pip install 'avsdk[video]').
+"""One frame of a video and the sound around it, and videos written frame by frame, with PyAV
+(pip install 'avsdk[video]').
 
     clip = read_clip("street.mp4", time=12.5)     # frame at 12.5 s, 3 s of sound centred on it
     clip.frame [H, W, 3] uint8, clip.audio [T] float32 mono, clip.sample_rate
+
+    with VideoWriter("out.mp4", sound_from="street.mp4") as out:   # an annotated copy
+        out.write(rgb, time)                                      # frames at their own times
 
 Times are seconds from the start of the video, which is the earliest first timestamp of its
 picture and sound streams (ffprobe's "start" for the usual file holding just those two). Streams
@@ -15,6 +19,7 @@ import math
 import numbers
 import os
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -94,13 +99,20 @@ def _is_finite_real(value) -> bool:
     return not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
 
 
-def _span(container, streams, av) -> tuple[float, float]:
-    """(start, end): the earliest first timestamp and the latest end of ``streams``, in seconds."""
+def start_of(container, streams) -> float:
+    """The earliest first timestamp of ``streams`` (of the container when none has one), in
+    seconds: the 0 of the module's times."""
     starts = [float(s.start_time * s.time_base) for s in streams if s.start_time is not None]
     if starts:
-        start = min(starts)
-    else:
-        start = container.start_time / av.time_base if container.start_time is not None else 0.0
+        return min(starts)
+    import av
+
+    return container.start_time / av.time_base if container.start_time is not None else 0.0
+
+
+def _span(container, streams, av) -> tuple[float, float]:
+    """(start, end): the earliest first timestamp and the latest end of ``streams``, in seconds."""
+    start = start_of(container, streams)
     if all(s.start_time is not None and s.duration for s in streams):
         return start, max(float((s.start_time + s.duration) * s.time_base) for s in streams)
     # Matroska and WebM give no stream durations, and their container duration is the last
@@ -213,3 +225,156 @@ def _sound_between(container, sound, first: float, last: float, start: float, sa
     if skip < 0:
         samples, skip = np.concatenate([np.zeros(-skip, np.float32), samples]), 0
     return samples[skip : skip + int(round((last - first) * sample_rate))]
+
+
+# ------------------------------------------------------------------------- writing
+
+#: the containers VideoWriter writes, by the output's suffix (FFmpeg's format names)
+VIDEO_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
+_MILLISECOND = Fraction(1, 1000)  # the picture's time base: frames keep their times to the millisecond
+
+
+class VideoWriter:
+    """Encode RGB frames, each at its own time, into a video, with the sound track of a media
+    file re-encoded to AAC beside them.
+
+    The picture is H.264 (libx264; MPEG-4 Part 2 where the PyAV build has no libx264) at the
+    first frame's size, rounded up to even sides by repeating its last row or column (4:2:0
+    needs them even); a frame of another size is scaled to it. Frames keep their times, so a
+    variable frame rate survives. The sound is the whole first sound track of ``sound_from``,
+    on the clock of this module (seconds from that file's start), written as the frames
+    advance; a file without one gives a silent video.
+
+    Args:
+        target: a path ending in one of VIDEO_FORMATS, or a binary file object (with ``format``).
+        format: FFmpeg's container name; None: from the path's suffix.
+        sound_from: a media file whose sound to copy; None for a silent video.
+        rate: the nominal frame rate the file states (players show each frame at its own time).
+    Raises:
+        InputError: naming ``target`` (suffix, not writable), ``sound_from`` (unreadable), ``frame``
+            or ``time`` (in ``write``).
+        MissingDependencyError: PyAV is not installed.
+    """
+
+    def __init__(self, target, format: str | None = None, sound_from: str | os.PathLike | None = None,
+                 rate: float = 30):
+        av = require("av", "video", "writing video files")
+        if format is None:
+            suffix = Path(target).suffix.lower() if isinstance(target, (str, os.PathLike)) else None
+            if suffix not in VIDEO_FORMATS:
+                raise bad_input("target", f"a path ending in {', '.join(VIDEO_FORMATS)} (or a format)", target)
+            format = VIDEO_FORMATS[suffix]
+        self._av = av
+        self._rate = Fraction(rate).limit_denominator(1001)
+        self._video = None  # made at the first frame, which gives the size
+        self._last_pts = -1
+        try:
+            self._container = av.open(str(target) if isinstance(target, (str, os.PathLike)) else target, "w",
+                                      format=format)
+        except av.FFmpegError as exc:
+            raise bad_input("target", "a video file that can be written", f"{target} ({exc})", described=True) from exc
+        try:
+            self._sound = None if sound_from is None else _SoundCopy(self._container, sound_from, av)
+        except BaseException:
+            self._container.close()
+            raise
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def write(self, frame: np.ndarray, time: float) -> None:
+        """Add ``frame`` (uint8 [H, W, 3], RGB), shown from ``time`` seconds (increasing)."""
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8 or 0 in frame.shape:
+            raise bad_input("frame", "an RGB uint8 array [H, W, 3]", frame)
+        if not (_is_finite_real(time) and time >= 0):
+            raise bad_input("time", "a finite number of seconds >= 0", time)
+        if self._video is None:
+            self._open_video(frame.shape[0], frame.shape[1])
+        if self._sound is not None:
+            self._sound.until(float(time))
+        video = self._video
+        if frame.shape[:2] == self._size:  # pad to even sides
+            height, width = frame.shape[:2]
+            frame = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+        picture = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        if (picture.height, picture.width) != (video.height, video.width):
+            picture = picture.reformat(width=video.width, height=video.height)
+        self._last_pts = max(self._last_pts + 1, round(time / _MILLISECOND))
+        picture.pts, picture.time_base = self._last_pts, _MILLISECOND
+        self._container.mux(video.encode(picture))
+
+    def _open_video(self, height: int, width: int) -> None:
+        codec = "libx264" if "libx264" in self._av.codecs_available else "mpeg4"
+        options = {"preset": "veryfast"} if codec == "libx264" else {}
+        video = self._container.add_stream(codec, rate=self._rate, options=options)
+        video.width, video.height, video.pix_fmt = width + width % 2, height + height % 2, "yuv420p"
+        video.codec_context.time_base = _MILLISECOND
+        self._size, self._video = (height, width), video
+
+    def close(self) -> None:
+        """Write the rest of the sound, flush the encoders and finish the file."""
+        container, self._container = self._container, None
+        if container is None:
+            return
+        try:
+            if self._sound is not None:
+                self._sound.until(None)
+            if self._video is not None:
+                container.mux(self._video.encode())
+            if self._sound is not None:
+                self._sound.flush()
+        finally:
+            if self._sound is not None:
+                self._sound.close()
+            container.close()
+
+
+class _SoundCopy:
+    """The first sound track of a media file, decoded and encoded into another container as AAC."""
+
+    def __init__(self, container, path, av):
+        self._container, self._av, self._path = container, av, path
+        try:
+            self._source = av.open(str(path))
+        except av.FFmpegError as exc:
+            raise bad_input("sound_from", "a media file FFmpeg can read", f"{path} ({exc})", described=True) from exc
+        sound = next((s for s in self._source.streams if s.type == "audio"), None)
+        self._frames, self.stream, self._pending = iter(()), None, None
+        if sound is None:
+            return
+        # the 0 of the frames' times: the start of the picture and the sound (read_clip's clock)
+        self._origin = start_of(self._source, [s for s in self._source.streams if s.type in ("video", "audio")])
+        self._rate = sound.codec_context.sample_rate
+        self.stream = container.add_stream("aac", rate=self._rate)
+        self.stream.layout = "mono" if sound.codec_context.layout.nb_channels == 1 else "stereo"
+        self._frames = self._source.decode(sound)
+
+    def until(self, time: float | None) -> None:
+        """Encode the sound that begins before ``time`` seconds (all of it for None)."""
+        while True:
+            frame, self._pending = self._pending, None
+            try:
+                frame = frame or next(self._frames, None)
+            except self._av.FFmpegError as exc:
+                raise bad_input("sound_from", "a sound track FFmpeg can decode", f"{self._path} ({exc})",
+                                described=True) from exc
+            if frame is None:
+                return
+            begins = None if frame.time is None else frame.time - self._origin
+            if time is not None and begins is not None and begins > time:
+                self._pending = frame
+                return
+            if begins is not None:
+                frame.pts, frame.time_base = max(0, round(begins * self._rate)), Fraction(1, self._rate)
+            self._container.mux(self.stream.encode(frame))
+
+    def flush(self) -> None:
+        if self.stream is not None:
+            self._container.mux(self.stream.encode())
+
+    def close(self) -> None:
+        self._source.close()

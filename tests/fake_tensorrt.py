@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 def _host_array(address: int, shape: tuple) -> np.ndarray:
-    """The float32 buffer at ``address`` (a CPU torch tensor's data_ptr) as a numpy view."""
+    """The float32 buffer at ``address`` (host memory standing in for a device buffer) as a numpy view."""
     count = int(np.prod(shape))
     return np.ctypeslib.as_array((ctypes.c_float * count).from_address(address)).reshape(shape)
 
@@ -38,7 +38,7 @@ class FakeTensorRT:
         generation = 8 if major < 10 else min(major, 11)
         self.__version__ = version
         self.calls = calls = []
-        self.current_device = lambda: 0  # the CUDA device in use; tests that patch torch.cuda.device set it
+        self.current_device = lambda: 0  # the CUDA device in use; the runner's tests read the stand-in cudart's
         fake = self
 
         # EXPLICIT_BATCH: deprecated and ignored in 10, gone in 11; STRONGLY_TYPED: new in 9/10,

@@ -1,21 +1,23 @@
 """TensorRT logic that runs without TensorRT: the per-version build plan, the trtexec command,
 the engine and timing cache names, the precision guard and the runtime's version check; then
-the builder and the runner against a stand-in TensorRT module (``fake_tensorrt.FakeTensorRT``). The real
-build and run skip where TensorRT is missing.
+the builder and the runner against a stand-in TensorRT module (``fake_tensorrt.FakeTensorRT``), the
+runner over a stand-in CUDA runtime too (``fake_cudart.FakeCudart``). The real build and run skip
+where TensorRT is missing.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
+import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from fake_cudart import FakeCudart
+from fake_cudart import install as install_cudart
 from fake_tensorrt import FakeTensorRT
 
 from avsdk.errors import AvsdkError, InputError
@@ -263,6 +265,13 @@ def test_build_and_run_engine(tiny_onnx, tmp_path):
     trt = pytest.importorskip("tensorrt", reason="TensorRT is not installed on this machine")
     if not torch.cuda.is_available():
         pytest.skip("TensorRT inference needs a CUDA device")
+    from avsdk.errors import MissingDependencyError
+    from avsdk.tensorrt_runtime import _cuda_runtime
+
+    try:
+        _cuda_runtime()
+    except MissingDependencyError:
+        pytest.skip("the TensorRT runner's device buffers need cuda-python, which is not installed")
     import numpy as np
 
     from avsdk.export.onnx_export import example_inputs
@@ -474,35 +483,25 @@ def test_chunks_cover_every_item_once_within_the_profile():
 
 
 @pytest.fixture
-def fake_runner(tmp_path, monkeypatch):
+def fake_cudart(monkeypatch):
+    """cuda-python's runtime module, stood in for over host memory (``fake_cudart.FakeCudart``):
+    two GPUs of compute capability 8.7, device 0 current."""
+    cudart = FakeCudart(devices=2, capability=(8, 7))
+    install_cudart(monkeypatch, cudart)
+    return cudart
+
+
+@pytest.fixture
+def fake_runner(tmp_path, monkeypatch, fake_cudart):
     """``make(batch_range, device=0, manifest_range=None, **stand_in) -> (runner, stand-in)``:
     a TensorRTRunner over the stand-in TensorRT, whose manifest gives the profile
-    ``manifest_range`` (default: the engine's), with its buffers on the CPU (no GPU here)."""
+    ``manifest_range`` (default: the engine's), and the stand-in CUDA runtime (no GPU here)."""
     from avsdk.export.manifest import sha256_file, write_manifest
     from avsdk.export.tensorrt_runtime import TensorRTRunner
 
-    active = [0]  # the CUDA device torch.cuda.device has made current
-
-    class CudaDevice:  # a class, as torch's own code tests isinstance(x, torch.cuda.device)
-        def __init__(self, index):
-            self.index = index
-
-        def __enter__(self):
-            active.append(self.index)
-
-        def __exit__(self, *exc):
-            active.pop()
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 7))
-    monkeypatch.setattr(torch.cuda, "device", CudaDevice)
-    monkeypatch.setattr(torch.cuda, "Stream", lambda device=None: types.SimpleNamespace(
-        cuda_stream=0, synchronize=lambda: None))
-    monkeypatch.setattr(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
-
     def make(batch_range, device=0, manifest_range=None, **stand_in):
         fake = FakeTensorRT("10.3.0", batch_range=batch_range, **stand_in)
-        fake.current_device = lambda: active[-1]
+        fake.current_device = lambda: fake_cudart.current
         monkeypatch.setitem(sys.modules, "tensorrt", fake)
         engine = tmp_path / "edge.int8.engine"
         engine.write_bytes(b"plan")
@@ -512,16 +511,20 @@ def fake_runner(tmp_path, monkeypatch):
         base = _engine_manifest("10.3.0", "8.7")
         write_manifest(dataclasses.replace(base, artifact_sha256=sha256_file(engine),
                                            build={**base.build, "profile": profile}), engine)
-        runner = TensorRTRunner(engine, device=device)
-        runner.device = torch.device("cpu")
-        return runner, fake
+        return TensorRTRunner(engine, device=device), fake
 
     return make
 
 
 def _inputs(n):
-    generator = torch.Generator().manual_seed(n)
-    return torch.randn(n, 3, 224, 224, generator=generator), torch.randn(n, 3, 1, 96, 64, generator=generator)
+    generator = np.random.default_rng(n)
+    return (generator.standard_normal((n, 3, 224, 224), np.float32),
+            generator.standard_normal((n, 3, 1, 96, 64), np.float32))
+
+
+def _traced(frames):
+    """What the stand-in engine computes: each frame's mean, over a [B, 14, 14] map."""
+    return frames.mean(axis=(1, 2, 3))[:, None, None] * np.ones((1, 14, 14), np.float32)
 
 
 @pytest.mark.parametrize("batch_range, n", [((4, 4), 6), ((4, 4), 1), ((2, 4), 5), ((1, 4), 6)])
@@ -530,8 +533,8 @@ def test_short_last_chunk_is_padded_to_the_profile_min(fake_runner, batch_range,
     runner, fake = fake_runner(batch_range)
     frames, mels = _inputs(n)
     got = runner.run(frames, mels)
-    want = frames.mean(dim=(1, 2, 3)).numpy()[:, None, None] * np.ones((1, 14, 14), np.float32)
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got, _traced(frames), rtol=1e-5, atol=1e-6)
+    assert got.dtype == np.float32 and got.shape == (n, 14, 14)
     ran = [c[2] for c in fake.calls if c[:2] == ("set_input_shape", "frame")]
     assert all(batch_range[0] <= b <= batch_range[1] for b in ran), ran
 
@@ -543,25 +546,127 @@ def test_batch_refused_by_tensorrt_is_an_input_error(fake_runner):
         runner.run(*_inputs(1))
 
 
-def test_engine_lives_on_the_asked_gpu(fake_runner):
+def test_engine_lives_on_the_asked_gpu(fake_runner, fake_cudart):
     runner, fake = fake_runner((1, 4), device=1)
     runner.run(*_inputs(2))
     on = {c[0]: c[1] for c in fake.calls if c[0] in ("deserialize_cuda_engine", "create_execution_context",
                                                      "execute_async_v3")}
     assert on == {"deserialize_cuda_engine": 1, "create_execution_context": 1, "execute_async_v3": 1}
+    assert {c[1] for c in fake_cudart.calls} == {1}  # the stream, every buffer and copy too
+    assert fake_cudart.current == 0  # and the caller's device is given back
 
 
-def test_runtime_binds_every_type_its_tensorrt_has():
+def test_runtime_binds_every_type_numpy_has():
     from avsdk.export.tensorrt_runtime import _dtype_table
 
     fake = FakeTensorRT("10.3.0")
-    table = _dtype_table(fake, torch)
-    assert table[fake.int64] is torch.int64 and table[fake.bfloat16] is torch.bfloat16
-    assert table[fake.uint8] is torch.uint8 and table[fake.float16] is torch.float16
-    assert fake.fp8 not in table
-    assert len(_dtype_table(FakeTensorRT("8.6.2"), torch)) == 6  # no bfloat16, int64 before 10
+    table = _dtype_table(fake)
+    assert table[fake.float32] == np.float32 and table[fake.float16] == np.float16
+    assert table[fake.int64] == np.int64 and table[fake.uint8] == np.uint8 and table[fake.bool] == np.bool_
+    assert fake.bfloat16 not in table and fake.fp8 not in table  # no numpy type for them
+    assert len(table) == 7
+    assert len(_dtype_table(FakeTensorRT("8.6.2"))) == 6  # no int64 before 10
 
 
-def test_tensor_type_it_cannot_bind_is_refused_at_load(fake_runner):
-    with pytest.raises(AvsdkError, match="'similarity' has TensorRT type DataType.FP8, which avsdk cannot bind"):
-        fake_runner((1, 4), io_dtypes={"similarity": "fp8"})
+@pytest.mark.parametrize("tensor, dtype, shown", [("similarity", "fp8", "FP8"), ("frame", "bfloat16", "BF16")])
+def test_tensor_type_it_cannot_bind_is_refused_at_load(fake_runner, fake_cudart, tensor, dtype, shown):
+    with pytest.raises(AvsdkError, match=f"{tensor!r} has TensorRT type DataType.{shown}, which avsdk cannot "
+                                         "bind to a numpy buffer"):
+        fake_runner((1, 4), io_dtypes={tensor: dtype})
+    assert not fake_cudart.streams and not fake_cudart.memory  # refused before holding anything
+
+
+def test_runner_needs_no_torch(fake_runner, monkeypatch):
+    """A device runs engines without PyTorch installed: the runner needs numpy and TensorRT only."""
+    frames, mels = _inputs(3)
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` fails, installed or not
+    runner, _ = fake_runner((1, 4))
+    np.testing.assert_allclose(runner.run(frames, mels), _traced(frames), rtol=1e-5, atol=1e-6)
+    runner.close()
+
+
+def test_runner_module_imports_without_torch():
+    code = ("import sys; sys.modules['torch'] = None; "
+            "import avsdk.tensorrt_runtime, avsdk.export.tensorrt_runtime; "
+            "assert not any(m.startswith('torch') for m in sys.modules if sys.modules[m] is not None)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_missing_cuda_python_says_pip_install(fake_runner, monkeypatch):
+    from avsdk.errors import MissingDependencyError
+
+    for name in ("cuda", "cuda.bindings", "cuda.bindings.runtime", "cuda.cudart"):
+        monkeypatch.setitem(sys.modules, name, None)  # import fails, installed or not
+    with pytest.raises(MissingDependencyError, match="pip install cuda-python") as caught:
+        fake_runner((1, 4))
+    assert "JetPack 5" in str(caught.value) and "11.8" in str(caught.value)
+
+
+def test_cuda_python_before_12_6_is_used(fake_runner, monkeypatch):
+    """Older cuda-python (11.8.x, JetPack 5's) has ``cuda.cudart`` and no ``cuda.bindings``."""
+    legacy = FakeCudart()
+    install_cudart(monkeypatch, legacy, legacy=True)
+    runner, _ = fake_runner((1, 4))
+    frames, mels = _inputs(2)
+    np.testing.assert_allclose(runner.run(frames, mels), _traced(frames), rtol=1e-5, atol=1e-6)
+    assert any(c[0] == "cudaMalloc" for c in legacy.calls)
+
+
+def test_buffers_grow_only_for_a_larger_batch(fake_runner, fake_cudart):
+    runner, _ = fake_runner((1, 4))
+
+    def allocated(n):
+        before = [c for c in fake_cudart.calls if c[0] == "cudaMalloc"]
+        frames, mels = _inputs(n)
+        np.testing.assert_allclose(runner.run(frames, mels), _traced(frames), rtol=1e-5, atol=1e-6)
+        return [c[2] for c in fake_cudart.calls if c[0] == "cudaMalloc"][len(before):]
+
+    per_item = 4 * np.array([3 * 224 * 224, 3 * 96 * 64, 14 * 14])  # frame, log_mel, similarity bytes
+    assert allocated(2) == list(2 * per_item)
+    assert allocated(1) == [] and allocated(2) == []  # the batch-2 buffers serve
+    assert allocated(3) == list(3 * per_item)
+    assert len(fake_cudart.freed) == 3 and len(fake_cudart.memory) == 3  # the batch-2 ones, replaced
+
+
+def test_close_frees_every_buffer_once(fake_runner, fake_cudart):
+    runner, _ = fake_runner((1, 4))
+    runner.run(*_inputs(2))
+    runner.run(*_inputs(4))
+    assert sum(c[0] == "cudaMalloc" for c in fake_cudart.calls) == 6  # 3 buffers, grown once
+    runner.close()
+    assert not fake_cudart.memory and not fake_cudart.streams
+    assert len(fake_cudart.freed) == len(set(fake_cudart.freed)) == 6  # each allocation freed once
+    calls = len(fake_cudart.calls)
+    runner.close()  # idempotent
+    del runner  # and __del__ after close frees nothing twice
+    assert len(fake_cudart.calls) == calls
+
+
+def test_dropped_runner_frees_its_memory(fake_runner, fake_cudart):
+    runner, _ = fake_runner((1, 4))
+    runner.run(*_inputs(1))
+    del runner  # no close(): __del__ frees
+    assert not fake_cudart.memory and not fake_cudart.streams
+
+
+def test_closed_runner_refuses_to_run(fake_runner):
+    with fake_runner((1, 4))[0] as runner:
+        runner.run(*_inputs(1))
+    with pytest.raises(AvsdkError, match="is closed"):
+        runner.run(*_inputs(1))
+
+
+def test_cuda_error_names_the_call(fake_runner, monkeypatch, fake_cudart):
+    from fake_cudart import MEMORY_ALLOCATION
+
+    runner, _ = fake_runner((1, 4), device=1)
+    monkeypatch.setitem(fake_cudart.fail, "cudaMalloc", MEMORY_ALLOCATION)
+    with pytest.raises(AvsdkError, match=r"cudaMalloc failed on CUDA device 1: out of memory \(cudaError_t 2\)"):
+        runner.run(*_inputs(1))
+    assert fake_cudart.current == 0
+
+
+def test_missing_gpu_is_a_cuda_error(fake_runner):
+    with pytest.raises(AvsdkError, match="cudaGetDeviceProperties failed on CUDA device 5: invalid device ordinal"):
+        fake_runner((1, 4), device=5)

@@ -14,12 +14,15 @@ MAP_SIZE = (14, 14)  # the visual maps of every supported trunk at 224x224
 
 
 def clip_audio(sample, spec=None) -> torch.Tensor:
-    """A sample's sound as the model's audio input (avsdk.audio_input): VGGish log-mel
-    examples float32 [N, 1, 96, 64] by default, or the waveform [T] for a waveform spec."""
-    from avsdk.audio import load_audio
-    from avsdk.audio_input import AudioSpec, audio_input
+    """A sample's sound as the model's audio input (avsdk.preprocess, as the Localizer hears it):
+    VGGish log-mel examples float32 [N, 1, 96, 64] by default, or the waveform [T] for a
+    waveform spec."""
+    from avsdk.audio_input import AudioSpec
+    from avsdk.preprocess import Preprocessing, audio_array
 
-    return torch.as_tensor(audio_input(*load_audio(sample.audio), spec=spec or AudioSpec()))
+    spec = spec or AudioSpec()
+    preprocessing = Preprocessing(sample_rate=spec.sample_rate, audio=spec.kind)
+    return torch.from_numpy(audio_array(sample.audio, preprocessing=preprocessing)[0])
 
 
 def open_frame(sample) -> Image.Image:

@@ -1,0 +1,7 @@
+"""Moved to ``avsdk.onnx_runtime``: the runtime lives with the SDK, the build code here. This name stays
+an alias of the same module (one module object, so patching either patches both)."""
+import sys
+
+from avsdk import onnx_runtime as _module
+
+sys.modules[__name__] = _module
