@@ -98,6 +98,7 @@ setup(
         "train": TORCH + ["scikit-image>=0.22", "scipy>=1.10", "triton==3.7.1; platform_system == 'Linux'"],
         "export": TORCH + ["onnx==1.23.2", "onnxruntime==1.32.0", "onnxscript==0.7.2"],
         "video": ["av>=12"],
+        "data": ["webdataset>=0.2.86", "av>=12"],  # avsdk.training.shards: videos and manifests -> tar shards
         "dev": TORCH + [
             "pytest>=8",
             "hypothesis>=6.100",
@@ -109,6 +110,7 @@ setup(
             "onnxscript==0.7.2",
             "efficientnet-lite-pytorch==0.1.0",
             "av>=12",
+            "webdataset>=0.2.86",
         ],
     },
     entry_points={"console_scripts": ["avsdk=avsdk.cli:main"]},
