@@ -111,6 +111,7 @@ setup(
             "efficientnet-lite-pytorch==0.1.0",
             "av>=12",
             "webdataset>=0.2.86",
+            "h5py>=3",  # VGG-SS in the reference's h5 layout (avsdk.datasets.published)
         ],
     },
     entry_points={"console_scripts": ["avsdk=avsdk.cli:main"]},

@@ -58,6 +58,9 @@ class TrainConfig:
     resume: bool = False  # continue the run in out from its last.pt, which must exist (same settings but epochs)
     overwrite: bool = False  # start over in an out folder that holds a run (best.pt / last.pt)
     progress: bool = True
+    # train on these shards (avsdk.training.shards), each process on its own, instead of data's train
+    # split (val stays data's); None, not "", so that a run saved before this field resumes
+    shards: str | None = None
 
     def __post_init__(self):
         if self.scheme not in SCHEMES:

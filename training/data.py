@@ -21,6 +21,8 @@ def clip_audio(sample, spec=None) -> torch.Tensor:
     from avsdk.preprocess import Preprocessing, audio_array
 
     spec = spec or AudioSpec()
+    if hasattr(sample, "model_audio"):  # a shard record (training.shard_data) holds it preprocessed
+        return torch.from_numpy(sample.model_audio(spec))
     preprocessing = Preprocessing(sample_rate=spec.sample_rate, audio=spec.kind)
     return torch.from_numpy(audio_array(sample.audio, preprocessing=preprocessing)[0])
 
@@ -40,14 +42,15 @@ class GroupedBatches:
     ``clips_per_class`` 0 it is a plain shuffle. Under DistributedDataParallel each of the
     ``world`` processes takes every world-th batch, of the largest multiple of ``world``
     batches: every process runs the same number of steps (their gradients are exchanged at
-    each one), as DistributedSampler with drop_last.
+    each one), as DistributedSampler with drop_last. ``limit``: at most this many batches
+    (processes that hold their own clips, from shards, run as many steps as the one holding fewest).
     """
 
     def __init__(self, labels: Sequence, batch_size: int, clips_per_class: int, seed: int,
-                 rank: int = 0, world: int = 1):
+                 rank: int = 0, world: int = 1, limit: int | None = None):
         self.labels = list(labels)
         self.batch_size, self.clips_per_class = batch_size, clips_per_class
-        self.seed, self.rank, self.world = seed, rank, world
+        self.seed, self.rank, self.world, self.limit = seed, rank, world, limit
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -70,7 +73,8 @@ class GroupedBatches:
         return iter(batches[: len(self) * self.world][self.rank :: self.world])
 
     def __len__(self) -> int:
-        return len(self.labels) // self.batch_size // self.world
+        batches = len(self.labels) // self.batch_size // self.world
+        return batches if self.limit is None else min(batches, self.limit)
 
 
 class ViewsDataset(torch.utils.data.Dataset):

@@ -2,6 +2,7 @@
 
     python -m avsdk.training.train --data BENCH --out runs/sacl --mode fast --epochs 8
     torchrun --nproc_per_node 4 -m avsdk.training.train --data ... --device cuda --mode full
+    torchrun --nproc_per_node 4 -m avsdk.training.train --data BENCH --shards SHARDS --mode fast ...
 
 Model selection is on the validation split only (by default cIoU@0.5 under the >= 0.5 rule,
 then AUC; ``select="auc"``: AUC, then the pointing game); the test split is never read here. ``out/best.pt`` is an avsdk checkpoint (written
@@ -9,7 +10,8 @@ atomically); ``out/last.pt`` holds the optimiser state and the settings for ``--
 (which continues the run, for more epochs say, and refuses other settings and a folder
 without a run);
 ``out/history.json`` the losses and validation scores. A folder that holds a run is not
-trained into again without ``--resume`` or ``--overwrite``.
+trained into again without ``--resume`` or ``--overwrite``. With ``--shards`` (avsdk.training.shards)
+each process trains on its own shards instead of the train split; validation stays on --data's.
 """
 from __future__ import annotations
 
@@ -77,6 +79,15 @@ def _mean_over_processes(losses: list, world: int, device) -> float:
     return float(total[0] / total[1])
 
 
+def _fewest_batches(clips: int, batch_size: int, world: int, device) -> int:
+    """The fewest full batches any process holds: every process runs that many steps an epoch
+    (they exchange gradients at each one)."""
+    batches = torch.tensor([clips // batch_size], device=device)
+    if world > 1:
+        torch.distributed.all_reduce(batches, op=torch.distributed.ReduceOp.MIN)
+    return int(batches)
+
+
 # what a resumed run may change: how long it runs, where and how it reports, not what it learns
 RESUME_FREE = ("data", "out", "epochs", "max_steps", "resume", "overwrite", "progress", "device",
                "num_workers")
@@ -108,8 +119,8 @@ def _feature_cache(caches, model, samples, split: str, config: TrainConfig, view
     from .fast import build_cache
 
     audio_views = config.fast_audio_views if split == "train" else 1
-    key = (config.data, split, len(samples), config.model.visual, config.model.audio, views, audio_views,
-           config.scheme, config.seed, segment, config.segment_size, size)
+    key = (config.data, config.shards, split, len(samples), config.model.visual, config.model.audio, views,
+           audio_views, config.scheme, config.seed, segment, config.segment_size, size)
     if caches is not None and key in caches:
         return caches[key]
     cache = build_cache(model, samples, views, config.scheme, config.seed, segment=segment,
@@ -150,10 +161,14 @@ class Validator:
         return {"ciou": value.ciou_at_05, "auc": value.auc, "pointing": report.pointing_game}
 
 
-def _batches(config, objective, samples, rank, world, device, caches=None):
-    """An epoch -> iterator of loss-argument tuples, for the configured mode."""
+def _batches(config, objective, samples, rank, world, device, caches=None, steps=None):
+    """An epoch -> iterator of loss-argument tuples, for the configured mode. ``steps``: the steps
+    per epoch of processes that hold their own clips (shards), which no sampler splits further."""
     labels = [s.label for s in samples]
-    sampler = GroupedBatches(labels, config.batch_size, config.clips_per_class, config.seed, rank, world)
+    if steps is not None:
+        sampler = GroupedBatches(labels, config.batch_size, config.clips_per_class, config.seed, limit=steps)
+    else:
+        sampler = GroupedBatches(labels, config.batch_size, config.clips_per_class, config.seed, rank, world)
     segment = config.scheme == "sacl" and config.positive_region == "segments"
     if config.mode == "fast":
         cache = _feature_cache(caches, objective.model, samples, "train", config, config.fast_views, segment,
@@ -214,9 +229,19 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
     rank, world, device = _distributed(config)
     torch.manual_seed(config.seed)
     out = _check_out(config)
-    train_samples = load_split(config.data, "train")
+    steps = None
+    if config.shards:
+        from .shard_data import load_records
+
+        train_samples = load_records(config.shards, rank, world)  # this process's own shards
+        steps = _fewest_batches(len(train_samples), config.batch_size, world, device)
+        if steps < 1:
+            raise bad_input("batch_size", "at most the clips of the process that holds fewest "
+                            "(shards are split between processes)", config.batch_size)
+    else:
+        train_samples = load_split(config.data, "train")
     val_samples = load_split(config.data, "val")
-    if len(train_samples) // config.batch_size < world:  # not one full batch per process
+    if steps is None and len(train_samples) // config.batch_size < world:  # not one full batch per process
         raise bad_input("batch_size", f"at most {len(train_samples) // world} (the {len(train_samples)} "
                         f"train clips over {world} process(es))", config.batch_size)
     out.mkdir(parents=True, exist_ok=True)
@@ -237,7 +262,7 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
         state = json.loads(saved["state"])
 
     started = time.perf_counter()
-    epoch_batches, steps_per_epoch = _batches(config, objective, train_samples, rank, world, device, caches)
+    epoch_batches, steps_per_epoch = _batches(config, objective, train_samples, rank, world, device, caches, steps)
     validate = Validator(objective, val_samples, config, device, caches) if rank == 0 else None
     step_fn = objective
     if world > 1:
@@ -296,6 +321,7 @@ def parse_args(argv=None) -> TrainConfig:
     p = argparse.ArgumentParser(prog="python -m avsdk.training.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="benchmark root (avsdk.datasets.build_benchmark)")
     p.add_argument("--out", required=True, help="output folder (best.pt, last.pt, history.json)")
+    p.add_argument("--shards", help="train on these shards (avsdk.training.shards) instead of --data's train split")
     p.add_argument("--scheme", choices=("sacl", "sspl"), default="sacl")
     p.add_argument("--mode", choices=("full", "fast"), default="full",
                    help="fast: cache the frozen trunk's features once (see avsdk.training.fast)")

@@ -1,0 +1,88 @@
+"""Small videos for the ingest and shard tests, written with PyAV: 64x48 pixels at 10 fps, a few
+seconds long, with a sine tone (AAC in MP4), and the bad cases a real folder holds.
+
+Frame i of a video is a uniform colour that tells the videos apart; the tone's frequency tells
+the classes apart (class "low": 440 Hz, "high": 1760 Hz).
+"""
+from __future__ import annotations
+
+import csv
+import fractions
+from pathlib import Path
+
+import numpy as np
+
+FPS, RATE, WIDTH, HEIGHT = 10, 16000, 64, 48
+TONES = {"low": 440.0, "high": 1760.0}
+
+
+def make_video(path, seconds: float, tone_hz: float = 440.0, *, colour: int = 0, sound: bool = True,
+               amplitude: float = 0.5, sound_seconds: float | None = None) -> Path:
+    """An MP4 of ``seconds`` (H.264, or MPEG-4 Part 2 without libx264) with ``sound_seconds``
+    (default: all of it) of a tone at ``amplitude`` (0: a silent track), or no sound track."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    with av.open(str(path), "w") as container:
+        video = container.add_stream(codec, rate=FPS)
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        audio = None
+        if sound:
+            audio = container.add_stream("aac", rate=RATE)
+            audio.layout = "mono"
+        for i in range(int(round(seconds * FPS))):
+            pixels = np.empty((HEIGHT, WIDTH, 3), np.uint8)
+            pixels[:] = ((colour * 37) % 256, (colour * 91 + 5 * i) % 256, 128)
+            pixels[: HEIGHT // 2, : WIDTH // 2] = 255  # a corner that stays put
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts, frame.time_base = i, fractions.Fraction(1, FPS)
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        if audio is not None:
+            t = np.arange(int(round((seconds if sound_seconds is None else sound_seconds) * RATE))) / RATE
+            tone = (amplitude * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)
+            step = audio.codec_context.frame_size or 1024
+            for start in range(0, tone.size, step):
+                chunk = av.AudioFrame.from_ndarray(tone[None, start : start + step], format="flt", layout="mono")
+                chunk.sample_rate, chunk.pts = RATE, start
+                container.mux(audio.encode(chunk))
+            container.mux(audio.encode())
+    return path
+
+
+# bad files of make_folder: name -> the reason ingest gives
+BAD = {
+    "bad/no_sound.mp4": "no_sound_track",
+    "bad/corrupt.mp4": "undecodable",
+    "bad/silent.mp4": "silent",
+    "bad/short_sound.mp4": "too_short",
+    "bad/unlabelled.mp4": "unlabelled",
+}
+
+
+def make_folder(root, good: int = 24) -> tuple[Path, Path]:
+    """``good`` labelled videos of 2-4 s in nested folders, the BAD files, a notes.txt that is
+    no video, and labels.csv. Returns (folder, labels.csv)."""
+    root = Path(root)
+    folder = root / "videos"
+    rows = []
+    for i in range(good):
+        label = ("low", "high")[i % 2]
+        name = f"{label}/{'deep/' if i % 3 == 0 else ''}clip{i:02d}.mp4"
+        make_video(folder / name, 2.0 + (i % 5) * 0.5, TONES[label], colour=i)
+        rows.append({"path": name if i % 4 else name.rsplit(".", 1)[0], "label": label})  # with or without suffix
+    make_video(folder / "bad/no_sound.mp4", 3.0, sound=False)
+    (folder / "bad/corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    make_video(folder / "bad/silent.mp4", 3.0, amplitude=0.0)
+    make_video(folder / "bad/short_sound.mp4", 3.0, sound_seconds=0.4)
+    make_video(folder / "bad/unlabelled.mp4", 3.0)
+    (folder / "notes.txt").write_text("not a video\n")
+    rows += [{"path": name, "label": "low"} for name in BAD if name != "bad/unlabelled.mp4"]
+    labels = root / "labels.csv"
+    with open(labels, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["path", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder, labels
