@@ -64,6 +64,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"), default="percentile",
                         help="activation range method (default percentile, 99.999)")
     parser.add_argument("--calib-seed", type=int, default=0, help="seed of the calibration draw")
+    parser.add_argument("--int8-target", choices=("tensorrt", "cpu"), default="tensorrt",
+                        help="runtime the INT8 ONNX is for: tensorrt (default; int8 Q/DQ for the engine) or "
+                             "cpu (ONNX Runtime's CPU kernels, uint8 activations; written as <name>.int8-cpu.onnx, "
+                             "no engine is built)")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17, parsed by TensorRT >= 8.5)")
     parser.add_argument("--batch", type=int, default=None, help="static batch size (default: dynamic batch)")
     parser.add_argument("--opt-batch", type=int, default=1, help="batch the engine is tuned for (dynamic batch)")
@@ -108,6 +112,13 @@ def check_args(args) -> None:
                             "checkpoint", args.opset)
         found = onnx_precision(source)
     args.precision = args.precision or found
+    if args.int8_target == "cpu" and (args.precision != "int8" or args.engine or args.adopt):
+        raise bad_input("--int8-target", "tensorrt unless --int8 without --engine/--adopt (a cpu-target "
+                        "INT8 ONNX runs in ONNX Runtime: no engine)", args.int8_target)
+    quantized_for = read_manifest(source).build.get("target", "tensorrt") if found == "int8" else None
+    if quantized_for not in (None, args.int8_target):
+        raise bad_input("--onnx", f"an INT8 ONNX quantized for --int8-target {args.int8_target}",
+                        f"one quantized for {quantized_for}", described=True)
     if found != args.precision and not (found == "fp32" and args.precision == "int8"):
         raise bad_input("--onnx", f"an ONNX file of precision {args.precision} (or fp32 to quantize "
                         "for --int8); FP16 needs the checkpoint: --checkpoint ... --fp16",
@@ -194,12 +205,18 @@ def onnx_for(args, checkpoint, stage: Path) -> Path:
             return export_onnx(model, stage / f"{stem}.fp16.onnx", precision="fp16", **common)
         if args.precision == "fp32":
             return fp32
-        return quantize(args, fp32, stage / f"{stem}.int8.onnx")
+        return quantize(args, fp32, stage / int8_name(stem, args.int8_target))
 
     if onnx_precision(args.onnx) == args.precision:  # else fp32 to quantize (check_args)
         return args.onnx
     stem = args.onnx.name[: -len(".onnx")]
-    return quantize(args, args.onnx, stage / f"{stem}.int8.onnx")
+    return quantize(args, args.onnx, stage / int8_name(stem, args.int8_target))
+
+
+def int8_name(stem: str, target: str) -> str:
+    """The INT8 ONNX's file name: ``<stem>.int8.onnx`` for TensorRT, ``<stem>.int8-cpu.onnx`` for
+    ONNX Runtime's CPU kernels."""
+    return f"{stem}.int8.onnx" if target == "tensorrt" else f"{stem}.int8-{target}.onnx"
 
 
 def quantize(args, fp32: Path, target: Path) -> Path:
@@ -211,7 +228,7 @@ def quantize(args, fp32: Path, target: Path) -> Path:
     prep = read_manifest(fp32).preprocessing
     inputs = calibration_inputs(args.calib_data, args.calib_size, seed=args.calib_seed, transform=prep.transform,
                                 audio=prep.audio_spec(), image_size=prep.image_size)
-    return quantize_int8(fp32, target, inputs, method=args.calib_method)
+    return quantize_int8(fp32, target, inputs, method=args.calib_method, target=args.int8_target)
 
 
 def engine_config(args):
@@ -246,6 +263,9 @@ def main(argv=None) -> int:
         print(f"interrupted; nothing was written ({out} is as it was)", file=sys.stderr)
         return EXIT_INTERRUPTED
     onnx_path = out / made.name if made.parent == stage else made
+    if args.int8_target == "cpu":
+        _say(f"{onnx_path} is for ONNX Runtime on the CPU (INT8 target cpu): no TensorRT engine")
+        return 0
     try:
         return engine_for(args, onnx_path, config)
     except KeyboardInterrupt:

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from avsdk.errors import AvsdkError, bad_input, require
 
-from .manifest import (
+from avsdk.manifest import (
     Manifest,
     PRECISIONS,
     manifest_path,
@@ -146,7 +146,13 @@ def check_precision(onnx_path: str | os.PathLike, precision: str) -> None:
     The manifest's precision is checked always; the graph itself too where the ``onnx``
     package is installed (a Jetson may have only TensorRT and avsdk).
     """
-    found = read_manifest(onnx_path).precision
+    manifest = read_manifest(onnx_path)
+    found = manifest.precision
+    target = manifest.build.get("target", "tensorrt")  # avsdk.export.quantize's int8 target
+    if target != "tensorrt":
+        raise bad_input("onnx_path", "an ONNX file for TensorRT", f"{Path(onnx_path).name}, quantized for "
+                        f"ONNX Runtime (int8 target {target!r}: uint8 activations, which TensorRT does not "
+                        "take); quantize the fp32 ONNX with --int8-target tensorrt", described=True)
     import importlib.util
 
     if found == precision and importlib.util.find_spec("onnx") is not None:

@@ -90,7 +90,8 @@ def artifacts(model, bench, tmp_path_factory):
     calibration = [{"frame": f[None].numpy(), "log_mel": m[None].numpy()} for f, m in zip(frames, mels)]
     # percentile ranges, as the main job and build_engine.py calibrate
     int8 = quantize_int8(fp32, out / "edge.int8.onnx", calibration, method="percentile")
-    return {"fp32": fp32, "fp16": fp16, "static": static, "int8": int8,
+    int8_cpu = quantize_int8(fp32, out / "edge.int8-cpu.onnx", calibration, method="percentile", target="cpu")
+    return {"fp32": fp32, "fp16": fp16, "static": static, "int8": int8, "int8_cpu": int8_cpu,
             "calibration": calibration}
 
 
@@ -111,7 +112,7 @@ def _dims(value_info):
     return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
 
 
-@pytest.mark.parametrize("name", ["fp32", "fp16", "static", "int8"])
+@pytest.mark.parametrize("name", ["fp32", "fp16", "static", "int8", "int8_cpu"])
 def test_checker_and_opset_17(artifacts, name):
     proto = onnx.load(str(artifacts[name]))
     onnx.checker.check_model(proto, full_check=True)
@@ -189,6 +190,65 @@ def test_int8_is_qdq_per_channel_symmetric(artifacts):
     assert manifest.precision == "int8" and manifest.build["calibration_method"] == "percentile"
     assert manifest.build["calibration_samples"] == 12
     assert manifest.build["float_nodes"]  # the stem convolution stays float
+    assert manifest.build["target"] == "tensorrt"
+
+
+def _fused_op_types(path) -> list:
+    """The node types ONNX Runtime's CPU provider runs for ``path`` after its QDQ fusions."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    # EXTENDED: the QDQ -> QLinear* fusions, not yet the CPU's NCHWc layout rewrite
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(path) + ".fused"
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
+
+
+def test_int8_cpu_target_runs_integer_kernels(artifacts):
+    """The CPU target is what ONNX Runtime's CPU kernels take: uint8 activations, int8
+    per-channel weights, int32 biases, and every Conv but the float stem fused into a
+    QLinearConv (the TensorRT file keeps float Convs behind its Clips)."""
+    summary = qdq_summary(artifacts["int8_cpu"])
+    proto = onnx.load(str(artifacts["int8_cpu"]))
+    assert [(o.domain, o.version) for o in proto.opset_import] == [("", 17)]
+    convs = sum(n.op_type == "Conv" for n in proto.graph.node)
+    assert summary["weight_dequantize"] >= convs
+    assert summary["per_channel_weights"] == summary["int8_weights"] == summary["weight_dequantize"]
+    manifest = read_manifest(artifacts["int8_cpu"])
+    float_convs = {n.name for n in proto.graph.node if n.op_type == "Conv"} & set(manifest.build["float_nodes"])
+    assert len(float_convs) == 1  # the stem
+    init = {t.name: t for t in proto.graph.initializer}
+    producer = {output: n for n in proto.graph.node for output in n.output}
+    biased = [n for n in proto.graph.node if n.op_type == "Conv" and len(n.input) > 2 and n.name not in float_convs]
+    assert biased and summary["int32_biases"] >= len(biased)
+    for conv in biased:  # QLinearConv takes its bias in int32
+        dq = producer[conv.input[2]]
+        assert dq.op_type == "DequantizeLinear" and init[dq.input[0]].data_type == onnx.TensorProto.INT32
+    activation_types = {init[n.input[2]].data_type for n in proto.graph.node if n.op_type == "QuantizeLinear"}
+    assert activation_types == {onnx.TensorProto.UINT8}
+    assert summary["zero_points_nonzero"] > 0  # asymmetric: signed activations (residuals) get one
+    assert (manifest.precision, manifest.build["target"]) == ("int8", "cpu")
+    assert manifest.build["activations"] == "uint8 asymmetric per-tensor"
+    fused = _fused_op_types(artifacts["int8_cpu"])
+    assert fused.count("QLinearConv") == convs - 1
+    assert fused.count("Conv") + fused.count("FusedConv") == 1  # Relu/Clip folded into the ranges
+    trt_fused = _fused_op_types(artifacts["int8"])
+    assert trt_fused.count("Conv") + trt_fused.count("FusedConv") > 1  # what makes it slow here
+
+
+def test_tensorrt_refuses_a_cpu_target_file(artifacts):
+    from avsdk.export.tensorrt_build import check_precision
+
+    check_precision(artifacts["int8"], "int8")  # the TensorRT file passes
+    with pytest.raises(InputError, match="int8 target 'cpu'"):
+        check_precision(artifacts["int8_cpu"], "int8")
+
+
+def test_unknown_int8_target_is_refused(artifacts, tmp_path):
+    with pytest.raises(InputError, match=r"^target: expected one of \('tensorrt', 'cpu'\)"):
+        quantize_int8(artifacts["fp32"], tmp_path / "x.onnx", artifacts["calibration"], target="gpu")
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_int8_calibration_in_passes_gives_the_one_pass_ranges(artifacts, tmp_path, monkeypatch):
@@ -245,13 +305,15 @@ POINTING_MARGIN = 0.1  # 2 of the 20 images
 AUC_MARGIN = 0.05
 
 
-def test_int8_localizes_as_well_as_fp32(artifacts, bench):
+@pytest.mark.parametrize("name", ["int8", "int8_cpu"])
+def test_int8_localizes_as_well_as_fp32(artifacts, bench, name):
     """What a user of the INT8 model sees: its pointing game and AUC (both binarisation
-    rules) on the benchmark are those of the fp32 model, within the margins above."""
+    rules) on the benchmark are those of the fp32 model, within the margins above, for
+    either target."""
     from avsdk.evaluation import evaluate
 
     samples = _all_samples(bench)
-    fp32, int8 = (evaluate(OnnxRunner(artifacts[name]).run, samples, progress=False) for name in ("fp32", "int8"))
+    fp32, int8 = (evaluate(OnnxRunner(artifacts[n]).run, samples, progress=False) for n in ("fp32", name))
     assert fp32.pointing_game >= 0.8  # the fixture localizes: the comparison means something
     assert abs(int8.pointing_game - fp32.pointing_game) <= POINTING_MARGIN, (int8.pointing_game, fp32.pointing_game)
     for rule, scores in fp32.rules.items():
