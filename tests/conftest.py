@@ -5,6 +5,7 @@ anything imports avsdk.kernels (docs/toolchain.md, "Triton interpreter", item 1)
 GPU every Triton kernel runs under the interpreter on CPU tensors.
 """
 import os
+import re
 
 import pytest
 
@@ -19,6 +20,14 @@ if not _HAS_CUDA:
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def assert_refusal(error, argument: str, expected: str) -> None:
+    """``error`` (an InputError) names ``argument`` and reads ``"<argument>: expected ..."``, the
+    rest matching the regular expression ``expected`` (what was expected and received)."""
+    message = str(error)
+    assert error.argument == argument and message.startswith(f"{argument}: expected "), message
+    assert re.search(expected, message[len(f"{argument}: expected "):]), message
 
 
 def load_script(relative: str):

@@ -16,6 +16,21 @@ FPS, RATE, WIDTH, HEIGHT = 10, 16000, 64, 48
 TONES = {"low": 440.0, "high": 1760.0}
 
 
+def mux_sound(container, track, samples: np.ndarray, rate: int, first: int = 0) -> None:
+    """Encode mono ``samples`` (int16: 16-bit PCM, float32: float) into the sound ``track`` of
+    ``container`` in chunks of the codec's frame size (1024 where it has none), the first at
+    pts ``first`` (in samples), and flush the encoder."""
+    import av
+
+    layout = {np.dtype(np.int16): "s16", np.dtype(np.float32): "flt"}[samples.dtype]
+    step = track.codec_context.frame_size or 1024
+    for start in range(0, samples.size, step):
+        chunk = av.AudioFrame.from_ndarray(samples[None, start : start + step], format=layout, layout="mono")
+        chunk.sample_rate, chunk.pts = rate, first + start
+        container.mux(track.encode(chunk))
+    container.mux(track.encode())
+
+
 def make_video(path, seconds: float, tone_hz: float = 440.0, *, colour: int = 0, sound: bool = True,
                amplitude: float = 0.5, sound_seconds: float | None = None) -> Path:
     """An MP4 of ``seconds`` (H.264, or MPEG-4 Part 2 without libx264) with ``sound_seconds``
@@ -42,13 +57,7 @@ def make_video(path, seconds: float, tone_hz: float = 440.0, *, colour: int = 0,
         container.mux(video.encode())
         if audio is not None:
             t = np.arange(int(round((seconds if sound_seconds is None else sound_seconds) * RATE))) / RATE
-            tone = (amplitude * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)
-            step = audio.codec_context.frame_size or 1024
-            for start in range(0, tone.size, step):
-                chunk = av.AudioFrame.from_ndarray(tone[None, start : start + step], format="flt", layout="mono")
-                chunk.sample_rate, chunk.pts = RATE, start
-                container.mux(audio.encode(chunk))
-            container.mux(audio.encode())
+            mux_sound(container, audio, (amplitude * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32), RATE)
     return path
 
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
+
+from conftest import assert_refusal
 
 from avsdk.errors import InputError
 from avsdk.export.manifest import (
@@ -128,9 +129,7 @@ def test_bad_arguments_are_input_errors_naming_them(artifact, call, argument, ex
     argument = argument.format(manifest=manifest_path(artifact), artifact=artifact)
     with pytest.raises(InputError) as caught:
         call(artifact)
-    message = str(caught.value)
-    assert caught.value.argument == argument and message.startswith(f"{argument}: expected "), message
-    assert re.search(expected, message[len(f"{argument}: expected "):]), message
+    assert_refusal(caught.value, argument, expected)
 
 
 def test_an_unchanged_artifact_is_verified(artifact):

@@ -1,11 +1,13 @@
 """Localizer on every backend that runs here, its typed result, the region box and the overlay."""
 import importlib.util
-import re
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from conftest import assert_refusal
+from small_videos import mux_sound
 
 from avsdk import overlay
 from avsdk.errors import InputError
@@ -230,13 +232,7 @@ def test_localize_video(checkpoint, tmp_path):
         for packet in video.encode():
             container.mux(packet)
         ramp = (np.arange(4 * 16000) / 16000 / 10 * 32767).astype(np.int16)  # value = t / 10
-        for start in range(0, ramp.size, 1024):
-            chunk = av.AudioFrame.from_ndarray(ramp[None, start : start + 1024], format="s16", layout="mono")
-            chunk.sample_rate, chunk.pts = 16000, start
-            for packet in sound.encode(chunk):
-                container.mux(packet)
-        for packet in sound.encode():
-            container.mux(packet)
+        mux_sound(container, sound, ramp, 16000)
 
     from avsdk.video import read_clip
 
@@ -469,9 +465,7 @@ def test_bad_arguments_are_input_errors_naming_them(given, call, argument, expec
     before = sorted(given.folder.rglob("*"))
     with pytest.raises(InputError) as caught:
         call(given)
-    message = str(caught.value)
-    assert caught.value.argument == argument and message.startswith(f"{argument}: expected "), message
-    assert re.search(expected, message[len(f"{argument}: expected "):]), message
+    assert_refusal(caught.value, argument, expected)
     assert sorted(given.folder.rglob("*")) == before  # a refused call writes nothing
 
 

@@ -15,6 +15,8 @@ import pytest
 import soundfile
 from PIL import Image
 
+from small_videos import mux_sound
+
 from avsdk import metrics
 from avsdk.datasets import published
 from avsdk.localizer import Localizer
@@ -265,12 +267,7 @@ def _write_video(av, path: Path, picture: np.ndarray, sound: np.ndarray) -> None
             frame.pts, frame.time_base = i, Fraction(1, 5)
             container.mux(video.encode(frame))
         container.mux(video.encode())
-        pcm = (np.asarray(sound) * 32767).astype(np.int16)
-        for first in range(0, pcm.size, 1024):
-            chunk = av.AudioFrame.from_ndarray(pcm[None, first:first + 1024], format="s16", layout="mono")
-            chunk.sample_rate, chunk.pts = 16000, first
-            container.mux(track.encode(chunk))
-        container.mux(track.encode())
+        mux_sound(container, track, (np.asarray(sound) * 32767).astype(np.int16), 16000)
 
 
 @pytest.mark.parametrize("name,build,expected", [

@@ -15,6 +15,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from small_videos import mux_sound
+
 from avsdk.errors import InputError
 from avsdk.localizer import Localizer
 from avsdk.stream import SOUND_WAIT, LiveSource, PushSource, StreamResult
@@ -70,12 +72,7 @@ def _write(path, times, sound=None, format=None):
             container.mux(video.encode(frame))
         container.mux(video.encode())
         if sound is not None:
-            pcm = (_tone(*sound) * 32767).astype(np.int16)
-            for first in range(0, pcm.size, 1024):
-                chunk = av.AudioFrame.from_ndarray(pcm[None, first : first + 1024], format="s16", layout="mono")
-                chunk.sample_rate, chunk.pts = RATE, first + round(sound[0] * RATE)
-                container.mux(track.encode(chunk))
-            container.mux(track.encode())
+            mux_sound(container, track, (_tone(*sound) * 32767).astype(np.int16), RATE, first=round(sound[0] * RATE))
     return path
 
 

@@ -13,6 +13,8 @@ import math
 import numpy as np
 import pytest
 
+from small_videos import mux_sound
+
 from avsdk.errors import InputError
 
 av = pytest.importorskip("av", reason="PyAV (extra 'video') is not installed")
@@ -36,12 +38,7 @@ def _write(path, *, format=None, offset=0.0, audio_delay=0.0, keyint=10, audio_c
         container.mux(video.encode())
         t = np.arange(round(audio_delay * RATE), round(SECONDS * RATE)) / RATE
         tone = (t / SECONDS * np.sin(2 * np.pi * 1000 * t) * 32767).astype(np.int16)
-        step = sound.codec_context.frame_size or 1024
-        for start in range(0, tone.size, step):
-            chunk = av.AudioFrame.from_ndarray(tone[None, start : start + step], format="s16", layout="mono")
-            chunk.sample_rate, chunk.pts = RATE, start + round((offset + audio_delay) * RATE)
-            container.mux(sound.encode(chunk))
-        container.mux(sound.encode())
+        mux_sound(container, sound, tone, RATE, first=round((offset + audio_delay) * RATE))
 
 
 # name: (file name, writer arguments, how far the range's end may pass SECONDS: MP2 pads its
@@ -162,12 +159,7 @@ def test_mpegts_whose_sound_starts_before_its_picture(tmp_path, rate, x264):
             container.mux(video.encode(frame))
         container.mux(video.encode())
         tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
-        step = sound.codec_context.frame_size or 1024
-        for start in range(0, tone.size, step):
-            chunk = av.AudioFrame.from_ndarray(tone[None, start : start + step], format="flt", layout="mono")
-            chunk.sample_rate, chunk.pts = rate, start
-            container.mux(sound.encode(chunk))
-        container.mux(sound.encode())
+        mux_sound(container, sound, tone, rate)
     with av.open(str(path)) as container:
         first = {s.type: float(s.start_time * s.time_base) for s in container.streams}
     start = min(first.values())
