@@ -61,6 +61,9 @@ class TrainConfig:
     # train on these shards (avsdk.training.shards), each process on its own, instead of data's train
     # split (val stays data's); None, not "", so that a run saved before this field resumes
     shards: str | None = None
+    # fast mode on shards: where each shard's trunk features are cached (avsdk.training.feature_cache);
+    # None: <shards>/features
+    feature_cache: str | None = None
 
     def __post_init__(self):
         if self.scheme not in SCHEMES:
@@ -71,6 +74,9 @@ class TrainConfig:
             raise bad_input("select", f"one of {tuple(SELECTIONS)}", self.select)
         if self.mode not in MODES:
             raise bad_input("mode", f"one of {MODES}", self.mode)
+        if self.feature_cache is not None and not (self.shards and self.mode == "fast"):
+            raise bad_input("feature_cache", "None unless training on shards in fast mode (it caches their "
+                            "features)", self.feature_cache)
         if self.resume and self.overwrite:
             raise bad_input("overwrite", "either resume (continue the run in out) or overwrite (start it over)",
                             "both", described=True)

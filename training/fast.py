@@ -23,7 +23,7 @@ changes: same losses, same positive masks, same false-negative removal, same bat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -58,16 +58,19 @@ class FeatureCache:
     def batch(self, indices: Sequence[int], rng: np.random.Generator):
         """Two different cached views per clip: (f1, f2 [B, C, 14, 14] float32, seg1, seg2, audio)."""
         index = torch.as_tensor(list(indices))
-        count = self.features.shape[1]
-        first = rng.integers(0, count, size=len(index))
-        second = (first + rng.integers(1, count, size=len(index))) % count  # never the same view
-        first, second = torch.as_tensor(first), torch.as_tensor(second)
+        first, second = (torch.as_tensor(v) for v in pick_views(rng, len(index), self.features.shape[1]))
         f1 = self.features[index, first].float()
         f2 = self.features[index, second].float()
         seg1 = seg2 = None
         if self.segments is not None:
             seg1, seg2 = self.segments[index, first].long(), self.segments[index, second].long()
         return f1, f2, seg1, seg2, self.audio(index, rng)
+
+
+def pick_views(rng: np.random.Generator, clips: int, views: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two different view numbers in [0, views) for each of ``clips`` clips."""
+    first = rng.integers(0, views, size=clips)
+    return first, (first + rng.integers(1, views, size=clips)) % views  # never the same view
 
 
 def _view_pool(frame, labels, count: int, scheme: str, rng: np.random.Generator, size: int = 224):
@@ -79,11 +82,60 @@ def _view_pool(frame, labels, count: int, scheme: str, rng: np.random.Generator,
     return views[:count]
 
 
+class ItemViews(torch.utils.data.Dataset):
+    """The CPU half of the cache, one sample at a time (so that DataLoader workers share it):
+    item ``i`` -> (views float32 [V, 3, S, S], segment ids int16 [V, 14, 14] (empty when not
+    segmented), the log-mel examples (empty for a frozen audio backbone)), its random views
+    drawn from ``np.random.default_rng(keys[i])``."""
+
+    def __init__(self, samples: Sequence, keys: Sequence[tuple], views: int, scheme: str, segment: bool,
+                 segment_size: int, size: int, audio_spec=None):
+        self.samples, self.keys, self.views, self.scheme = samples, keys, views, scheme
+        self.segment, self.segment_size, self.size, self.audio_spec = segment, segment_size, size, audio_spec
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        frame = open_frame(self.samples[i])
+        ids = pseudo_segmentation(frame, self.segment_size) if self.segment else None
+        pool = _view_pool(frame, ids, self.views, self.scheme, np.random.default_rng(self.keys[i]), self.size)
+        frames = torch.stack([tensor for tensor, _ in pool])
+        segments = (torch.stack([nearest_resize(torch.from_numpy(v), MAP_SIZE) for _, v in pool]).to(torch.int16)
+                    if self.segment else torch.empty(0))
+        log_mel = clip_audio(self.samples[i], self.audio_spec) if self.audio_spec is not None else torch.empty(0)
+        return frames, segments, log_mel
+
+
 @torch.no_grad()
+def feature_batches(model, samples: Sequence, keys: Sequence[tuple], views: int, scheme: str, segment: bool,
+                    segment_size: int = 256, size: int = 224, batch_images: int = 16, num_workers: int = 0,
+                    progress: bool = True, desc: str | None = None) -> Iterator[tuple]:
+    """The cache of ``samples`` batch by batch, in order: (trunk features float16 [b, V, C, 14, 14],
+    segment ids int16 [b, V, 14, 14] or None, log-mel [b, N, 1, 96, 64] or None for a frozen
+    audio backbone). Views and Felzenszwalb run in ``num_workers`` DataLoader workers (the CPU
+    half of the work), the trunk here."""
+    trunk = model.visual_trunk.eval()
+    device = next(model.parameters()).device
+    spec = None if model.audio_spec.kind == "waveform" else model.audio_spec
+    dataset = ItemViews(samples, keys, views, scheme, segment, segment_size, size, spec)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_images, num_workers=num_workers)
+    if progress:
+        from tqdm import tqdm
+
+        loader = tqdm(loader, desc=desc or f"cache trunk features ({views} views)", unit="batch")
+    for frames, segments, log_mel in loader:
+        # channels_last runs the depthwise convolutions of EfficientNet ~2.5x faster on CPU
+        batch = frames.flatten(0, 1).to(device).contiguous(memory_format=torch.channels_last)
+        out = trunk(batch).to("cpu", torch.float16).contiguous()
+        yield (out.view(len(frames), views, *out.shape[1:]), segments if segment else None,
+               log_mel if spec is not None else None)
+
+
 def build_cache(model, samples: Sequence, views: int, scheme: str, seed: int, segment: bool = True,
                 segment_size: int = 256, batch_images: int = 16, progress: bool = True,
-                audio_views: int = 1, size: int = 224) -> FeatureCache:
-    """Run ``model.visual_trunk`` over ``views`` views of every sample (see module doc).
+                audio_views: int = 1, size: int = 224, num_workers: int = 0) -> FeatureCache:
+    """Run ``model.visual_trunk`` over ``views`` views of every sample (see module doc), in RAM.
 
     Args:
         model: an AVNet whose trunk is frozen.
@@ -95,39 +147,19 @@ def build_cache(model, samples: Sequence, views: int, scheme: str, seed: int, se
             the clip itself and ``audio_views - 1`` augmented views (training.audio_augment).
         size: side of the evaluation view (the model's ``config.image_size`` for a validation
             cache); the random views are 224, so a size other than 224 allows at most 2 views.
+        num_workers: DataLoader workers that make the views and segments (0: this process).
     """
-    if size != 224 and views > 2:
-        raise bad_input("views", f"at most 2 with size={size} (the random views are 224x224)", views)
-    trunk = model.visual_trunk.eval()
-    device = next(model.parameters()).device
-    embedded = model.audio_spec.kind == "waveform"
-    items = range(0, len(samples), batch_images)
-    if progress:
-        from tqdm import tqdm
-
-        items = tqdm(items, desc=f"cache trunk features ({views} views)", unit="batch")
+    check_views(views, size)
     features, segments, log_mels = [], [], []
-    for start in items:
-        chunk = samples[start : start + batch_images]
-        frames, labels = [], []
-        for offset, sample in enumerate(chunk):
-            frame = open_frame(sample)
-            ids = pseudo_segmentation(frame, segment_size) if segment else None
-            rng = np.random.default_rng((seed, start + offset))
-            for tensor, view_ids in _view_pool(frame, ids, views, scheme, rng, size):
-                frames.append(tensor)
-                if segment:
-                    labels.append(nearest_resize(torch.from_numpy(view_ids), MAP_SIZE))
-            if not embedded:
-                log_mels.append(clip_audio(sample, model.audio_spec))
-        # channels_last runs the depthwise convolutions of EfficientNet ~2.5x faster on CPU
-        batch = torch.stack(frames).to(device).contiguous(memory_format=torch.channels_last)
-        out = trunk(batch).to("cpu", torch.float16).contiguous()
-        features.append(out.view(len(chunk), views, *out.shape[1:]))
-        if segment:
-            segments.append(torch.stack(labels).to(torch.int16).view(len(chunk), views, *MAP_SIZE))
-    audio = (_audio_embeddings(model, samples, audio_views, seed, batch_images, progress) if embedded
-             else torch.stack(log_mels))
+    for out, ids, log_mel in feature_batches(model, samples, [(seed, i) for i in range(len(samples))], views,
+                                             scheme, segment, segment_size, size, batch_images, num_workers,
+                                             progress):
+        features.append(out)
+        segments.append(ids)
+        log_mels.append(log_mel)
+    embedded = model.audio_spec.kind == "waveform"
+    audio = (_audio_embeddings(model, samples, audio_views, (seed, 7), batch_images, progress) if embedded
+             else torch.cat(log_mels))
     return FeatureCache(
         features=torch.cat(features),
         segments=torch.cat(segments) if segment else None,
@@ -136,15 +168,21 @@ def build_cache(model, samples: Sequence, views: int, scheme: str, seed: int, se
     )
 
 
-def _audio_embeddings(model, samples: Sequence, views: int, seed: int, batch: int, progress: bool) -> torch.Tensor:
-    """The frozen audio backbone's embedding of ``views`` views of every clip, float32 [n, A, D]."""
+def check_views(views: int, size: int) -> None:
+    if size != 224 and views > 2:
+        raise bad_input("views", f"at most 2 with size={size} (the random views are 224x224)", views)
+
+
+def _audio_embeddings(model, samples: Sequence, views: int, key: tuple, batch: int, progress: bool) -> torch.Tensor:
+    """The frozen audio backbone's embedding of ``views`` views of every clip, float32 [n, A, D]
+    (the views drawn from ``np.random.default_rng(key)``; mixes take other clips of ``samples``)."""
     from avsdk.audio import load_audio, to_mono_16k
     from avsdk.audio_input import audio_input
 
     from .audio_augment import audio_view
 
     clips = [to_mono_16k(*load_audio(s.audio)) for s in samples]
-    rng = np.random.default_rng((seed, 7))
+    rng = np.random.default_rng(key)
     device = next(model.parameters()).device
     starts = range(0, len(clips), batch)
     if progress:

@@ -149,15 +149,24 @@ def load_records(folder: str | os.PathLike, rank: int = 0, world: int = 1) -> li
     Raises:
         InputError: naming ``shards``: no shards there, or fewer shards than processes.
     """
-    wds = require("webdataset", "data", "reading WebDataset shards")
     shards = complete_shards(folder)
     if len(shards) < world:
         raise bad_input("shards", f"at least one complete shard per process ({world})",
                         f"{str(folder)!r} with {len(shards)}", described=True)
     preprocessing = shard_preprocessing(folder)
+    records = [r for shard in shards[rank::world] for r in shard_records(shard, preprocessing)]
+    return sorted(records, key=lambda r: r.key)
+
+
+def shard_records(shard: str | os.PathLike, preprocessing: Preprocessing | None = None) -> list[ShardRecord]:
+    """The pairs of one shard, in key order (``preprocessing``: the shards', read from the
+    folder's plan.json when not given)."""
+    wds = require("webdataset", "data", "reading WebDataset shards")
+    shard = Path(shard)
+    preprocessing = preprocessing or shard_preprocessing(shard.parent)
     records = []
-    for sample in wds.WebDataset([str(p) for p in shards[rank::world]], nodesplitter=None, workersplitter=None,
-                                 shardshuffle=False, empty_check=False):
+    for sample in wds.WebDataset([str(shard)], nodesplitter=None, workersplitter=None, shardshuffle=False,
+                                 empty_check=False):
         meta = json.loads(sample["json"])
         field = next(f for f in AUDIO_FIELDS if f in sample)
         frame = sample["jpg"] if "jpg" in sample else _array(sample["frame.npy"])

@@ -11,7 +11,10 @@ atomically); ``out/last.pt`` holds the optimiser state and the settings for ``--
 without a run);
 ``out/history.json`` the losses and validation scores. A folder that holds a run is not
 trained into again without ``--resume`` or ``--overwrite``. With ``--shards`` (avsdk.training.shards)
-each process trains on its own shards instead of the train split; validation stays on --data's.
+each process trains on its own shards instead of the train split; validation stays on --data's;
+the fast mode then caches each shard's trunk features on disk (avsdk.training.feature_cache).
+``--num-workers`` DataLoader workers make the views (full mode) or the cached views and
+segments (fast mode).
 """
 from __future__ import annotations
 
@@ -90,7 +93,7 @@ def _fewest_batches(clips: int, batch_size: int, world: int, device) -> int:
 
 # what a resumed run may change: how long it runs, where and how it reports, not what it learns
 RESUME_FREE = ("data", "out", "epochs", "max_steps", "resume", "overwrite", "progress", "device",
-               "num_workers")
+               "num_workers", "feature_cache")
 
 
 def _settings(config: TrainConfig) -> dict:
@@ -124,10 +127,21 @@ def _feature_cache(caches, model, samples, split: str, config: TrainConfig, view
     if caches is not None and key in caches:
         return caches[key]
     cache = build_cache(model, samples, views, config.scheme, config.seed, segment=segment,
-                        segment_size=config.segment_size, progress=progress, audio_views=audio_views, size=size)
+                        segment_size=config.segment_size, progress=progress, audio_views=audio_views, size=size,
+                        num_workers=config.num_workers)
     if caches is not None:
         caches[key] = cache
     return cache
+
+
+def _shard_features(config: TrainConfig, model, rank: int, world: int):
+    """The fast mode's DiskFeatureCache of this process's shards (built where missing)."""
+    from .feature_cache import shard_feature_cache
+
+    segment = config.scheme == "sacl" and config.positive_region == "segments"
+    return shard_feature_cache(model, config.shards, config.feature_cache, config.fast_views, config.scheme,
+                               config.seed, segment, config.segment_size, config.fast_audio_views, rank=rank,
+                               world=world, num_workers=config.num_workers, progress=config.progress and rank == 0)
 
 
 class Validator:
@@ -161,18 +175,20 @@ class Validator:
         return {"ciou": value.ciou_at_05, "auc": value.auc, "pointing": report.pointing_game}
 
 
-def _batches(config, objective, samples, rank, world, device, caches=None, steps=None):
+def _batches(config, objective, samples, rank, world, device, caches=None, steps=None, cache=None):
     """An epoch -> iterator of loss-argument tuples, for the configured mode. ``steps``: the steps
-    per epoch of processes that hold their own clips (shards), which no sampler splits further."""
-    labels = [s.label for s in samples]
+    per epoch of processes that hold their own clips (shards), which no sampler splits further.
+    ``cache``: the fast mode's features of this process's shards (then ``samples`` is unused)."""
+    labels = cache.labels if cache is not None else [s.label for s in samples]
     if steps is not None:
         sampler = GroupedBatches(labels, config.batch_size, config.clips_per_class, config.seed, limit=steps)
     else:
         sampler = GroupedBatches(labels, config.batch_size, config.clips_per_class, config.seed, rank, world)
     segment = config.scheme == "sacl" and config.positive_region == "segments"
     if config.mode == "fast":
-        cache = _feature_cache(caches, objective.model, samples, "train", config, config.fast_views, segment,
-                               progress=config.progress and rank == 0)
+        if cache is None:
+            cache = _feature_cache(caches, objective.model, samples, "train", config, config.fast_views, segment,
+                                   progress=config.progress and rank == 0)
 
         def epoch_batches(epoch):
             sampler.set_epoch(epoch)
@@ -229,11 +245,15 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
     rank, world, device = _distributed(config)
     torch.manual_seed(config.seed)
     out = _check_out(config)
-    steps = None
+    model = build_model(config.model).to(device)
+    steps = shard_cache = None
     if config.shards:
-        from .shard_data import load_records
+        if config.mode == "fast":  # this process's shards' features, cached on disk
+            train_samples = shard_cache = _shard_features(config, model, rank, world)
+        else:
+            from .shard_data import load_records
 
-        train_samples = load_records(config.shards, rank, world)  # this process's own shards
+            train_samples = load_records(config.shards, rank, world)  # this process's own shards
         steps = _fewest_batches(len(train_samples), config.batch_size, world, device)
         if steps < 1:
             raise bad_input("batch_size", "at most the clips of the process that holds fewest "
@@ -248,7 +268,6 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
     if config.val_limit:
         val_samples = val_samples[: config.val_limit]
 
-    model = build_model(config.model).to(device)
     objective = Objective(model, config.scheme, config).to(device)
     optimizer = torch.optim.AdamW(objective.param_groups(), weight_decay=config.weight_decay)
     state = {"epoch": 0, "step": 0, "best": None, "history": []}
@@ -262,7 +281,8 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
         state = json.loads(saved["state"])
 
     started = time.perf_counter()
-    epoch_batches, steps_per_epoch = _batches(config, objective, train_samples, rank, world, device, caches, steps)
+    epoch_batches, steps_per_epoch = _batches(config, objective, train_samples, rank, world, device, caches, steps,
+                                              shard_cache)
     validate = Validator(objective, val_samples, config, device, caches) if rank == 0 else None
     step_fn = objective
     if world > 1:
@@ -326,6 +346,8 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--data", required=True, help="benchmark root (avsdk.datasets.build_benchmark)")
     p.add_argument("--out", required=True, help="output folder (best.pt, last.pt, history.json)")
     p.add_argument("--shards", help="train on these shards (avsdk.training.shards) instead of --data's train split")
+    p.add_argument("--feature-cache", help="fast mode on --shards: where each shard's trunk features are "
+                   "cached on disk (default: SHARDS/features; see avsdk.training.feature_cache)")
     p.add_argument("--scheme", choices=("sacl", "sspl"), default="sacl")
     p.add_argument("--mode", choices=("full", "fast"), default="full",
                    help="fast: cache the frozen trunk's features once (see avsdk.training.fast)")
