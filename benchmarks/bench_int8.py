@@ -25,7 +25,7 @@ import numpy as np
 
 from avsdk.cli import command, flags, input_file, output_folder
 from avsdk.errors import bad_input
-from avsdk.export.quantize import CALIBRATION_PASS_SAMPLES
+from avsdk.export.calibration import CALIBRATION_PASS_SAMPLES
 
 MAX_DROP = 0.02
 MIN_CPU_SPEEDUP = 1.5  # the cpu target's p50 against fp32's, measured in the same run
@@ -108,7 +108,8 @@ def main(argv=None) -> int:
     from avsdk.evaluation import evaluate, evaluate_baselines, format_table, sample_inputs
     from avsdk.export.onnx_export import export_onnx, preprocessing_from_meta
     from avsdk.export import OnnxRunner, read_manifest
-    from avsdk.export.quantize import METHODS, TARGETS, calibration_inputs, calibration_samples, quantize_int8
+    from avsdk.export.calibration import calibration_inputs, calibration_samples
+    from avsdk.export.quantize import METHODS, TARGETS, quantize_int8
     from avsdk.models import load_checkpoint
 
     # every argument before the export and the calibration

@@ -132,7 +132,7 @@ def check_args(args) -> None:
         if args.calib_data is None:
             raise bad_input("--calib-data", "a benchmark root for INT8 calibration (train/val splits)",
                             None)
-        from avsdk.export.quantize import calibration_samples
+        from avsdk.export.calibration import calibration_samples
 
         with flags({"size": "--calib-size", "root": "--calib-data"}):
             calibration_samples(args.calib_data, args.calib_size, seed=args.calib_seed)
@@ -220,7 +220,8 @@ def int8_name(stem: str, target: str) -> str:
 
 
 def quantize(args, fp32: Path, target: Path) -> Path:
-    from avsdk.export.quantize import calibration_inputs, quantize_int8
+    from avsdk.export.calibration import calibration_inputs
+    from avsdk.export.quantize import quantize_int8
 
     _say(f"calibrating on {args.calib_size} train/val samples of {args.calib_data} ({args.calib_method})")
     from avsdk.export.manifest import read_manifest

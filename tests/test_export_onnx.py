@@ -293,9 +293,9 @@ def test_int8_calibration_in_passes_gives_the_one_pass_ranges(artifacts, tmp_pat
     (64, 8, 32, 4), (3, 4, 32, 3), (7, 8, 64, 7), (7, 8, 32, 1), (10, 1, 4, 2), (1, 8, 1, 1),
 ])
 def test_calibration_pass_size(batches, batch_size, pass_samples, expected):
-    from avsdk.export.quantize import _batches_per_pass
+    from avsdk.export.calibration import batches_per_pass
 
-    assert _batches_per_pass(batches, batch_size, pass_samples) == expected
+    assert batches_per_pass(batches, batch_size, pass_samples) == expected
 
 
 # Seen on the 20 images: fp32 pointing game 0.95, AUC 0.203 (value) / 0.090 (top 50%); int8
@@ -392,7 +392,7 @@ def test_opset_mismatch_fails_loudly(artifacts):
 
 
 def test_calibration_never_uses_test_split(tmp_path):
-    from avsdk.export.quantize import calibration_samples
+    from avsdk.export.calibration import calibration_samples
 
     for split in ("test", "unheard"):
         with pytest.raises(InputError, match="never the test split"):
@@ -401,14 +401,14 @@ def test_calibration_never_uses_test_split(tmp_path):
 
 def test_calibration_on_real_samples(artifacts, bench, tmp_path):
     pytest.importorskip("avsdk.frontend", reason="the audio frontend (input helper) has not landed")
-    from avsdk.export.quantize import calibration_inputs, calibration_samples
+    from avsdk.export.calibration import calibration_inputs, calibration_samples
 
     root = bench
     samples = calibration_samples(root, 6, seed=0)
     assert {s.split for s in samples} <= {"train", "val"}
     assert [s.id for s in samples] == [s.id for s in calibration_samples(root, 6, seed=0)]
     inputs = calibration_inputs(root, 6, progress=False)
-    from avsdk.export.quantize import sample_feed
+    from avsdk.export.calibration import sample_feed
 
     with pytest.warns(DeprecationWarning, match="transform 'sspl' is deprecated: use 'centre_crop'"):
         by_old = sample_feed(samples[0], "sspl")
