@@ -1,5 +1,6 @@
 """Small videos for the ingest and shard tests, written with PyAV: 64x48 pixels at 10 fps, a few
-seconds long, with a sine tone (AAC in MP4), and the bad cases a real folder holds.
+seconds long, with a sine tone (AAC in MP4), and the bad cases a real folder holds (and Hangs,
+a source whose reading never ends).
 
 Frame i of a video is a uniform colour that tells the videos apart; the tone's frequency tells
 the classes apart (class "low": 440 Hz, "high": 1760 Hz).
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import fractions
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -95,3 +98,19 @@ def make_folder(root, good: int = 24) -> tuple[Path, Path]:
         writer.writeheader()
         writer.writerows(rows)
     return folder, labels
+
+
+class Hangs:
+    """A source whose reading never ends: read_pairs waits forever on ``problem``. With
+    ``in_c``, SIGALRM is blocked first, as it is in effect during a hang in C code (a decoder)
+    that never returns to the interpreter, so that only a watchdog outside the thread ends it.
+    Tests send it to another process as the reduction of a Source (see test_shards)."""
+
+    def __init__(self, key: str, origin: str, in_c: bool = False):
+        self.key, self.origin, self.in_c = key, origin, in_c
+
+    @property
+    def problem(self):
+        if self.in_c:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        time.sleep(3600)

@@ -1,14 +1,17 @@
 """A cache that scales (avsdk.training.shards, shard_data): WebDataset shards hold exactly what
 avsdk.preprocess makes, come out byte-identical with any number of workers, survive a SIGKILL
-(complete shards kept, partial ones redone), and read back split between workers and processes."""
+(complete shards kept, partial ones redone), skip a source that hangs (in Python or, past a
+second limit, in C), and read back split between workers and processes."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,10 +27,11 @@ from avsdk.frames import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from avsdk.preprocess import Preprocessing, audio_array, model_inputs  # noqa: E402
 from avsdk.training.ingest import ReadOptions, Source, read_manifest, video_folder  # noqa: E402
 from avsdk.training.shard_data import complete_shards, load_records, shard_dataset, shard_loader  # noqa: E402
-from avsdk.training.shards import ShardConfig, write_shards  # noqa: E402
+from avsdk.training.shards import ShardConfig, write_shard, write_shards  # noqa: E402
 from avsdk.video import read_clip  # noqa: E402
 
 import small_videos  # noqa: E402
+from conftest import assert_refusal  # noqa: E402
 
 # lossless frames, so that the stored pixels can be compared exactly
 CONFIG = ShardConfig(read=ReadOptions(pairs_per_video=2), shard_size=3, frame="npy")
@@ -152,6 +156,79 @@ def test_a_worker_that_dies_takes_down_only_its_own_shard(videos, baseline, tmp_
     assert _tars(tmp_path) == {name: expected[name] for name in ("shard-000000.tar", "shard-000001.tar")}
 
 
+@dataclasses.dataclass(frozen=True)
+class _HangsInItsProcess(Source):
+    """A source whose reading never ends in the process it is sent to (small_videos.Hangs);
+    ``in_c``: with SIGALRM blocked, as during a hang inside a decoder."""
+
+    in_c: bool = False
+
+    def __reduce__(self):
+        return small_videos.Hangs, (self.key, self.origin, self.in_c)
+
+
+def _without(sources, *indices: int) -> list:
+    """``sources`` with those at ``indices`` replaced by sources that give no pair."""
+    return [Source(s.key, s.origin, problem="timeout: in the test") if i in indices else s
+            for i, s in enumerate(sources)]
+
+
+def _shard(sources, folder: Path, config: ShardConfig) -> bytes:
+    """The tar of a shard of ``sources``, written in this process."""
+    write_shard(folder, 0, sources, config)
+    return (folder / "shard-000000.tar").read_bytes()
+
+
+def test_a_source_that_hangs_in_python_is_skipped_as_timeout(videos, tmp_path):
+    sources = video_folder(*videos)[5:8]
+    config = dataclasses.replace(CONFIG, item_timeout=1.0)
+    hanging = sources[:1] + [small_videos.Hangs(sources[1].key, sources[1].origin)] + sources[2:]
+    handler = signal.getsignal(signal.SIGALRM)
+    (tmp_path / "hangs").mkdir()
+    started = time.monotonic()
+    sidecar = write_shard(tmp_path / "hangs", 0, hanging, config)
+    assert time.monotonic() - started < 10  # 1 s for the hang and the reading of the others
+    assert sidecar["skipped"] == [{"key": sources[1].key, "origin": sources[1].origin, "reason": "timeout",
+                                   "message": "no result after 1 s"}]
+    assert sidecar["pairs"] == 4  # the others' pairs, the same bytes as without the hung one
+    assert (tmp_path / "hangs" / "shard-000000.tar").read_bytes() == _shard(_without(sources, 1), tmp_path, config)
+    assert signal.getsignal(signal.SIGALRM) is handler and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    # outside the main thread there is no soft limit (no SIGALRM handler can be set there)
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(write_shard(tmp_path, 1, sources, config)))
+    thread.start()
+    thread.join()
+    assert result["pairs"] == 6 and not result["skipped"]
+
+
+def test_a_hang_the_timer_cannot_end_ends_its_process_and_the_shard_is_written_without_it(videos, baseline,
+                                                                                          tmp_path):
+    """One worker (a child process, since there is a time limit). Two sources of the last shard
+    stand in for hangs in C, with SIGALRM blocked. After 1 + 2 s the watchdog ends the process
+    and the shard is written again: that attempt records the first one and skips it, hangs on the
+    second, and the next records both. The run goes on, and the main process is untouched."""
+    sources = video_folder(*videos)[:9]
+    config = dataclasses.replace(CONFIG, item_timeout=1.0)
+    hanging = sources[:6] + [_HangsInItsProcess(**dataclasses.asdict(s), in_c=True) for s in sources[6:8]] \
+        + sources[8:]
+    started = time.monotonic()
+    summary = write_shards(hanging, tmp_path / "shards", config, progress=False)
+    assert time.monotonic() - started < 30  # 2 x 3 s of hangs and 3 process starts
+    assert summary["failed_shards"] == {} and summary["complete_shards"] == 3
+    assert summary["skipped_by_reason"]["timeout"] == 2 and summary["item_timeout"] == 1.0
+    hung = [json.loads(line) for line in (tmp_path / "shards" / "shard-000002.hung").read_text().splitlines()]
+    assert [(h["key"], h["origin"], h["seconds"]) for h in hung] == [(s.key, s.origin, 3.0) for s in sources[6:8]]
+    assert all("Timeout (0:00:03)!" in h["stacks"] and "in problem" in h["stacks"] for h in hung)  # where
+    assert not list((tmp_path / "shards").glob("*.watch"))
+    sidecar = json.loads((tmp_path / "shards" / "shard-000002.json").read_text())
+    assert [(s["key"], s["reason"]) for s in sidecar["skipped"]] == [(s.key, "timeout") for s in sources[6:8]]
+    assert sidecar["pairs"] == 2
+    tars, expected = _tars(tmp_path / "shards"), _tars(baseline[0])
+    assert tars["shard-000000.tar"] == expected["shard-000000.tar"]
+    assert tars["shard-000001.tar"] == expected["shard-000001.tar"]
+    assert tars["shard-000002.tar"] == _shard(_without(sources[6:9], 0, 1), tmp_path, config)
+
+
 def test_a_rerun_of_a_finished_folder_writes_nothing_and_other_settings_are_refused(videos, baseline, tmp_path):
     sources = video_folder(*videos)[:6]
     write_shards(sources, tmp_path, CONFIG, progress=False)
@@ -163,6 +240,9 @@ def test_a_rerun_of_a_finished_folder_writes_nothing_and_other_settings_are_refu
         write_shards(sources[:5], tmp_path, CONFIG, progress=False)
     summary = write_shards(sources, tmp_path, other, overwrite=True, progress=False)
     assert summary["written_this_run"] == 2 and len(complete_shards(tmp_path)) == 2
+    # the time limit decides which slow items are skipped, not the bytes of a pair: not refused
+    quick = dataclasses.replace(other, item_timeout=5.0)
+    assert write_shards(sources, tmp_path, quick, progress=False)["written_this_run"] == 0
 
 
 def test_settings_are_checked(tmp_path):
@@ -174,6 +254,22 @@ def test_settings_are_checked(tmp_path):
         ShardConfig(read=ReadOptions(preprocessing=Preprocessing(transform="squash")))
     with pytest.raises(InputError, match="workers"):
         write_shards([], tmp_path, workers=0)
+
+
+def test_item_timeout_flag():
+    from avsdk.training.shards import parse_args
+
+    base = ["--videos", "clips", "--out", "shards"]
+    assert parse_args(base).item_timeout == ShardConfig.item_timeout == 60.0
+    assert [parse_args(base + ["--item-timeout", text]).item_timeout for text in ("2.5", "0", "none")] == [2.5, None,
+                                                                                                         None]
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), "60", True])
+def test_a_bad_item_timeout_is_refused(value):
+    with pytest.raises(InputError) as caught:
+        ShardConfig(item_timeout=value)
+    assert_refusal(caught.value, "item_timeout", re.escape(f"seconds > 0, or None for no limit, received {value!r}"))
 
 
 def test_loader_workers_and_processes_each_read_their_own_shards(baseline, monkeypatch):

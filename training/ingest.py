@@ -47,6 +47,7 @@ REASONS = {
     "time_outside": "a requested time lies outside the video",
     "unlabelled": "a labels file was given and does not name this video",
     "bad_row": "a manifest row without the columns a source needs, or with unreadable values",
+    "timeout": "reading the source took longer than the time limit (avsdk.training.shards item_timeout)",
     "error": "anything else (the message says what)",
 }
 # the containers FFmpeg reads that a folder of videos usually holds
@@ -54,7 +55,7 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".ts"
                   ".ogv", ".3gp", ".wmv")
 
 
-def _finite(value) -> bool:
+def finite_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -89,11 +90,11 @@ class ReadOptions:
         if isinstance(self.pairs_per_video, bool) or not isinstance(self.pairs_per_video, int) \
                 or self.pairs_per_video < 1:
             raise bad_input("pairs_per_video", "an int >= 1", self.pairs_per_video)
-        if not all(_finite(t) and t >= 0 for t in self.times):
+        if not all(finite_number(t) and t >= 0 for t in self.times):
             raise bad_input("times", "seconds >= 0", self.times)
-        if not (_finite(self.min_sound_seconds) and self.min_sound_seconds >= 0):
+        if not (finite_number(self.min_sound_seconds) and self.min_sound_seconds >= 0):
             raise bad_input("min_sound_seconds", "seconds >= 0", self.min_sound_seconds)
-        if not _finite(self.silence_db):
+        if not finite_number(self.silence_db):
             raise bad_input("silence_db", "a finite level in dBFS", self.silence_db)
 
 
@@ -336,7 +337,7 @@ def _duration(path: str) -> float | Skipped:
     """The video's length in seconds (avsdk.video's clock), or a Skipped saying what it lacks."""
     import av
 
-    from avsdk.video import _span  # the clock read_clip's times are on
+    from avsdk.video import stream_span  # the clock read_clip's times are on
 
     try:
         with av.open(path) as container:
@@ -346,7 +347,7 @@ def _duration(path: str) -> float | Skipped:
                 return Skipped("", "", "no_picture", path)
             if sound is None:
                 return Skipped("", "", "no_sound_track", path)
-            start, end = _span(container, (video, sound), av)
+            start, end = stream_span(container, (video, sound), av)
     except av.FFmpegError as exc:
         return Skipped("", "", "undecodable", f"{path} ({exc})")
     except InputError as exc:  # no duration
