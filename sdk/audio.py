@@ -155,10 +155,10 @@ def to_mono_16k(audio, sample_rate, argument: str = "audio", check_finite: bool 
             values), empty, any NaN/Inf or magnitude beyond MAX_FLOAT_SAMPLE, a channel axis that
             looks like it comes first, a non-positive rate, or fewer than 400 samples at 16 kHz.
     """
-    rate = _check_rate(sample_rate)
-    x = _check_audio(audio, argument, check_finite, untouched_if_1d=rate == SAMPLE_RATE)
+    rate = check_rate(sample_rate)
+    x = check_audio(audio, argument)
     if x.dtype.kind in "iu":
-        x = _pcm_to_unit(x)
+        x = pcm_to_unit(x)
     if x.ndim == 2:
         x = x.mean(axis=1, dtype=np.float64)
     elif x.dtype.itemsize < 4:
@@ -279,8 +279,8 @@ def prepare_waveform(audio, sample_rate, clip_seconds=3.0, start=None) -> np.nda
     return min_max_rescale(heard_window(audio, sample_rate, clip_seconds, start)[0])
 
 
-def _pcm_to_unit(x: np.ndarray) -> np.ndarray:
-    """Integer PCM (a dtype _check_pcm accepted) to float64 in [-1, 1) by its full scale (int16 /
+def pcm_to_unit(x: np.ndarray) -> np.ndarray:
+    """Integer PCM (a dtype check_audio accepted) to float64 in [-1, 1) by its full scale (int16 /
     32768, uint8 (x - 128) / 128), as soundfile and librosa read files: the rescale's 1e-3 is not
     scale-free, so the scale matters."""
     half = float(2 ** (8 * x.dtype.itemsize - 1))
@@ -288,7 +288,9 @@ def _pcm_to_unit(x: np.ndarray) -> np.ndarray:
     return (x.astype(np.float64) - offset) / half
 
 
-def _check_rate(sample_rate) -> float:
+def check_rate(sample_rate) -> float:
+    """``sample_rate`` as an int when it is whole (else a float), refused (InputError naming
+    ``sample_rate``) unless it is a real number >= MIN_SAMPLE_RATE."""
     # below the minimum a clip is a handful of samples, and resampling to 16 kHz would blow it
     # up (1 Hz: 16000 times, gigabytes for a minute of input)
     if (isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Real)
@@ -312,7 +314,10 @@ def _check_pcm(audio: np.ndarray, argument: str) -> None:
                 f"(from {lo} to {hi})", described=True)
 
 
-def _check_audio(audio, argument: str, check_finite: bool = True, untouched_if_1d: bool = False) -> np.ndarray:
+def check_audio(audio, argument: str) -> np.ndarray:
+    """``audio`` as a native-order numpy array [T] or [T, channels] of real float or integer PCM
+    samples, refused with an InputError naming ``argument`` otherwise: empty, [channels, T],
+    integer PCM whose full scale is a guess, NaN/Inf or overflowing float samples."""
     if not isinstance(audio, np.ndarray):
         if not isinstance(audio, (list, tuple)):
             raise bad_input(argument, "a numpy array [T] or [T, channels]", audio)
@@ -333,7 +338,7 @@ def _check_audio(audio, argument: str, check_finite: bool = True, untouched_if_1
         )
     if audio.dtype.kind == "f":
         # the extremes in two passes without a temporary (NaN when any sample is NaN): refuses
-        # NaN/Inf, whatever check_finite says, and magnitudes that overflow later (1e308 passes an
+        # NaN/Inf and magnitudes that overflow later (1e308 passes an
         # isfinite scan, then mixing or the min-max rescale makes NaN of it)
         low, high = float(audio.min()), float(audio.max())
         if not (math.isfinite(low) and math.isfinite(high)):

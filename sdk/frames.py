@@ -188,15 +188,15 @@ def _normalised(pixels: np.ndarray, transform: str, size: int) -> np.ndarray:
     if transform == "stretch":
         image = image.resize((size, size), Image.BICUBIC)
     else:
-        image = _resize_shorter_side(image, size)
-        image = _centre_crop(image, size)
+        image = resize_shorter_side(image, size)
+        image = crop_centre(image, size)
     pixels = np.asarray(image, dtype=np.float32) / 255.0  # [size, size, 3]
     mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)
     std = np.asarray(IMAGENET_STD, dtype=np.float32)
     return np.ascontiguousarray(((pixels - mean) / std).transpose(2, 0, 1))
 
 
-def _resize_shorter_side(image, size: int):
+def resize_shorter_side(image, size: int):
     """torchvision's Resize(int): the shorter side becomes ``size``, the longer one keeps the
     aspect ratio, truncated (``int(size * long / short)``)."""
     from PIL import Image
@@ -209,7 +209,7 @@ def _resize_shorter_side(image, size: int):
     return image if new == (width, height) else image.resize(new, Image.BICUBIC)
 
 
-def _centre_crop(image, size: int):
+def crop_centre(image, size: int):
     """torchvision's CenterCrop for an image at least ``size`` on each side."""
     width, height = image.size
     left = int(round((width - size) / 2.0))

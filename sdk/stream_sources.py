@@ -39,11 +39,11 @@ _MIN_SOUND = 400 / SAMPLE_RATE  # one STFT window (avsdk.melspec): less is heard
 
 def _mono(samples, argument: str) -> np.ndarray:
     """Pushed sound ([T] or [T, channels], float or integer PCM) as mono float32."""
-    from avsdk.audio import _check_audio, _pcm_to_unit
+    from avsdk.audio import check_audio, pcm_to_unit
 
-    x = _check_audio(samples, argument)
+    x = check_audio(samples, argument)
     if x.dtype.kind in "iu":
-        x = _pcm_to_unit(x)
+        x = pcm_to_unit(x)
     if x.ndim == 2:
         x = x.mean(axis=1)
     return np.array(x, dtype=np.float32)  # a copy: the caller may reuse its buffer
@@ -222,9 +222,9 @@ class PushSource:
         Raises:
             InputError: naming ``samples``, ``sample_rate`` or ``time``.
         """
-        from avsdk.audio import _check_rate
+        from avsdk.audio import check_rate
 
-        rate = _check_rate(sample_rate)
+        rate = check_rate(sample_rate)
         if not float(rate).is_integer():
             raise bad_input("sample_rate", "a whole number of Hz", sample_rate)
         if time is not None and not is_finite_number(time):

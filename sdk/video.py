@@ -74,7 +74,7 @@ def read_clip(path: str | os.PathLike, time: float | None = None, clip_seconds: 
                 missing = "picture" if video is None else "sound"
                 raise bad_input("path", "a video with both a picture stream and a sound track",
                                 f"{path} (no {missing} stream)", described=True)
-            start, end = _span(container, (video, sound), av)
+            start, end = stream_span(container, (video, sound), av)
             duration = end - start
             if time is None:
                 time = duration / 2.0
@@ -110,7 +110,7 @@ def start_of(container, streams) -> float:
     return container.start_time / av.time_base if container.start_time is not None else 0.0
 
 
-def _span(container, streams, av) -> tuple[float, float]:
+def stream_span(container, streams, av) -> tuple[float, float]:
     """(start, end): the earliest first timestamp and the latest end of ``streams``, in seconds."""
     start = start_of(container, streams)
     if all(s.start_time is not None and s.duration for s in streams):
