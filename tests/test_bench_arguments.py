@@ -55,3 +55,19 @@ def test_int8_bench_checks_arguments_before_exporting(argv, flag, int8_bench, tm
     assert int8_bench.main([x for pair in base.items() for x in pair]) == 2
     assert capsys.readouterr().err.startswith(f"error: {flag}: expected ")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv,flag", [(["--clips", "1"], "--clips"), (["--views", "1"], "--views"),
+                                       (["--batch-size", "99", "--clips", "8"], "--batch-size"),
+                                       (["--workers", "-1"], "--workers")])
+def test_data_scale_bench_checks_arguments_first(argv, flag, tiny_benchmark, tmp_path):
+    done = _script(str(BENCHMARKS / "bench_data_scale.py"), "--data", str(tiny_benchmark), "--out", str(tmp_path),
+                   *argv)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"error: {flag}: expected ") and done.stderr.count("\n") == 1
+    assert not list(tmp_path.iterdir())  # nothing measured, nothing written
+
+
+def test_data_scale_bench_refuses_a_folder_that_is_no_benchmark(tmp_path):
+    done = _script(str(BENCHMARKS / "bench_data_scale.py"), "--data", str(tmp_path), "--out", str(tmp_path / "o"))
+    assert done.returncode == 2 and done.stderr.startswith("error: --data: expected a built real-parts benchmark")

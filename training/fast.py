@@ -9,9 +9,11 @@ training image is turned into a fixed pool of ``fast_views`` views:
     view 2+: random training views of the scheme (SACL: resize 246, random crop, flip,
              colour jitter, grayscale, blur; SSPL: geometry only), seeded
 
-Each is passed through the trunk once and kept in RAM as float16 ([C, 14, 14], C = 1280 for
+Each is passed through the trunk once and kept as float16 ([C, 14, 14], C = 1280 for
 EfficientNet-Lite0: 0.5 MB per view), together with the view's Felzenszwalb segment ids
-(14x14) and the clip's log-mel examples. Every step then draws, per clip, two different
+(14x14) and the clip's log-mel examples: in RAM (FeatureCache), or, when training on shards,
+on disk, one folder per shard (avsdk.training.feature_cache). The views and segments are made
+in DataLoader workers (``num_workers``), the trunk runs in the calling process. Every step then draws, per clip, two different
 views from its pool; the projection, audio network, PCM and heads train exactly as in
 full mode.
 
