@@ -50,6 +50,7 @@ def test_config_rejects_bad_values():
     ("negative_ratio", 1.5), ("negative_ratio", -0.1), ("retain", 1.0), ("retain", -0.5),
     ("weight_decay", -5.0), ("weight_decay", float("inf")), ("lr", float("inf")), ("lr", 0.0),
     ("tau", float("inf")), ("tau", float("nan")), ("lr_head", "1e-3"), ("select", "iou"),
+    ("dist_timeout_minutes", 0), ("dist_timeout_minutes", 1.5),
 ])
 def test_config_rejects_out_of_range_numbers(name, value):
     with pytest.raises(ValueError, match=f"^{name}: expected"):
@@ -71,6 +72,7 @@ def test_cli_fills_config():
     config = parse_args(["--data", "d", "--out", "o", "--mode", "fast", "--keep-false-negatives", "--epochs", "3"])
     assert config.mode == "fast" and config.epochs == 3 and not config.remove_false_negatives
     assert config.model == ModelConfig()
+    assert parse_args(["--data", "d", "--out", "o", "--dist-timeout-minutes", "90"]).dist_timeout_minutes == 90
 
 
 @pytest.fixture
@@ -288,3 +290,22 @@ def test_ctrl_c_says_how_to_resume(empty_benchmark, tmp_path, monkeypatch, capsy
     assert train_module.main(argv) == 130
     err = capsys.readouterr().err
     assert "--resume" in err and "Traceback" not in err
+
+
+def test_torchrun_processes_wait_dist_timeout_minutes_for_each_other(monkeypatch):
+    """The first collective waits for every process's feature cache: the process group gets
+    the configured timeout, not torch's default (10 min with NCCL)."""
+    import datetime
+
+    import torch.distributed as dist
+
+    from avsdk.training.train import _distributed
+
+    seen = {}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend, timeout: seen.update(backend=backend,
+                                                                                          timeout=timeout))
+    monkeypatch.setattr(dist, "get_rank", lambda: 1)
+    assert _distributed(TrainConfig(data="d", out="o", dist_timeout_minutes=240))[:2] == (1, 2)
+    assert seen == {"backend": "gloo", "timeout": datetime.timedelta(minutes=240)}

@@ -64,6 +64,9 @@ class TrainConfig:
     # fast mode on shards: where each shard's trunk features are cached (avsdk.training.feature_cache);
     # None: <shards>/features
     feature_cache: str | None = None
+    # torchrun: how long a process waits for the others at a collective. Long, because the first
+    # one waits for every process's feature cache, which may take hours on some and none on others
+    dist_timeout_minutes: int = 360
 
     def __post_init__(self):
         if self.scheme not in SCHEMES:
@@ -89,7 +92,7 @@ class TrainConfig:
             raise bad_input("mode", "'full' when the visual trunk is fine-tuned (fast caches its features)", self.mode)
         if not isinstance(self.batch_size, int) or self.batch_size < 2:
             raise bad_input("batch_size", "an int >= 2 (contrast / BatchNorm over the batch)", self.batch_size)
-        for name in ("epochs", "eval_every", "fast_views", "fast_audio_views", "segment_size"):
+        for name in ("epochs", "eval_every", "fast_views", "fast_audio_views", "segment_size", "dist_timeout_minutes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise bad_input(name, "a positive int", value)

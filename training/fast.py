@@ -112,21 +112,24 @@ class ItemViews(torch.utils.data.Dataset):
 @torch.no_grad()
 def feature_batches(model, samples: Sequence, keys: Sequence[tuple], views: int, scheme: str, segment: bool,
                     segment_size: int = 256, size: int = 224, batch_images: int = 16, num_workers: int = 0,
-                    progress: bool = True, desc: str | None = None) -> Iterator[tuple]:
+                    progress: bool = True, desc: str | None = None, bar=None) -> Iterator[tuple]:
     """The cache of ``samples`` batch by batch, in order: (trunk features float16 [b, V, C, 14, 14],
     segment ids int16 [b, V, 14, 14] or None, log-mel [b, N, 1, 96, 64] or None for a frozen
     audio backbone). Views and Felzenszwalb run in ``num_workers`` DataLoader workers (the CPU
-    half of the work), the trunk here."""
+    half of the work), the trunk here. ``bar``: a tqdm bar counting images, updated instead of
+    a bar of its own."""
     trunk = model.visual_trunk.eval()
     device = next(model.parameters()).device
     spec = None if model.audio_spec.kind == "waveform" else model.audio_spec
     dataset = ItemViews(samples, keys, views, scheme, segment, segment_size, size, spec)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_images, num_workers=num_workers)
-    if progress:
+    if progress and bar is None:
         from tqdm import tqdm
 
         loader = tqdm(loader, desc=desc or f"cache trunk features ({views} views)", unit="batch")
     for frames, segments, log_mel in loader:
+        if bar is not None:
+            bar.update(len(frames))
         # channels_last runs the depthwise convolutions of EfficientNet ~2.5x faster on CPU
         batch = frames.flatten(0, 1).to(device).contiguous(memory_format=torch.channels_last)
         out = trunk(batch).to("cpu", torch.float16).contiguous()

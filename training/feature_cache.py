@@ -152,8 +152,9 @@ def shard_index(path: Path) -> int:
 
 
 def build_shard(model, shard: Path, folder: Path, settings: dict, batch_images: int = 16, num_workers: int = 0,
-                progress: bool = True) -> Path:
-    """Write the cache of one shard into ``folder`` (see the module doc); returns ``folder``."""
+                progress: bool = True, bar=None) -> Path:
+    """Write the cache of one shard into ``folder`` (see the module doc); returns ``folder``.
+    ``bar``: a tqdm bar to count the shard's images on (else one of its own when ``progress``)."""
     from .shard_data import shard_records
 
     records = shard_records(shard)
@@ -168,7 +169,8 @@ def build_shard(model, shard: Path, folder: Path, settings: dict, batch_images: 
         start = 0
         for out, ids, log_mel in feature_batches(model, records, keys, views, settings["scheme"], segment,
                                                  settings["segment_size"] or 256, settings["size"], batch_images,
-                                                 num_workers, progress, desc=f"cache {shard.stem} ({views} views)"):
+                                                 num_workers, progress, desc=f"cache {shard.stem} ({views} views)",
+                                                 bar=bar):
             parts = {"features.npy": out.numpy(), "segments.npy": None if ids is None else ids.numpy(),
                      "audio.npy": None if log_mel is None else log_mel.numpy()}
             for name, value in parts.items():
@@ -255,10 +257,20 @@ def shard_feature_cache(model, shards: str | os.PathLike, root: str | os.PathLik
     if todo:
         log.info("feature cache %s: %d of %d shard(s) to build, %d reused", base, len(todo), len(mine),
                  len(mine) - len(todo))
-    for shard, folder in todo:
-        if folder.exists():  # a cache of an older shard of that name (rewritten with overwrite)
-            shutil.rmtree(folder)
-        _remove_stale(folder)
-        build_shard(model, shard, folder, settings, num_workers=num_workers, progress=progress)
+    bar = None
+    if todo and progress:
+        from tqdm import tqdm
+
+        clips = sum(json.loads(s.with_suffix(".json").read_text())["pairs"] for s, _ in todo)
+        bar = tqdm(total=clips, desc=f"cache trunk features of {len(todo)} shard(s) ({views} views)", unit="clip")
+    try:
+        for shard, folder in todo:
+            if folder.exists():  # a cache of an older shard of that name (rewritten with overwrite)
+                shutil.rmtree(folder)
+            _remove_stale(folder)
+            build_shard(model, shard, folder, settings, num_workers=num_workers, progress=False, bar=bar)
+    finally:
+        if bar is not None:
+            bar.close()
     parts = [ShardFeatures.open(folder) for folder in folders if (folder / "features.npy").is_file()]
     return DiskFeatureCache(parts, model.audio_spec.kind == "waveform")  # shards without pairs have no features

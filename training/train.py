@@ -52,7 +52,10 @@ def _distributed(config: TrainConfig):
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        import datetime
+
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                timeout=datetime.timedelta(minutes=config.dist_timeout_minutes))
     return dist.get_rank(), world, device
 
 
@@ -93,7 +96,7 @@ def _fewest_batches(clips: int, batch_size: int, world: int, device) -> int:
 
 # what a resumed run may change: how long it runs, where and how it reports, not what it learns
 RESUME_FREE = ("data", "out", "epochs", "max_steps", "resume", "overwrite", "progress", "device",
-               "num_workers", "feature_cache")
+               "num_workers", "feature_cache", "dist_timeout_minutes")
 
 
 def _settings(config: TrainConfig) -> dict:
@@ -365,7 +368,7 @@ def parse_args(argv=None) -> TrainConfig:
                         "default: on for efficientnet_lite0 (edge), off for the published trunks")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for name in ("epochs", "batch_size", "clips_per_class", "fast_views", "segment_size", "seed", "eval_every", "val_limit",
-                 "num_workers", "max_steps"):
+                 "num_workers", "max_steps", "dist_timeout_minutes"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=fields[name].default)
     for name in ("lr", "lr_audio", "lr_pcm", "lr_head", "weight_decay", "tau", "negative_ratio", "retain"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=fields[name].default)
