@@ -13,9 +13,9 @@ Each is passed through the trunk once and kept as float16 ([C, 14, 14], C = 1280
 EfficientNet-Lite0: 0.5 MB per view), together with the view's Felzenszwalb segment ids
 (14x14) and the clip's log-mel examples: in RAM (FeatureCache), or, when training on shards,
 on disk, one folder per shard (avsdk.training.feature_cache). The views and segments are made
-in DataLoader workers (``num_workers``), the trunk runs in the calling process. Every step then draws, per clip, two different
-views from its pool; the projection, audio network, PCM and heads train exactly as in
-full mode.
+in DataLoader workers (``num_workers``), the trunk runs in the calling process. Every step
+then draws, per clip, two different views from its pool; the projection, audio network, PCM
+and heads train exactly as in full mode.
 
 What this approximates: full mode draws fresh random views every epoch, the fast mode
 re-uses a finite pool (``fast_views`` per image) for the whole run, and features pass
@@ -67,6 +67,10 @@ class FeatureCache:
         if self.segments is not None:
             seg1, seg2 = self.segments[index, first].long(), self.segments[index, second].long()
         return f1, f2, seg1, seg2, self.audio(index, rng)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def pick_views(rng: np.random.Generator, clips: int, views: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +130,7 @@ def feature_batches(model, samples: Sequence, keys: Sequence[tuple], views: int,
     if progress and bar is None:
         from tqdm import tqdm
 
-        loader = tqdm(loader, desc=desc or f"cache trunk features ({views} views)", unit="batch")
+        loader = tqdm(loader, desc=desc or f"cache trunk features ({plural(views, 'view')})", unit="batch")
     for frames, segments, log_mel in loader:
         if bar is not None:
             bar.update(len(frames))
@@ -193,7 +197,7 @@ def _audio_embeddings(model, samples: Sequence, views: int, key: tuple, batch: i
     if progress:
         from tqdm import tqdm
 
-        starts = tqdm(starts, desc=f"cache audio embeddings ({views} views)", unit="batch")
+        starts = tqdm(starts, desc=f"cache audio embeddings ({plural(views, 'view')})", unit="batch")
     out = []
     for start in starts:  # a chunk of clips at a time: the waveforms of every view never all sit in memory
         inputs = []

@@ -48,7 +48,7 @@ import torch
 from avsdk._atomic import write_atomic
 from avsdk.errors import bad_input
 
-from .fast import _audio_embeddings, check_views, feature_batches, pick_views
+from .fast import _audio_embeddings, check_views, feature_batches, pick_views, plural
 
 log = logging.getLogger(__name__)
 FILES = ("features.npy", "segments.npy", "audio.npy")
@@ -169,8 +169,8 @@ def build_shard(model, shard: Path, folder: Path, settings: dict, batch_images: 
         start = 0
         for out, ids, log_mel in feature_batches(model, records, keys, views, settings["scheme"], segment,
                                                  settings["segment_size"] or 256, settings["size"], batch_images,
-                                                 num_workers, progress, desc=f"cache {shard.stem} ({views} views)",
-                                                 bar=bar):
+                                                 num_workers, progress, bar=bar,
+                                                 desc=f"cache {shard.stem} ({plural(views, 'view')})"):
             parts = {"features.npy": out.numpy(), "segments.npy": None if ids is None else ids.numpy(),
                      "audio.npy": None if log_mel is None else log_mel.numpy()}
             for name, value in parts.items():
@@ -262,7 +262,8 @@ def shard_feature_cache(model, shards: str | os.PathLike, root: str | os.PathLik
         from tqdm import tqdm
 
         clips = sum(json.loads(s.with_suffix(".json").read_text())["pairs"] for s, _ in todo)
-        bar = tqdm(total=clips, desc=f"cache trunk features of {len(todo)} shard(s) ({views} views)", unit="clip")
+        bar = tqdm(total=clips, desc=f"cache trunk features of {plural(len(todo), 'shard')} ({plural(views, 'view')})",
+                   unit="clip")
     try:
         for shard, folder in todo:
             if folder.exists():  # a cache of an older shard of that name (rewritten with overwrite)
