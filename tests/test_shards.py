@@ -339,3 +339,19 @@ def test_torchrun_trains_two_processes_on_their_own_shards(tiny_benchmark, tmp_p
     assert [r["epoch"] for r in records] == [1, 2]
     summary = json.loads(done.stdout[done.stdout.index("\n{\n") + 1:])
     assert summary["steps"] == 2  # one step an epoch on each process
+
+
+def test_the_full_mode_trains_on_shards_with_loader_workers(tiny_benchmark, tmp_path):
+    """The full mode reads the shards' records (fresh views each epoch, in DataLoader workers);
+    no feature cache is written."""
+    from avsdk.training.config import TrainConfig
+    from avsdk.training.ingest import benchmark_sources
+    from avsdk.training.train import train
+
+    write_shards(benchmark_sources(tiny_benchmark, "train"), tmp_path / "shards", ShardConfig(shard_size=5),
+                 progress=False)
+    summary = train(TrainConfig(data=str(tiny_benchmark), out=str(tmp_path / "run"), shards=str(tmp_path / "shards"),
+                                mode="full", epochs=1, batch_size=4, clips_per_class=2, segment_size=64,
+                                num_workers=2, max_steps=2, progress=False))
+    assert summary["steps"] == 2 and (tmp_path / "run" / "best.pt").is_file()
+    assert not (tmp_path / "shards" / "features").exists()
