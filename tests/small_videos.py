@@ -19,6 +19,31 @@ FPS, RATE, WIDTH, HEIGHT = 10, 16000, 64, 48
 TONES = {"low": 440.0, "high": 1760.0}
 
 
+def add_tracks(container, codec: str, fps: int, width: int, height: int, sound: str | None = None,
+               rate: int = RATE, options: dict | None = None):
+    """A yuv420p video track of ``codec`` at ``fps`` and, when ``sound`` names a codec, a mono
+    sound track at ``rate``: (video, sound or None)."""
+    video = container.add_stream(codec, rate=fps, options=options or {})
+    video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+    track = None
+    if sound is not None:
+        track = container.add_stream(sound, rate=rate)
+        track.layout = "mono"
+    return video, track
+
+
+def mux_pictures(container, track, pictures, pts, time_base: fractions.Fraction) -> None:
+    """Encode the RGB ``pictures`` (uint8 [H, W, 3] each) at timestamps ``pts`` (in
+    ``time_base``) into the video ``track`` of ``container``, and flush the encoder."""
+    import av
+
+    for pixels, at in zip(pictures, pts):
+        frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+        frame.pts, frame.time_base = at, time_base
+        container.mux(track.encode(frame))
+    container.mux(track.encode())
+
+
 def mux_sound(container, track, samples: np.ndarray, rate: int, first: int = 0) -> None:
     """Encode mono ``samples`` (int16: 16-bit PCM, float32: float) into the sound ``track`` of
     ``container`` in chunks of the codec's frame size (1024 where it has none), the first at
@@ -43,25 +68,22 @@ def make_video(path, seconds: float, tone_hz: float = 440.0, *, colour: int = 0,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    count = int(round(seconds * FPS))
     with av.open(str(path), "w") as container:
-        video = container.add_stream(codec, rate=FPS)
-        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        audio = None
-        if sound:
-            audio = container.add_stream("aac", rate=RATE)
-            audio.layout = "mono"
-        for i in range(int(round(seconds * FPS))):
-            pixels = np.empty((HEIGHT, WIDTH, 3), np.uint8)
-            pixels[:] = ((colour * 37) % 256, (colour * 91 + 5 * i) % 256, 128)
-            pixels[: HEIGHT // 2, : WIDTH // 2] = 255  # a corner that stays put
-            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            frame.pts, frame.time_base = i, fractions.Fraction(1, FPS)
-            container.mux(video.encode(frame))
-        container.mux(video.encode())
+        video, audio = add_tracks(container, codec, FPS, WIDTH, HEIGHT, "aac" if sound else None)
+        mux_pictures(container, video, (_picture(colour, i) for i in range(count)), range(count),
+                     fractions.Fraction(1, FPS))
         if audio is not None:
             t = np.arange(int(round((seconds if sound_seconds is None else sound_seconds) * RATE))) / RATE
             mux_sound(container, audio, (amplitude * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32), RATE)
     return path
+
+
+def _picture(colour: int, i: int) -> np.ndarray:
+    pixels = np.empty((HEIGHT, WIDTH, 3), np.uint8)
+    pixels[:] = ((colour * 37) % 256, (colour * 91 + 5 * i) % 256, 128)
+    pixels[: HEIGHT // 2, : WIDTH // 2] = 255  # a corner that stays put
+    return pixels
 
 
 # bad files of make_folder: name -> the reason ingest gives

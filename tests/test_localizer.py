@@ -1,4 +1,5 @@
 """Localizer on every backend that runs here, its typed result, the region box and the overlay."""
+import fractions
 import importlib.util
 
 import numpy as np
@@ -7,7 +8,7 @@ import torch
 from PIL import Image
 
 from conftest import assert_refusal
-from small_videos import mux_sound
+from small_videos import add_tracks, mux_pictures, mux_sound
 
 from avsdk import overlay
 from avsdk.errors import InputError
@@ -220,17 +221,9 @@ def test_localize_video(checkpoint, tmp_path):
     av = pytest.importorskip("av", reason="PyAV (extra 'video') is not installed")
     path = tmp_path / "clip.mkv"
     with av.open(str(path), "w") as container:
-        video = container.add_stream("mpeg4", rate=10)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        sound = container.add_stream("pcm_s16le", rate=16000)
-        sound.layout = "mono"
-        for i in range(40):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 6 * i, np.uint8), format="rgb24")
-            frame.pts = i
-            for packet in video.encode(frame):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
+        video, sound = add_tracks(container, "mpeg4", 10, 64, 48, "pcm_s16le", 16000)
+        mux_pictures(container, video, (np.full((48, 64, 3), 6 * i, np.uint8) for i in range(40)), range(40),
+                     fractions.Fraction(1, 10))
         ramp = (np.arange(4 * 16000) / 16000 / 10 * 32767).astype(np.int16)  # value = t / 10
         mux_sound(container, sound, ramp, 16000)
 

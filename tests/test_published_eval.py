@@ -15,7 +15,7 @@ import pytest
 import soundfile
 from PIL import Image
 
-from small_videos import mux_sound
+from small_videos import add_tracks, mux_pictures, mux_sound
 
 from avsdk import metrics
 from avsdk.datasets import published
@@ -258,15 +258,8 @@ def test_vggss_videos(tmp_path):
 def _write_video(av, path: Path, picture: np.ndarray, sound: np.ndarray) -> None:
     """2 s of ``picture`` at 5 fps and ``sound`` (16 kHz) as 16-bit PCM, in Matroska."""
     with av.open(str(path), "w") as container:
-        video = container.add_stream("mpeg4", rate=5)
-        video.width, video.height, video.pix_fmt = 256, 256, "yuv420p"
-        track = container.add_stream("pcm_s16le", rate=16000)
-        track.layout = "mono"
-        for i in range(10):
-            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 5)
-            container.mux(video.encode(frame))
-        container.mux(video.encode())
+        video, track = add_tracks(container, "mpeg4", 5, 256, 256, "pcm_s16le", 16000)
+        mux_pictures(container, video, [picture] * 10, range(10), Fraction(1, 5))
         mux_sound(container, track, (np.asarray(sound) * 32767).astype(np.int16), 16000)
 
 

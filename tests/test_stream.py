@@ -15,7 +15,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from small_videos import mux_sound
+from small_videos import add_tracks, mux_pictures, mux_sound
 
 from avsdk.errors import InputError
 from avsdk.localizer import Localizer
@@ -60,17 +60,10 @@ def _write(path, times, sound=None, format=None):
     """Frames _picture(i) at ``times`` seconds, MPEG-4 Part 2 with millisecond timestamps; the
     tone from sound[0] to sound[1] seconds as 16-bit PCM (None: no sound track)."""
     with av.open(str(path), "w", format=format) as container:
-        video = container.add_stream("mpeg4", rate=10)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video, track = add_tracks(container, "mpeg4", 10, 64, 48, None if sound is None else "pcm_s16le", RATE)
         video.codec_context.time_base = Fraction(1, 1000)
-        if sound is not None:
-            track = container.add_stream("pcm_s16le", rate=RATE)
-            track.layout = "mono"
-        for i, t in enumerate(times):
-            frame = av.VideoFrame.from_ndarray(_picture(i), format="rgb24")
-            frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
-            container.mux(video.encode(frame))
-        container.mux(video.encode())
+        mux_pictures(container, video, (_picture(i) for i in range(len(times))), (round(t * 1000) for t in times),
+                     Fraction(1, 1000))
         if sound is not None:
             mux_sound(container, track, (_tone(*sound) * 32767).astype(np.int16), RATE, first=round(sound[0] * RATE))
     return path

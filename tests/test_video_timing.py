@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from small_videos import mux_sound
+from small_videos import add_tracks, mux_pictures, mux_sound
 
 from avsdk.errors import InputError
 
@@ -27,15 +27,10 @@ def _write(path, *, format=None, offset=0.0, audio_delay=0.0, keyint=10, audio_c
     ``audio_delay`` later), with a keyframe every ``keyint`` frames."""
     params = f"keyint={keyint}:min-keyint={keyint}:scenecut=0:bframes=0"
     with av.open(str(path), "w", format=format) as container:
-        video = container.add_stream("libx264", rate=FPS, options={"x264-params": params})
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        sound = container.add_stream(audio_codec, rate=RATE)
-        sound.layout = "mono"
-        for i in range(int(SECONDS * FPS)):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), GREY_STEP * i, np.uint8), format="rgb24")
-            frame.pts, frame.time_base = i + round(offset * FPS), fractions.Fraction(1, FPS)
-            container.mux(video.encode(frame))
-        container.mux(video.encode())
+        video, sound = add_tracks(container, "libx264", FPS, 64, 48, audio_codec, RATE, {"x264-params": params})
+        count = int(SECONDS * FPS)
+        mux_pictures(container, video, (np.full((48, 64, 3), GREY_STEP * i, np.uint8) for i in range(count)),
+                     (i + round(offset * FPS) for i in range(count)), fractions.Fraction(1, FPS))
         t = np.arange(round(audio_delay * RATE), round(SECONDS * RATE)) / RATE
         tone = (t / SECONDS * np.sin(2 * np.pi * 1000 * t) * 32767).astype(np.int16)
         mux_sound(container, sound, tone, RATE, first=round((offset + audio_delay) * RATE))
@@ -132,6 +127,13 @@ def test_bad_time_clip_seconds_and_sample_rate_are_input_errors(videos):
     assert read_clip(videos["mp4-at-0"], time=np.float32(1.0), clip_seconds=2).time == 1.0
 
 
+def _halves(i: int) -> np.ndarray:
+    """Frame ``i``: its index in two halves, tens left, units right."""
+    image = np.empty((64, 64, 3), np.uint8)
+    image[:, :32], image[:, 32:] = 30 + 20 * (i // 10), 30 + 20 * (i % 10)
+    return image
+
+
 @pytest.mark.parametrize("x264", ["", "scenecut=0"], ids=["keyframes-at-cuts", "one-keyframe"])
 @pytest.mark.parametrize("rate", [16000, 44100])
 def test_mpegts_whose_sound_starts_before_its_picture(tmp_path, rate, x264):
@@ -147,17 +149,9 @@ def test_mpegts_whose_sound_starts_before_its_picture(tmp_path, rate, x264):
     fps, frames, seconds = 25, 100, 4.0
     path = tmp_path / f"aac{rate}.ts"
     with av.open(str(path), "w", format="mpegts") as container:
-        video = container.add_stream("libx264", rate=fps, options={"x264-params": x264} if x264 else {})
-        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
-        sound = container.add_stream("aac", rate=rate)
-        sound.layout = "mono"
-        for i in range(frames):  # the frame's index in two halves: tens left, units right
-            image = np.empty((64, 64, 3), np.uint8)
-            image[:, :32], image[:, 32:] = 30 + 20 * (i // 10), 30 + 20 * (i % 10)
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = i, fractions.Fraction(1, fps)
-            container.mux(video.encode(frame))
-        container.mux(video.encode())
+        video, sound = add_tracks(container, "libx264", fps, 64, 64, "aac", rate,
+                                  {"x264-params": x264} if x264 else None)
+        mux_pictures(container, video, (_halves(i) for i in range(frames)), range(frames), fractions.Fraction(1, fps))
         tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
         mux_sound(container, sound, tone, rate)
     with av.open(str(path)) as container:
