@@ -11,7 +11,9 @@ Takes the first ``--clips`` sources of the benchmark's train split and measures,
    Felzenszwalb (the trunk stays here): seconds and bytes per clip;
 3. a training batch of ``--batch-size`` clips (two views each) read from the memory-mapped
    cache, warm (pages in RAM) and cold (pages dropped with posix_fadvise first), beside the
-   same batch from the in-RAM cache and one training step (forward, backward, AdamW) on it.
+   same batch from the in-RAM cache and one training step (forward, backward, AdamW) on it;
+4. the training loop over ``--steps`` such batches, read in the loop and read ahead by
+   ``--workers`` DataLoader workers (train --num-workers).
 
 Writes benchmarks/results/data_scale.{json,md}. Figures are wall times on this machine,
 whatever else runs on it: the load average is recorded beside them.
@@ -43,6 +45,8 @@ def parse_args(argv=None):
     parser.add_argument("--workers", type=int, default=1, help="DataLoader workers of the second cache build")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--batches", type=int, default=20, help="batches timed per way of reading")
+    parser.add_argument("--steps", type=int, default=24,
+                        help="training steps timed with the batches read in the loop and by --workers workers")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     return parser.parse_args(argv)
 
@@ -56,7 +60,7 @@ def check_args(args) -> list:
     for flag, value, low in (("--clips", args.clips, 2), ("--shard-size", args.shard_size, 1),
                              ("--views", args.views, 2), ("--segment-size", args.segment_size, 16),
                              ("--workers", args.workers, 0), ("--batch-size", args.batch_size, 2),
-                             ("--batches", args.batches, 1)):
+                             ("--batches", args.batches, 1), ("--steps", args.steps, 1)):
         if value < low:
             raise bad_input(flag, f"an int >= {low}", value)
     if args.batch_size > args.clips:
@@ -104,7 +108,7 @@ def main(argv=None) -> int:
     sources = check_args(args)
     from avsdk.models import ModelConfig, build_model
     from avsdk.training.config import TrainConfig
-    from avsdk.training.fast import FeatureCache
+    from avsdk.training.fast import FeatureCache, PlannedBatches
     from avsdk.training.feature_cache import shard_feature_cache
     from avsdk.training.shards import ShardConfig, write_shards
     from avsdk.training.steps import Objective
@@ -161,6 +165,20 @@ def main(argv=None) -> int:
             steps.append(time.perf_counter() - start)
         reading["step_ms"] = round(1000 * float(np.median(steps[1:])), 1)
         reading["epoch_ms_per_clip"] = round((reading["disk_warm_ms"] + reading["step_ms"]) / batch, 2)
+        rng = np.random.default_rng(1)
+        plans = [cache.plan(rng.choice(len(cache), size=batch, replace=False), rng) for _ in range(args.steps)]
+        for workers in (0, args.workers):
+            batches = (cache.gather(plan) for plan in plans)
+            if workers:
+                batches = torch.utils.data.DataLoader(PlannedBatches(cache, plans), batch_size=None,
+                                                      num_workers=workers)
+            start = time.perf_counter()
+            for f1, f2, s1, s2, mel in batches:
+                loss = objective(f1, f2, mel, s1, s2, trunk_features=True, audio_embedded=False)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            reading[f"loop_ms_per_step_workers_{workers}"] = round(1000 * (time.perf_counter() - start) / args.steps, 1)
         result["reading"] = reading
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -173,14 +191,20 @@ def main(argv=None) -> int:
     return 0
 
 
+def _reader(key: str) -> str:
+    workers = key.rsplit("_", 1)[1]
+    return "in the loop" if workers == "0" else f"ahead by {workers} DataLoader worker(s)"
+
+
 def _markdown(r: dict) -> str:
     s, c, b, m = r["shards"], r["feature_cache"], r["reading"], r["machine"]
     workers = [k for k in c if k.startswith("workers_")]
     rows = [f"| shards, 1 worker ({s['pairs']} pairs; wall time, with the worker's start) | {s['ms_per_pair']} ms "
             f"| {s['kb_per_pair']} KB |",
             f"| ... in the worker (the shards' sidecars) | {s['worker_ms_per_source']} ms | |"]
-    rows += [f"| feature cache on disk, {r['settings']['views']} views, Felzenszwalb at {r['settings']['segment_size']}, "
-             f"DataLoader workers {k.split('_')[1]} | {c[k]['s_per_clip']} s | {c['mb_per_clip']} MB |" for k in workers]
+    what = f"feature cache on disk, {r['settings']['views']} views, Felzenszwalb at {r['settings']['segment_size']}"
+    rows += [f"| {what}, DataLoader workers {k.split('_')[1]} | {c[k]['s_per_clip']} s | {c['mb_per_clip']} MB |"
+             for k in workers]
     return "\n".join([
         "# Data at scale: measured per-clip costs",
         "",
@@ -198,10 +222,14 @@ def _markdown(r: dict) -> str:
         "|-----------|--------------|",
         f"| the in-RAM cache | {b['ram_ms']} |",
         f"| the disk cache, pages in RAM | {b['disk_warm_ms']} |",
-        f"| the disk cache, pages dropped first (posix_fadvise; a VM's host may still cache them) | {b['disk_cold_ms']} |",
+        "| the disk cache, pages dropped first (posix_fadvise; a VM's host may still cache them) | "
+        f"{b['disk_cold_ms']} |",
         f"| (one training step on that batch: forward, backward, AdamW) | {b['step_ms']} |",
         "",
         f"A fast-mode epoch on the disk cache, reading and stepping: {b['epoch_ms_per_clip']} ms per clip.",
+        "",
+        f"The training loop over {r['settings']['steps']} such batches, ms per step: "
+        + ", ".join(f"{b[k]} with the batches read {_reader(k)}" for k in b if k.startswith("loop_ms_per_step_")) + ".",
         "",
     ])
 

@@ -190,3 +190,21 @@ def test_a_frozen_soundnet_caches_its_embeddings_of_clip_shards(tiny_benchmark, 
     f1, f2, seg1, seg2, audio = cache.batch([0, 7, 11], np.random.default_rng(0))
     assert f1.shape == f2.shape == (3, 1280, 14, 14) and seg1 is seg2 is None
     assert audio.shape == (3, expected.shape[-1])
+
+
+def test_loader_workers_that_read_batches_ahead_train_the_same_weights(tiny_benchmark, shards, tmp_path):
+    """--num-workers reads the fast mode's batches in DataLoader workers, ahead of the steps; the
+    views are drawn in the training process, so the run is the one without workers."""
+    from avsdk.training.config import TrainConfig
+    from avsdk.training.train import train
+
+    runs = {}
+    for workers in (0, 2):
+        config = TrainConfig(data=str(tiny_benchmark), out=str(tmp_path / f"w{workers}"), shards=str(shards),
+                             feature_cache=str(tmp_path / "cache"), mode="fast", epochs=2, batch_size=4,
+                             clips_per_class=2, fast_views=3, segment_size=64, num_workers=workers, progress=False)
+        train(config)
+        runs[workers] = torch.load(tmp_path / f"w{workers}" / "last.pt", weights_only=True)
+    assert json.loads(runs[0]["state"])["history"] == json.loads(runs[2]["state"])["history"]
+    for name, value in runs[0]["objective"].items():
+        assert torch.equal(runs[2]["objective"][name], value), name

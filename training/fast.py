@@ -48,25 +48,62 @@ class FeatureCache:
     log_mel: torch.Tensor  # float32 [n, N, 1, 96, 64], or embeddings [n, A, D] when audio_embedded
     audio_embedded: bool = False
 
-    def audio(self, index: torch.Tensor, rng: np.random.Generator | None) -> torch.Tensor:
-        """The audio of clips ``index``: a random cached view each (view 0 when ``rng`` is None)."""
-        if not self.audio_embedded:
-            return self.log_mel[index]
-        views = self.log_mel.shape[1]
-        pick = torch.zeros(len(index), dtype=torch.long) if rng is None else torch.as_tensor(
-            rng.integers(0, views, size=len(index)))
-        return self.log_mel[index, pick]
+    def audio(self, index: torch.Tensor) -> torch.Tensor:
+        """The audio of clips ``index`` as heard at evaluation: the log-mel, or the embedding of
+        the clip itself (audio view 0)."""
+        return self.log_mel[index, 0] if self.audio_embedded else self.log_mel[index]
 
-    def batch(self, indices: Sequence[int], rng: np.random.Generator):
-        """Two different cached views per clip: (f1, f2 [B, C, 14, 14] float32, seg1, seg2, audio)."""
-        index = torch.as_tensor(list(indices))
-        first, second = (torch.as_tensor(v) for v in pick_views(rng, len(index), self.features.shape[1]))
+    def plan(self, indices: Sequence[int], rng: np.random.Generator) -> BatchPlan:
+        return plan_batch(indices, rng, self.features.shape[1], self.log_mel.shape[1] if self.audio_embedded else 0)
+
+    def gather(self, plan: BatchPlan):
+        """The planned batch: (f1, f2 [B, C, 14, 14] float32, seg1, seg2 or None, audio)."""
+        index, first, second = (torch.as_tensor(v) for v in (plan.index, plan.first, plan.second))
         f1 = self.features[index, first].float()
         f2 = self.features[index, second].float()
         seg1 = seg2 = None
         if self.segments is not None:
             seg1, seg2 = self.segments[index, first].long(), self.segments[index, second].long()
-        return f1, f2, seg1, seg2, self.audio(index, rng)
+        audio = self.log_mel[index] if plan.audio is None else self.log_mel[index, torch.as_tensor(plan.audio)]
+        return f1, f2, seg1, seg2, audio
+
+    def batch(self, indices: Sequence[int], rng: np.random.Generator):
+        """Two different cached views per clip: (f1, f2 [B, C, 14, 14] float32, seg1, seg2, audio)."""
+        return self.gather(self.plan(indices, rng))
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """What a training batch takes from a cache: its clips, two different views of each, and,
+    for cached audio embeddings, the audio view of each (None: the clip's log-mel)."""
+
+    index: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+    audio: np.ndarray | None
+
+
+def plan_batch(indices: Sequence[int], rng: np.random.Generator, views: int, audio_views: int = 0) -> BatchPlan:
+    """Draw a batch's views from ``rng``: two different ones of ``views`` per clip, then an
+    audio view of ``audio_views`` (0: none to draw)."""
+    index = np.asarray(list(indices))
+    first, second = pick_views(rng, len(index), views)
+    audio = rng.integers(0, audio_views, size=len(index)) if audio_views else None
+    return BatchPlan(index, first, second, audio)
+
+
+class PlannedBatches(torch.utils.data.Dataset):
+    """The planned batches of an epoch, gathered from ``cache`` (a DataLoader with workers reads
+    them ahead of the steps; ``batch_size=None``)."""
+
+    def __init__(self, cache, plans: Sequence[BatchPlan]):
+        self.cache, self.plans = cache, plans
+
+    def __len__(self) -> int:
+        return len(self.plans)
+
+    def __getitem__(self, i: int):
+        return self.cache.gather(self.plans[i])
 
 
 def plural(count: int, noun: str) -> str:
@@ -221,7 +258,7 @@ def cached_maps(objective, cache: FeatureCache, batch_size: int = 64) -> np.ndar
     for start in range(0, cache.features.shape[0], batch_size):
         v = model.project(cache.features[start : start + batch_size, 0].to(device).float())
         index = torch.arange(start, min(start + batch_size, cache.features.shape[0]))
-        emb, a = model.audio_features(cache.audio(index, None).to(device), embedded=cache.audio_embedded)
+        emb, a = model.audio_features(cache.audio(index).to(device), embedded=cache.audio_embedded)
         v = model.refine(v, emb)
         maps.append(model.similarity_map(v, a).float().cpu().numpy())
     model.train(was_training)

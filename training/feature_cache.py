@@ -48,7 +48,7 @@ import torch
 from avsdk._atomic import write_atomic
 from avsdk.errors import bad_input
 
-from .fast import _audio_embeddings, check_views, feature_batches, pick_views, plural
+from .fast import BatchPlan, _audio_embeddings, check_views, feature_batches, plan_batch, plural
 
 log = logging.getLogger(__name__)
 FILES = ("features.npy", "segments.npy", "audio.npy")
@@ -124,27 +124,30 @@ class DiskFeatureCache:
         part = np.searchsorted(self.offsets, index, side="right") - 1
         return part, index - self.offsets[part]
 
-    def batch(self, indices: Sequence[int], rng: np.random.Generator):
-        """As FeatureCache.batch: (f1, f2 float32 [B, C, 14, 14], seg1, seg2, audio), two
-        different views per clip, read from the memory-mapped shards."""
-        index = np.asarray(list(indices))
-        first, second = pick_views(rng, len(index), self.views)
-        parts, rows = self._locate(index)
+    def plan(self, indices: Sequence[int], rng: np.random.Generator) -> BatchPlan:
+        return plan_batch(indices, rng, self.views, self.parts[0].audio.shape[1] if self.audio_embedded else 0)
+
+    def gather(self, plan: BatchPlan):
+        """As FeatureCache.gather: (f1, f2 float32 [B, C, 14, 14], seg1, seg2, audio), read from
+        the memory-mapped shards."""
+        parts, rows = self._locate(plan.index)
         f1, f2, s1, s2, audio = [], [], [], [], []
-        for part, row, a, b in zip(parts, rows, first, second):
+        for i, (part, row, a, b) in enumerate(zip(parts, rows, plan.first, plan.second)):
             shard = self.parts[part]
             f1.append(shard.features[row, a])
             f2.append(shard.features[row, b])
             if shard.segments is not None:
                 s1.append(shard.segments[row, a])
                 s2.append(shard.segments[row, b])
-            audio.append(shard.audio[row])
-        audio = torch.from_numpy(np.stack(audio))
-        if self.audio_embedded:  # a random cached audio view per clip, as FeatureCache.audio
-            audio = audio[torch.arange(len(index)), torch.as_tensor(rng.integers(0, audio.shape[1], size=len(index)))]
+            audio.append(shard.audio[row] if plan.audio is None else shard.audio[row, plan.audio[i]])
         segments = (None, None) if not s1 else (torch.from_numpy(np.stack(s1)).long(),
                                                  torch.from_numpy(np.stack(s2)).long())
-        return (torch.from_numpy(np.stack(f1)).float(), torch.from_numpy(np.stack(f2)).float(), *segments, audio)
+        return (torch.from_numpy(np.stack(f1)).float(), torch.from_numpy(np.stack(f2)).float(), *segments,
+                torch.from_numpy(np.stack(audio)))
+
+    def batch(self, indices: Sequence[int], rng: np.random.Generator):
+        """As FeatureCache.batch: the same draws, so the same batch from the same features."""
+        return self.gather(self.plan(indices, rng))
 
 
 def shard_index(path: Path) -> int:

@@ -194,10 +194,16 @@ def _batches(config, objective, samples, rank, world, device, caches=None, steps
                                    progress=config.progress and rank == 0)
 
         def epoch_batches(epoch):
+            from .fast import PlannedBatches
+
             sampler.set_epoch(epoch)
             rng = np.random.default_rng((config.seed, epoch, rank, 1))
-            for indices in sampler:
-                f1, f2, s1, s2, mel = cache.batch(indices, rng)
+            plans = [cache.plan(indices, rng) for indices in sampler]  # the views drawn here, in order
+            batches = (cache.gather(plan) for plan in plans)
+            if config.num_workers:  # workers read the batches ahead of the steps
+                batches = torch.utils.data.DataLoader(PlannedBatches(cache, plans), batch_size=None,
+                                                      num_workers=config.num_workers)
+            for f1, f2, s1, s2, mel in batches:
                 yield (f1.to(device), f2.to(device), mel.to(device),
                        None if s1 is None else s1.to(device), None if s2 is None else s2.to(device), True,
                        cache.audio_embedded)
