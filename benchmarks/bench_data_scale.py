@@ -158,7 +158,7 @@ def main(argv=None) -> int:
         steps = []
         for _ in range(4):
             start = time.perf_counter()
-            loss = objective(f1, f2, mel, s1, s2, trunk_features=True, audio_embedded=False)
+            loss = objective(f1.float(), f2.float(), mel, s1, s2, trunk_features=True, audio_embedded=False)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -174,7 +174,7 @@ def main(argv=None) -> int:
                                                       num_workers=workers)
             start = time.perf_counter()
             for f1, f2, s1, s2, mel in batches:
-                loss = objective(f1, f2, mel, s1, s2, trunk_features=True, audio_embedded=False)
+                loss = objective(f1.float(), f2.float(), mel, s1, s2, trunk_features=True, audio_embedded=False)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -68,7 +68,7 @@ def train_variant(name, options, cache, val_cache, labels, targets, args):
         losses = []
         for indices in sampler:
             f1, f2, s1, s2, mel = cache.batch(indices, rng)
-            loss = objective(f1, f2, mel, s1, s2, trunk_features=True)
+            loss = objective(f1.float(), f2.float(), mel, s1, s2, trunk_features=True)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -128,7 +128,7 @@ class DiskFeatureCache:
         return plan_batch(indices, rng, self.views, self.parts[0].audio.shape[1] if self.audio_embedded else 0)
 
     def gather(self, plan: BatchPlan):
-        """As FeatureCache.gather: (f1, f2 float32 [B, C, 14, 14], seg1, seg2, audio), read from
+        """As FeatureCache.gather: (f1, f2 float16 [B, C, 14, 14], seg1, seg2, audio), read from
         the memory-mapped shards."""
         parts, rows = self._locate(plan.index)
         f1, f2, s1, s2, audio = [], [], [], [], []
@@ -142,7 +142,7 @@ class DiskFeatureCache:
             audio.append(shard.audio[row] if plan.audio is None else shard.audio[row, plan.audio[i]])
         segments = (None, None) if not s1 else (torch.from_numpy(np.stack(s1)).long(),
                                                  torch.from_numpy(np.stack(s2)).long())
-        return (torch.from_numpy(np.stack(f1)).float(), torch.from_numpy(np.stack(f2)).float(), *segments,
+        return (torch.from_numpy(np.stack(f1)), torch.from_numpy(np.stack(f2)), *segments,
                 torch.from_numpy(np.stack(audio)))
 
     def batch(self, indices: Sequence[int], rng: np.random.Generator):

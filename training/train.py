@@ -203,8 +203,8 @@ def _batches(config, objective, samples, rank, world, device, caches=None, steps
             if config.num_workers:  # workers read the batches ahead of the steps
                 batches = torch.utils.data.DataLoader(PlannedBatches(cache, plans), batch_size=None,
                                                       num_workers=config.num_workers)
-            for f1, f2, s1, s2, mel in batches:
-                yield (f1.to(device), f2.to(device), mel.to(device),
+            for f1, f2, s1, s2, mel in batches:  # features arrive as float16: converted on the device
+                yield (f1.to(device).float(), f2.to(device).float(), mel.to(device),
                        None if s1 is None else s1.to(device), None if s2 is None else s2.to(device), True,
                        cache.audio_embedded)
 
