@@ -13,8 +13,8 @@ without a run);
 trained into again without ``--resume`` or ``--overwrite``. With ``--shards`` (avsdk.training.shards)
 each process trains on its own shards instead of the train split; validation stays on --data's;
 the fast mode then caches each shard's trunk features on disk (avsdk.training.feature_cache).
-``--num-workers`` DataLoader workers make the views (full mode) or the cached views and
-segments (fast mode).
+``--num-workers`` DataLoader workers make the views (full mode), or, in the fast mode, the
+cached views and segments and then read the batches from the cache ahead of the steps.
 """
 from __future__ import annotations
 
