@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .ingest import Source
 
+
 class TimedOut(BaseException):
     """Raised by the SIGALRM handler of within. A BaseException, so that the ``except
     Exception`` of read_pairs and of the decoders lets it through."""
