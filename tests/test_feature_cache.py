@@ -208,3 +208,13 @@ def test_loader_workers_that_read_batches_ahead_train_the_same_weights(tiny_benc
     assert json.loads(runs[0]["state"])["history"] == json.loads(runs[2]["state"])["history"]
     for name, value in runs[0]["objective"].items():
         assert torch.equal(runs[2]["objective"][name], value), name
+
+
+def test_shards_written_over_take_their_feature_caches_with_them(model, tiny_benchmark, tmp_path):
+    out = tmp_path / "shards"
+    sources = benchmark_sources(tiny_benchmark, "train")
+    write_shards(sources, out, ShardConfig(shard_size=6), progress=False)
+    shard_feature_cache(model, out, None, progress=False, **SETTINGS)  # the default place: shards/features
+    assert len(list((out / "features").iterdir())) == 1
+    write_shards(sources[:6], out, ShardConfig(shard_size=6), overwrite=True, progress=False)
+    assert not (out / "features").exists()

@@ -22,7 +22,8 @@ Layout (``root`` is ``--feature-cache``, by default ``<shards>/features``)::
 The settings are the trunk (name and a digest of its weights), the audio input (and a digest of
 a frozen audio backbone's weights), the number of views, scheme, seed, segmentation, the
 evaluation view's size and the shards' plan.json: a change in any of them is another digest,
-so a cache is never used for features it does not hold. Sample ``i`` of shard ``s`` draws its
+so a cache is never used for features it does not hold. Shards written over
+(avsdk.training.shards, ``overwrite``) take ``<shards>/features`` with them. Sample ``i`` of shard ``s`` draws its
 random views from ``np.random.default_rng((seed, s, i))``, so a shard's cache is the same
 whichever process builds it and however many there are (a run resumed on another number of
 GPUs reuses every shard built before).

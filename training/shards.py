@@ -183,6 +183,11 @@ def _check_plan(out: Path, sources, config: ShardConfig, count: int, overwrite: 
         for old in [*out.glob("shard-*.tar"), *out.glob("shard-*.json"), *out.glob("shard-*.hung"),
                     *out.glob("shard-*.watch"), out / "summary.json", out / "skipped.jsonl"]:
             old.unlink(missing_ok=True)
+        if (out / "features").is_dir():  # the fast mode's feature caches of the old shards (training.feature_cache)
+            import shutil
+
+            log.info("removing %s: the feature caches of the shards written over", out / "features")
+            shutil.rmtree(out / "features")
     text = json.dumps(plan, indent=1).encode()
     write_atomic(path, lambda handle: handle.write(text))
 
