@@ -350,6 +350,21 @@ def train(config: TrainConfig, caches: dict | None = None) -> dict:
     return summary
 
 
+INT_FLAGS = {
+    "epochs": "epochs to train",
+    "batch_size": "clips per step and process",
+    "clips_per_class": "clips of one class kept together in a batch (0: a plain shuffle)",
+    "fast_views": "fast mode: cached views per image",
+    "segment_size": "side of the image Felzenszwalb segments (256 as the reference)",
+    "seed": "seed of the initialisation, views and batches",
+    "eval_every": "epochs between validation runs",
+    "val_limit": "validate on at most this many val samples (0: all)",
+    "num_workers": "DataLoader workers: views (full mode); cached views, then batches read ahead (fast mode)",
+    "max_steps": "stop after this many optimiser steps (0: no limit)",
+    "dist_timeout_minutes": "torchrun: minutes a process waits for the others at a collective",
+}
+
+
 def parse_args(argv=None) -> TrainConfig:
     p = argparse.ArgumentParser(prog="python -m avsdk.training.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="benchmark root (avsdk.datasets.build_benchmark)")
@@ -373,9 +388,9 @@ def parse_args(argv=None) -> TrainConfig:
                    help="ReLU on the visual map and audio vector (ModelConfig.nonnegative); "
                         "default: on for efficientnet_lite0 (edge), off for the published trunks")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    for name in ("epochs", "batch_size", "clips_per_class", "fast_views", "segment_size", "seed", "eval_every", "val_limit",
-                 "num_workers", "max_steps", "dist_timeout_minutes"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=fields[name].default)
+    for name, what in INT_FLAGS.items():
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=fields[name].default,
+                       help=f"{what} (default %(default)s)")
     for name in ("lr", "lr_audio", "lr_pcm", "lr_head", "weight_decay", "tau", "negative_ratio", "retain"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=fields[name].default)
     p.add_argument("--device", default="cpu")
