@@ -174,7 +174,7 @@ def test_training_on_shards_killed_while_caching_and_while_training_ends_as_the_
 def test_a_frozen_soundnet_caches_its_embeddings_of_clip_shards(tiny_benchmark, shards, tmp_path):
     """SoundNet (frozen audio backbone) needs the waveform: shards written with --audio clip
     give the in-RAM embeddings of each shard's audio views; log-mel shards are refused."""
-    from avsdk.training.fast import _audio_embeddings
+    from avsdk.training.fast import audio_embeddings
 
     model = build_model(ModelConfig(audio="soundnet", embed_dim=1000), pretrained=False).eval()
     with pytest.raises(InputError, match=r"^shards: expected shards written with --audio clip"):
@@ -185,7 +185,7 @@ def test_a_frozen_soundnet_caches_its_embeddings_of_clip_shards(tiny_benchmark, 
     cache = shard_feature_cache(model, clips, tmp_path / "cache", 2, "sacl", 0, False, audio_views=3, progress=False)
     assert cache.audio_embedded and cache.parts[0].segments is None
     for number, shard in enumerate(complete_shards(clips)):
-        expected = _audio_embeddings(model, shard_records(shard), 3, (0, 7, number), 16, progress=False)
+        expected = audio_embeddings(model, shard_records(shard), 3, (0, 7, number), 16, progress=False)
         assert torch.equal(torch.from_numpy(np.array(cache.parts[number].audio)), expected)
     f1, f2, seg1, seg2, audio = cache.batch([0, 7, 11], np.random.default_rng(0))
     assert f1.shape == f2.shape == (3, 1280, 14, 14) and seg1 is seg2 is None

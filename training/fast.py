@@ -204,7 +204,7 @@ def build_cache(model, samples: Sequence, views: int, scheme: str, seed: int, se
         segments.append(ids)
         log_mels.append(log_mel)
     embedded = model.audio_spec.kind == "waveform"
-    audio = (_audio_embeddings(model, samples, audio_views, (seed, 7), batch_images, progress) if embedded
+    audio = (audio_embeddings(model, samples, audio_views, (seed, 7), batch_images, progress) if embedded
              else torch.cat(log_mels))
     return FeatureCache(
         features=torch.cat(features),
@@ -219,7 +219,7 @@ def check_views(views: int, size: int) -> None:
         raise bad_input("views", f"at most 2 with size={size} (the random views are 224x224)", views)
 
 
-def _audio_embeddings(model, samples: Sequence, views: int, key: tuple, batch: int, progress: bool) -> torch.Tensor:
+def audio_embeddings(model, samples: Sequence, views: int, key: tuple, batch: int, progress: bool) -> torch.Tensor:
     """The frozen audio backbone's embedding of ``views`` views of every clip, float32 [n, A, D]
     (the views drawn from ``np.random.default_rng(key)``; mixes take other clips of ``samples``)."""
     from avsdk.audio import load_audio, to_mono_16k

@@ -49,7 +49,7 @@ import torch
 from avsdk._atomic import write_atomic
 from avsdk.errors import bad_input
 
-from .fast import BatchPlan, _audio_embeddings, check_views, feature_batches, plan_batch, plural
+from .fast import BatchPlan, audio_embeddings, check_views, feature_batches, plan_batch, plural
 
 log = logging.getLogger(__name__)
 FILES = ("features.npy", "segments.npy", "audio.npy")
@@ -186,7 +186,7 @@ def build_shard(model, shard: Path, folder: Path, settings: dict, batch_images: 
                 arrays[name][start : start + len(value)] = value
             start += len(out)
         if "audio_views" in settings:  # a frozen audio backbone: its embeddings of the clip's audio views
-            embedded = _audio_embeddings(model, records, settings["audio_views"], (settings["seed"], 7, number),
+            embedded = audio_embeddings(model, records, settings["audio_views"], (settings["seed"], 7, number),
                                          batch_images, progress=False).numpy()
             np.save(partial / "audio.npy", embedded)
         for array in arrays.values():

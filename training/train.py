@@ -125,8 +125,8 @@ def _feature_cache(caches, model, samples, split: str, config: TrainConfig, view
     from .fast import build_cache
 
     audio_views = config.fast_audio_views if split == "train" else 1
-    key = (config.data, config.shards, split, len(samples), config.model.visual, config.model.audio, views,
-           audio_views, config.scheme, config.seed, segment, config.segment_size, size)
+    key = (config.data, split, len(samples), config.model.visual, config.model.audio, views, audio_views,
+           config.scheme, config.seed, segment, config.segment_size, size)
     if caches is not None and key in caches:
         return caches[key]
     cache = build_cache(model, samples, views, config.scheme, config.seed, segment=segment,
@@ -137,14 +137,19 @@ def _feature_cache(caches, model, samples, split: str, config: TrainConfig, view
     return cache
 
 
+def _segmented(config: TrainConfig) -> bool:
+    """Whether training needs the Felzenszwalb segments (SACL's positive region "segments")."""
+    return config.scheme == "sacl" and config.positive_region == "segments"
+
+
 def _shard_features(config: TrainConfig, model, rank: int, world: int):
     """The fast mode's DiskFeatureCache of this process's shards (built where missing)."""
     from .feature_cache import shard_feature_cache
 
-    segment = config.scheme == "sacl" and config.positive_region == "segments"
     return shard_feature_cache(model, config.shards, config.feature_cache, config.fast_views, config.scheme,
-                               config.seed, segment, config.segment_size, config.fast_audio_views, rank=rank,
-                               world=world, num_workers=config.num_workers, progress=config.progress and rank == 0)
+                               config.seed, _segmented(config), config.segment_size, config.fast_audio_views,
+                               rank=rank, world=world, num_workers=config.num_workers,
+                               progress=config.progress and rank == 0)
 
 
 class Validator:
@@ -187,7 +192,7 @@ def _batches(config, objective, samples, rank, world, device, caches=None, steps
         sampler = GroupedBatches(labels, config.batch_size, config.clips_per_class, config.seed, limit=steps)
     else:
         sampler = GroupedBatches(labels, config.batch_size, config.clips_per_class, config.seed, rank, world)
-    segment = config.scheme == "sacl" and config.positive_region == "segments"
+    segment = _segmented(config)
     if config.mode == "fast":
         if cache is None:
             cache = _feature_cache(caches, objective.model, samples, "train", config, config.fast_views, segment,
